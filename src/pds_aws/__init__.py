@@ -1,0 +1,1 @@
+"""pds-aws: a Bluesky PDS on AWS, deployed from one config file."""

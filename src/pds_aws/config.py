@@ -1,0 +1,276 @@
+"""The deployment config: the only reader of the TOML file.
+
+Every part of pds-aws (the CDK app, the local runtime, the CLI, the cost model) gets its
+settings from `load_config`, validated once here. A wrong value stops everything with a
+message naming the file, the key, the bad value and a valid example.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pds_aws.versions import PDS_IMAGE_TAG
+
+DEFAULT_CONFIG_FILE = "pds.example.toml"
+
+# Fargate's valid task sizes: CPU units -> allowed memory (MiB).
+FARGATE_SIZES: dict[int, tuple[int, ...]] = {
+    256: (512, 1024, 2048),
+    512: tuple(range(1024, 4096 + 1, 1024)),
+    1024: tuple(range(2048, 8192 + 1, 1024)),
+    2048: tuple(range(4096, 16384 + 1, 1024)),
+    4096: tuple(range(8192, 30720 + 1, 1024)),
+    8192: tuple(range(16384, 61440 + 1, 4096)),
+    16384: tuple(range(32768, 122880 + 1, 8192)),
+}
+
+# Commercial regions where Fargate, SES and KMS secp256k1 keys are all offered.
+AWS_REGIONS: frozenset[str] = frozenset(
+    {
+        "us-east-1", "us-east-2", "us-west-1", "us-west-2", "ca-central-1", "ca-west-1",
+        "sa-east-1", "eu-west-1", "eu-west-2", "eu-west-3", "eu-central-1", "eu-central-2",
+        "eu-north-1", "eu-south-1", "eu-south-2", "ap-south-1", "ap-south-2",
+        "ap-northeast-1", "ap-northeast-2", "ap-northeast-3", "ap-southeast-1",
+        "ap-southeast-2", "ap-southeast-3", "ap-southeast-4", "ap-east-1", "me-south-1",
+        "me-central-1", "il-central-1", "af-south-1",
+    }
+)
+
+_LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
+_DOMAIN_RE = re.compile(rf"^(?=.{{1,253}}$)({_LABEL}\.)+[a-z]{{2,63}}$")
+_EMAIL_RE = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@([a-z0-9-]+\.)+[a-z]{2,63}$")
+_ZONE_ID_RE = re.compile(r"^Z[A-Z0-9]{4,31}$")
+_ACCOUNT_RE = re.compile(r"^\d{12}$")
+_IMAGE_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+
+
+class ConfigError(Exception):
+    """A config problem, already worded for the person who wrote the file."""
+
+
+class Mode(str, Enum):
+    TEST = "test"  # everything is deleted with the stack
+    PROD = "prod"  # data (buckets, rotation key, secrets, logs) is retained
+
+
+class Architecture(str, Enum):
+    ARM64 = "arm64"
+    X86_64 = "x86_64"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_email(value: str) -> str:
+    if not _EMAIL_RE.match(value):
+        raise ValueError("is not an e-mail address; example: 'ops@example.com'")
+    return value
+
+
+class PdsSettings(_Section):
+    domain: str
+    hosted_zone_id: str
+    hosted_zone_name: str
+    image_tag: str = PDS_IMAGE_TAG
+    invite_required: bool = True
+    # Handle suffixes users may register under; default: '.<domain>'.
+    handle_domains: tuple[str, ...] = ()
+    blob_upload_limit_bytes: Annotated[int, Field(ge=1_000_000, le=1_000_000_000)] = 104_857_600
+    email_from: str = ""
+    contact_email: str = ""
+    plc_url: str = "https://plc.directory"
+    app_view_url: str = "https://api.bsky.app"
+    app_view_did: str = "did:web:api.bsky.app"
+    report_service_url: str = "https://mod.bsky.app"
+    report_service_did: str = "did:plc:ar7c4by46qjdydhdevvrndac"
+    crawlers: tuple[str, ...] = ("https://bsky.network",)
+    log_level: Literal["trace", "debug", "info", "warn", "error", "fatal"] = "info"
+
+    @field_validator("domain", "hosted_zone_name", mode="before")
+    @classmethod
+    def _domain(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip().rstrip(".")
+            if not _DOMAIN_RE.match(value):
+                raise ValueError("is not a valid lower-case DNS name; example: 'pds.example.com'")
+        return value
+
+    @field_validator("hosted_zone_id")
+    @classmethod
+    def _zone_id(cls, value: str) -> str:
+        if not _ZONE_ID_RE.match(value):
+            raise ValueError(
+                "is not a Route 53 hosted zone id; copy it from the Route 53 console, "
+                "example: 'Z0123456789ABCDEFGHIJ'"
+            )
+        return value
+
+    @field_validator("image_tag")
+    @classmethod
+    def _image_tag(cls, value: str) -> str:
+        if value == "latest" or not _IMAGE_TAG_RE.match(value):
+            raise ValueError(f"must be a pinned image tag such as '{PDS_IMAGE_TAG}'")
+        return value
+
+    @field_validator("email_from", "contact_email")
+    @classmethod
+    def _optional_email(cls, value: str) -> str:
+        return _check_email(value) if value else value
+
+    @field_validator("handle_domains")
+    @classmethod
+    def _handle_domains(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for suffix in value:
+            if not suffix.startswith(".") or not _DOMAIN_RE.match(suffix[1:]):
+                raise ValueError(f"entry {suffix!r} must be '.' + a domain, example: '.example.com'")
+        return value
+
+    @field_validator("crawlers", "plc_url", "app_view_url", "report_service_url")
+    @classmethod
+    def _https(cls, value: Any) -> Any:
+        for url in (value,) if isinstance(value, str) else value:
+            if not url.startswith("https://"):
+                raise ValueError(f"{url!r} must be an https:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _zone_contains_domain(self) -> PdsSettings:
+        if self.domain != self.hosted_zone_name and not self.domain.endswith(
+            "." + self.hosted_zone_name
+        ):
+            raise ValueError(
+                f"hosted_zone_name {self.hosted_zone_name!r} is not a suffix of domain "
+                f"{self.domain!r}; the zone must contain the PDS domain, example: domain = "
+                f"'pds.example.com' with hosted_zone_name = 'example.com'"
+            )
+        return self
+
+    @property
+    def service_handle_domains(self) -> tuple[str, ...]:
+        return self.handle_domains or ("." + self.domain,)
+
+    @property
+    def email_from_address(self) -> str:
+        return self.email_from or f"noreply@{self.domain}"
+
+
+class AwsSettings(_Section):
+    account: str
+    region: str
+    mode: Mode = Mode.TEST
+    stack_name: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9-]{0,127}$")] = "BlueskyPds"
+
+    @field_validator("account")
+    @classmethod
+    def _account(cls, value: Any) -> str:
+        value = str(value)
+        if not _ACCOUNT_RE.match(value):
+            raise ValueError("must be a 12-digit AWS account id, example: '123456789012'")
+        return value
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        if value not in AWS_REGIONS:
+            raise ValueError(
+                "is not an AWS region with Fargate, SES and secp256k1 KMS keys; "
+                "example: 'us-east-2'"
+            )
+        return value
+
+
+class TaskSettings(_Section):
+    cpu: int = 1024
+    memory: int = 2048
+    architecture: Architecture = Architecture.ARM64
+    ephemeral_storage_gib: Annotated[int, Field(ge=21, le=200)] = 21
+    spot: bool = False
+
+    @model_validator(mode="after")
+    def _fargate_size(self) -> TaskSettings:
+        if self.cpu not in FARGATE_SIZES:
+            raise ValueError(
+                f"cpu = {self.cpu} is not a Fargate CPU value; use one of "
+                f"{sorted(FARGATE_SIZES)}, example: cpu = 1024"
+            )
+        allowed = FARGATE_SIZES[self.cpu]
+        if self.memory not in allowed:
+            raise ValueError(
+                f"memory = {self.memory} is not valid with cpu = {self.cpu}; Fargate allows "
+                f"{allowed[0]}..{allowed[-1]} MiB in steps of {allowed[1] - allowed[0]}, "
+                f"example: cpu = {self.cpu}, memory = {allowed[0]}"
+            )
+        return self
+
+
+class MonitoringSettings(_Section):
+    alarm_emails: tuple[str, ...] = ()
+    log_retention_days: Literal[
+        1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 3653
+    ] = 30
+
+    @field_validator("alarm_emails")
+    @classmethod
+    def _emails(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for email in value:
+            _check_email(email)
+        return value
+
+
+class Config(_Section):
+    pds: PdsSettings
+    aws: AwsSettings
+    task: TaskSettings = TaskSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
+    source: Path = Path(DEFAULT_CONFIG_FILE)
+
+    @property
+    def is_prod(self) -> bool:
+        return self.aws.mode is Mode.PROD
+
+
+def _describe(error: dict[str, Any], data: dict[str, Any]) -> str:
+    loc = [str(part) for part in error["loc"]]
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "missing":
+        return f"[{'.'.join(loc[:-1]) or 'top level'}] {loc[-1]} is missing; add it (see pds.example.toml)"
+    if error["type"] == "extra_forbidden":
+        return f"[{'.'.join(loc[:-1])}] {loc[-1]} is not a known setting; check its spelling against pds.example.toml"
+    value: Any = data
+    for part in error["loc"]:
+        value = value.get(part) if isinstance(value, dict) else None
+    key = ".".join(loc)
+    if value is None or isinstance(value, dict):
+        return f"{key}: {message}"
+    return f"{key} = {value!r}: {message}"
+
+
+def parse_config(data: dict[str, Any], source: Path = Path(DEFAULT_CONFIG_FILE)) -> Config:
+    """Validate already-parsed TOML data; raise ConfigError with every problem found."""
+    try:
+        return Config.model_validate({**data, "source": source})
+    except ValidationError as exc:
+        problems = "\n".join(f"  - {_describe(e, data)}" for e in exc.errors())
+        raise ConfigError(f"{source}: invalid config:\n{problems}") from None
+
+
+def load_config(path: str | Path = DEFAULT_CONFIG_FILE) -> Config:
+    """Read and validate the TOML config at `path`."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(
+            f"{path}: config file not found; copy pds.example.toml to {path.name} and set "
+            f"your domain and hosted zone, or pass another file with -c config=PATH"
+        )
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc}); fix the line it names") from None
+    return parse_config(data, path)

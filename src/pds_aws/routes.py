@@ -1,0 +1,58 @@
+"""The PDS path table: the one place that says which paths reach the PDS.
+
+The ALB listener rules (edge.py) and the local edge proxy (local/edge.py) are both built
+from this table, so what is reachable locally is what is reachable on AWS.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from enum import Enum
+
+# What @atproto/pds serves. /xrpc/* covers the health check and the subscribeRepos websocket.
+PDS_PATH_PATTERNS: tuple[str, ...] = (
+    "/xrpc/*",
+    "/.well-known/*",
+    "/oauth/*",
+    "/@atproto/*",
+    "/account",
+    "/account/*",
+    "/",
+)
+ROBOTS_PATH = "/robots.txt"
+ROBOTS_TXT = "User-agent: *\nDisallow: /\n"
+HEALTH_CHECK_PATH = "/xrpc/_health"
+DENIED_BODY = "Forbidden"
+# An ALB listener rule takes at most five path-pattern values.
+ALB_PATTERNS_PER_RULE = 5
+
+
+class Route(Enum):
+    PDS = "pds"
+    ROBOTS = "robots"
+    DENIED = "denied"
+
+
+def alb_rule_groups() -> list[tuple[str, ...]]:
+    """The PDS patterns split into groups an ALB rule accepts, in table order."""
+    patterns = PDS_PATH_PATTERNS
+    return [
+        patterns[i : i + ALB_PATTERNS_PER_RULE]
+        for i in range(0, len(patterns), ALB_PATTERNS_PER_RULE)
+    ]
+
+
+def _matches(pattern: str, path: str) -> bool:
+    # ALB path patterns: case-sensitive, '*' matches any run of characters (slashes too),
+    # '?' one character; the query string is not part of the path.
+    return fnmatch.fnmatchcase(path, pattern)
+
+
+def route(path: str) -> Route:
+    """Where the ALB sends a request for `path` (query string excluded)."""
+    path = path.split("?", 1)[0]
+    if path == ROBOTS_PATH:
+        return Route.ROBOTS
+    if any(_matches(p, path) for p in PDS_PATH_PATTERNS):
+        return Route.PDS
+    return Route.DENIED
