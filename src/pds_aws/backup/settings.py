@@ -1,0 +1,102 @@
+"""The sidecar's settings, read once from its environment (the task definition sets them)."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import sys
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+DEFAULT_DATA_DIRECTORY = "/pds"
+
+
+class SettingsError(Exception):
+    """A missing or malformed environment variable; the message names it and the fix."""
+
+
+@dataclass(frozen=True)
+class BackupUrl:
+    """Where backups live: an S3 bucket + key prefix, or a local directory (`file://`)."""
+
+    scheme: Literal["s3", "file"]
+    bucket: str  # "" for file://
+    prefix: str  # S3 key prefix without slashes at either end; for file:// the absolute path
+
+    def __str__(self) -> str:
+        if self.scheme == "s3":
+            return f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+        return f"file://{self.prefix}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    backup_url: BackupUrl
+    region: str | None
+    s3_endpoint: str | None
+    state_dir: Path
+    litestream_bin: str
+
+
+def parse_backup_url(value: str) -> BackupUrl:
+    """Parse `BACKUP_URL`: `s3://bucket/prefix` (prefix optional) or `file:///absolute/path`."""
+    example = "s3://my-backup-bucket/pds or file:///var/backups/pds"
+    parts = urlsplit(value.strip())
+    if parts.scheme == "s3":
+        if not parts.netloc:
+            raise SettingsError(f"BACKUP_URL={value!r} has no bucket name; use e.g. {example}")
+        if parts.query or parts.fragment:
+            raise SettingsError(
+                f"BACKUP_URL={value!r} must not carry a query; set the endpoint with "
+                "AWS_ENDPOINT_URL_S3 and the region with AWS_REGION"
+            )
+        return BackupUrl("s3", parts.netloc, parts.path.strip("/"))
+    if parts.scheme == "file":
+        if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
+            raise SettingsError(
+                f"BACKUP_URL={value!r} must be an absolute file:/// URL; e.g. {example}"
+            )
+        return BackupUrl("file", "", parts.path.rstrip("/") or "/")
+    raise SettingsError(f"BACKUP_URL={value!r} is neither s3:// nor file://; use e.g. {example}")
+
+
+def default_state_dir(data_dir: Path) -> Path:
+    """Per data directory, so two local runtimes on one machine never share a health marker."""
+    digest = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"pds-aws-backup-{digest}"
+
+
+def find_litestream() -> str:
+    beside_python = Path(sys.executable).parent / "litestream"
+    if beside_python.is_file():
+        return str(beside_python)
+    return shutil.which("litestream") or "litestream"
+
+
+def settings_from_env(env: Mapping[str, str]) -> Settings:
+    url = env.get("BACKUP_URL", "").strip()
+    if not url:
+        raise SettingsError(
+            "BACKUP_URL is not set; set it to s3://BUCKET/PREFIX (the backup bucket) "
+            "or file:///PATH for a local run"
+        )
+    data_dir = Path(env.get("PDS_DATA_DIRECTORY") or DEFAULT_DATA_DIRECTORY)
+    if not data_dir.is_absolute():
+        raise SettingsError(
+            f"PDS_DATA_DIRECTORY={str(data_dir)!r} must be an absolute path such as /pds"
+        )
+    endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or None
+    state = env.get("BACKUP_STATE_DIRECTORY")
+    return Settings(
+        data_dir=data_dir,
+        backup_url=parse_backup_url(url),
+        region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
+        s3_endpoint=endpoint,
+        state_dir=Path(state) if state else default_state_dir(data_dir),
+        litestream_bin=env.get("LITESTREAM_BIN") or find_litestream(),
+    )
