@@ -224,11 +224,32 @@ class MonitoringSettings(_Section):
         return value
 
 
+_SCHEDULE_RE = re.compile(
+    r"^(rate\(([1-9]\d*) (minute|minutes|hour|hours|day|days)\)|cron\(\S+( \S+){5}\))$"
+)
+
+
+class BackupSettings(_Section):
+    # EventBridge schedule of the restore drill (a one-off Fargate task); UTC.
+    drill_schedule: str = "cron(0 4 ? * SUN *)"
+
+    @field_validator("drill_schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        if not _SCHEDULE_RE.match(value):
+            raise ValueError(
+                "is not an EventBridge schedule expression; example: 'cron(0 4 ? * SUN *)' "
+                "(Sundays 04:00 UTC) or 'rate(7 days)'"
+            )
+        return value
+
+
 class Config(_Section):
     pds: PdsSettings
     aws: AwsSettings
     task: TaskSettings = TaskSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
+    backup: BackupSettings = BackupSettings()
     source: Path = Path(DEFAULT_CONFIG_FILE)
 
     @property
