@@ -244,11 +244,45 @@ class BackupSettings(_Section):
         return value
 
 
+class CostSettings(_Section):
+    """Usage assumptions of the cost estimate (`pds-aws cost`); they change no deployed resource.
+
+    Defaults describe a PDS of 1-20 active accounts.
+    """
+
+    # Always-free allowances (CloudWatch, data transfer, Lambda, CodeBuild) go to this stack.
+    use_free_tier: bool = True
+    blob_storage_gb: Annotated[float, Field(ge=0)] = 5.0
+    blob_write_requests_per_month: Annotated[int, Field(ge=0)] = 20_000
+    blob_read_requests_per_month: Annotated[int, Field(ge=0)] = 200_000
+    # Litestream LTX files, key files and their old versions kept by the lifecycle rule.
+    backup_storage_gb: Annotated[float, Field(ge=0)] = 2.0
+    # Uploads while accounts write (one LTX file per database per sync while it changes).
+    backup_write_requests_per_month: Annotated[int, Field(ge=0)] = 100_000
+    # Used only when BENCHMARKS.md holds no measured "idle S3 requests per hour".
+    backup_idle_requests_per_hour: Annotated[float, Field(ge=0)] = 60.0
+    # Any other bucket (e.g. access logs).
+    other_bucket_storage_gb: Annotated[float, Field(ge=0)] = 1.0
+    emails_per_month: Annotated[int, Field(ge=0)] = 200
+    log_ingestion_gb_per_month: Annotated[float, Field(ge=0)] = 1.0
+    # Average Load Balancer Capacity Units; a small PDS uses a few hundredths of one.
+    alb_lcu: Annotated[float, Field(ge=0)] = 0.05
+    data_transfer_out_gb_per_month: Annotated[float, Field(ge=0)] = 20.0
+    # PLC operations signed by the KMS rotation key (account creation, handle changes).
+    plc_signatures_per_month: Annotated[int, Field(ge=0)] = 100
+    alarm_notifications_per_month: Annotated[int, Field(ge=0)] = 50
+    deploys_per_month: Annotated[float, Field(ge=0)] = 2.0
+    image_build_minutes: Annotated[float, Field(ge=0)] = 10.0
+    container_image_gb: Annotated[float, Field(ge=0)] = 0.5
+    restore_drill_minutes: Annotated[float, Field(ge=0)] = 10.0
+
+
 class Config(_Section):
     pds: PdsSettings
     aws: AwsSettings
     task: TaskSettings = TaskSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
+    cost: CostSettings = CostSettings()
     backup: BackupSettings = BackupSettings()
     source: Path = Path(DEFAULT_CONFIG_FILE)
 
