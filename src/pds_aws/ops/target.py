@@ -1,0 +1,250 @@
+"""Which PDS an operator command talks to: the local runtime or a deployed stack.
+
+The local runtime writes `.local/state.json`; a deployed stack publishes its endpoint and
+resource names as CloudFormation outputs and keeps the admin password in Secrets Manager.
+Turning either into a `Target` is pure (`local_target`, `stack_target`); reading the state
+file or calling AWS is done by `resolve_target` at the edge, with the user's own AWS
+profile and region.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from pds_aws.config import ConfigError, load_config
+
+if TYPE_CHECKING:
+    import boto3
+
+DEFAULT_STATE_FILE = Path(".local/state.json")
+CONFIG_ENV = "PDS_AWS_CONFIG"
+
+# CloudFormation outputs of the deployed stack that the operator commands read.
+# The stack (stack.py) declares outputs with exactly these keys; a unit test checks the
+# synthesized template against this table.
+OUTPUT_URL = "PdsUrl"
+OUTPUT_ADMIN_SECRET = "AdminPasswordSecretArn"
+OUTPUT_CLUSTER = "ClusterName"
+OUTPUT_SERVICE = "ServiceName"
+OUTPUT_DRILL_TASK = "RestoreDrillTaskDefinitionArn"
+OUTPUT_BACKUP_BUCKET = "BackupBucketName"
+REQUIRED_OUTPUTS: tuple[str, ...] = (OUTPUT_URL, OUTPUT_ADMIN_SECRET)
+ECS_OUTPUTS: tuple[str, ...] = (OUTPUT_CLUSTER, OUTPUT_SERVICE, OUTPUT_DRILL_TASK)
+
+# Keys of `.local/state.json` (written by pds_aws.local) that every local command needs.
+REQUIRED_STATE_KEYS: tuple[str, ...] = ("url", "admin_password")
+
+
+class TargetError(ConfigError):
+    """The target cannot be resolved; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class StackResources:
+    """The ECS names a deployed stack exposes (for drills, restores, shell and logs)."""
+
+    stack_name: str
+    region: str
+    cluster: str
+    service: str
+    drill_task_definition: str
+    backup_bucket: str
+
+
+@dataclass(frozen=True)
+class Target:
+    """A running PDS: its public URL, admin password and how to reach its backups."""
+
+    name: str
+    url: str
+    admin_password: str = field(repr=False)
+    # Environment for the backup program when it runs on this machine against this
+    # target's backups (BACKUP_URL, AWS_REGION and, locally, the emulator endpoint).
+    backup_env: Mapping[str, str] = field(default_factory=dict, repr=False)
+    local_state: Mapping[str, Any] | None = field(default=None, repr=False)
+    local_state_path: Path | None = None
+    stack: StackResources | None = None
+
+    @property
+    def hostname(self) -> str:
+        """The PDS hostname as relays and handles know it."""
+        return urlsplit(self.url).hostname or ""
+
+    @property
+    def is_local(self) -> bool:
+        return self.local_state is not None
+
+
+def local_target(state: Mapping[str, Any], state_path: Path) -> Target:
+    """The local runtime's target, from the parsed `.local/state.json`."""
+    missing = [key for key in REQUIRED_STATE_KEYS if not state.get(key)]
+    if missing:
+        raise TargetError(
+            f"{state_path}: missing {', '.join(missing)}; this file is written by the local "
+            f"runtime: start it with `make run` (or `pds-aws local up`) and try again"
+        )
+    backup_env: dict[str, str] = {}
+    if state.get("backup_url"):
+        backup_env["BACKUP_URL"] = str(state["backup_url"])
+    if state.get("moto_url"):
+        backup_env["AWS_ENDPOINT_URL"] = str(state["moto_url"])
+    if state.get("region"):
+        backup_env["AWS_REGION"] = str(state["region"])
+    if state.get("data_dir"):
+        backup_env["PDS_DATA_DIRECTORY"] = str(state["data_dir"])
+    return Target(
+        name="local",
+        url=str(state["url"]).rstrip("/"),
+        admin_password=str(state["admin_password"]),
+        backup_env=backup_env,
+        local_state=state,
+        local_state_path=state_path,
+    )
+
+
+def outputs_by_key(describe_stacks_response: Mapping[str, Any]) -> dict[str, str]:
+    """`{OutputKey: OutputValue}` from a CloudFormation DescribeStacks response."""
+    stacks = describe_stacks_response.get("Stacks") or []
+    if not stacks:
+        return {}
+    return {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+
+
+def admin_password_from_secret(secret_string: str) -> str:
+    """The admin password from the secret's value: a plain string or `{"password": ...}`."""
+    try:
+        value = json.loads(secret_string)
+    except json.JSONDecodeError:
+        return secret_string
+    if isinstance(value, dict) and isinstance(value.get("password"), str):
+        return str(value["password"])
+    return secret_string
+
+
+def stack_target(
+    stack_name: str, region: str, outputs: Mapping[str, str], admin_password: str
+) -> Target:
+    """A deployed stack's target, from its outputs and the admin password."""
+    missing = [key for key in REQUIRED_OUTPUTS if not outputs.get(key)]
+    if missing:
+        raise TargetError(
+            f"stack {stack_name} in {region} has no output {', '.join(missing)}; deploy the "
+            f"current version (`make deploy`) or check the stack name (--stack) and region"
+        )
+    stack = None
+    if all(outputs.get(key) for key in ECS_OUTPUTS):
+        stack = StackResources(
+            stack_name=stack_name,
+            region=region,
+            cluster=outputs[OUTPUT_CLUSTER],
+            service=outputs[OUTPUT_SERVICE],
+            drill_task_definition=outputs[OUTPUT_DRILL_TASK],
+            backup_bucket=outputs.get(OUTPUT_BACKUP_BUCKET, ""),
+        )
+    backup_env = {"AWS_REGION": region}
+    if outputs.get(OUTPUT_BACKUP_BUCKET):
+        backup_env["BACKUP_URL"] = f"s3://{outputs[OUTPUT_BACKUP_BUCKET]}"
+    return Target(
+        name=stack_name,
+        url=outputs[OUTPUT_URL].rstrip("/"),
+        admin_password=admin_password,
+        backup_env=backup_env,
+        stack=stack,
+    )
+
+
+@dataclass(frozen=True)
+class TargetChoice:
+    """What the command line asked for (see `add_target_options`)."""
+
+    local: bool = False
+    state_file: Path = DEFAULT_STATE_FILE
+    stack_name: str | None = None
+    config_path: str | None = None
+    profile: str | None = None
+    region: str | None = None
+
+
+def read_local_state(path: Path) -> dict[str, Any]:
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise TargetError(
+            f"{path}: not found; the local runtime is not running here. Start it with "
+            f"`make run` (or `pds-aws local up`), or pass --state PATH"
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise TargetError(f"{path}: not valid JSON ({exc}); restart the local runtime") from None
+    if not isinstance(state, dict):
+        raise TargetError(f"{path}: expected a JSON object; restart the local runtime")
+    return state
+
+
+def aws_session(profile: str | None, region: str | None) -> boto3.Session:
+    """A boto3 session with the user's profile and region (endpoint overrides honoured)."""
+    import boto3
+
+    session = boto3.Session(profile_name=profile, region_name=region)
+    if not session.region_name:
+        raise TargetError(
+            "no AWS region: pass --region, set one in the config ([aws] region) or in your "
+            "AWS profile (aws configure)"
+        )
+    return session
+
+
+def resolve_stack(session: boto3.Session, stack_name: str) -> Target:
+    """Read the stack's outputs and its admin password secret."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    region = str(session.region_name)
+    try:
+        response = session.client("cloudformation").describe_stacks(StackName=stack_name)
+    except ClientError as exc:
+        raise TargetError(
+            f"stack {stack_name} not found in {region} ({exc.response['Error']['Message']}); "
+            f"check --stack / [aws] stack_name, the region and your AWS profile"
+        ) from None
+    except BotoCoreError as exc:
+        raise TargetError(f"cannot reach CloudFormation in {region}: {exc}") from None
+    outputs = outputs_by_key(dict(response))
+    secret_arn = outputs.get(OUTPUT_ADMIN_SECRET)
+    if not secret_arn:
+        stack_target(stack_name, region, outputs, "")  # raises with the missing output named
+    try:
+        secret = session.client("secretsmanager").get_secret_value(SecretId=str(secret_arn))
+    except ClientError as exc:
+        raise TargetError(
+            f"cannot read the admin password secret of stack {stack_name} "
+            f"({exc.response['Error']['Code']}); your AWS identity needs "
+            f"secretsmanager:GetSecretValue on it"
+        ) from None
+    password = admin_password_from_secret(secret["SecretString"])
+    return stack_target(stack_name, region, outputs, password)
+
+
+def resolve_target(choice: TargetChoice) -> Target:
+    """The target the command line names: `--local`, `--stack NAME` or a config file."""
+    if choice.local:
+        path = choice.state_file
+        return local_target(read_local_state(path), path)
+    config_path = choice.config_path or os.environ.get(CONFIG_ENV)
+    region = choice.region
+    stack_name = choice.stack_name
+    if config_path:
+        config = load_config(config_path)
+        region = region or config.aws.region
+        stack_name = stack_name or config.aws.stack_name
+    if not stack_name:
+        raise TargetError(
+            "no target: pass --local (the local runtime), --stack NAME (a deployed stack) "
+            f"or -c CONFIG (the stack of that config file; also read from ${CONFIG_ENV})"
+        )
+    session = aws_session(choice.profile, region)
+    return resolve_stack(session, stack_name)
