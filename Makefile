@@ -55,3 +55,23 @@ lint: install ## ruff and mypy
 
 clean: ## Remove installed tools and build output (keeps .local/ state)
 	rm -rf $(TOOLS) $(VENV) node_modules cdk.out
+
+# --- the CDK app (stack engineer) ---------------------------------------------------------
+# The CDK CLI from node_modules, run with the venv's Node 24 and Python first on PATH.
+CDK := $(BIN)/npx --no-install cdk -c config=$(CONFIG)
+
+synth: install ## Write the CloudFormation templates of CONFIG to cdk.out/
+	$(CDK) synth --quiet
+	@echo "templates in cdk.out/ (config: $(CONFIG))"
+
+deploy: install ## Deploy the stack of CONFIG (needs AWS credentials and cdk bootstrap)
+	$(CDK) deploy --require-approval broadening
+
+diff: install ## Show what a deploy of CONFIG would change
+	$(CDK) diff
+
+destroy: install ## Delete the stack of CONFIG (prod keeps buckets, key, secrets, logs)
+	$(CDK) destroy
+
+run: install ## Synthesize CONFIG and print the stack summary (until the local runtime lands)
+	$(BIN)/python -m pds_aws.synth --summary --config $(CONFIG)

@@ -1,0 +1,19 @@
+"""The CDK app for the CDK CLI: `npx cdk synth -c config=PATH` (default pds.example.toml)."""
+
+from __future__ import annotations
+
+import sys
+
+from aws_cdk import App
+
+from pds_aws.config import DEFAULT_CONFIG_FILE, ConfigError, load_config
+from pds_aws.synth import CDK_CONTEXT, add_stack
+
+app = App(context=dict(CDK_CONTEXT))
+try:
+    config = load_config(app.node.try_get_context("config") or DEFAULT_CONFIG_FILE)
+except ConfigError as exc:
+    print(f"error: {exc}", file=sys.stderr)
+    sys.exit(2)
+add_stack(app, config)
+app.synth()

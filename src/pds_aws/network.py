@@ -1,0 +1,43 @@
+"""The network: a VPC in two zones with public subnets only, an S3 gateway endpoint, the cluster.
+
+No NAT gateway: it would cost more than the task itself, and the task needs direct egress to
+the PLC directory, relays and the app view anyway. S3 traffic (blobs, backups) stays on the
+gateway endpoint, which is free and lets the buckets refuse requests from anywhere else.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecs as ecs
+from constructs import Construct
+
+AZ_COUNT = 2
+
+
+class Network(Construct):
+    """VPC, S3 gateway endpoint and ECS cluster."""
+
+    def __init__(self, scope: Construct, construct_id: str) -> None:
+        super().__init__(scope, construct_id)
+        self.vpc = ec2.Vpc(
+            self,
+            "Vpc",
+            max_azs=AZ_COUNT,
+            nat_gateways=0,
+            subnet_configuration=[
+                ec2.SubnetConfiguration(name="public", subnet_type=ec2.SubnetType.PUBLIC)
+            ],
+            # Nothing uses the default security group: strip its rules.
+            restrict_default_security_group=True,
+        )
+        self.s3_endpoint = self.vpc.add_gateway_endpoint(
+            "S3Endpoint", service=ec2.GatewayVpcEndpointAwsService.S3
+        )
+        self.public_subnets = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC)
+        self.cluster = ecs.Cluster(
+            self,
+            "Cluster",
+            vpc=self.vpc,
+            container_insights_v2=ecs.ContainerInsights.ENABLED,
+            enable_fargate_capacity_providers=True,
+        )

@@ -1,0 +1,210 @@
+"""The PDS service: one Fargate task running the official PDS image, unmodified.
+
+The task definition is the contract the local runtime reads back from the synthesized
+template: container `pds`, its environment, secrets, health check and the data volume at
+`/pds`. The backup sidecar (pds_aws.backup.construct) adds container `backup` to the same
+task definition; the stack wires the start order between the two.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+
+from pds_aws.config import Architecture, Config
+from pds_aws.routes import HEALTH_CHECK_PATH
+from pds_aws.versions import PDS_IMAGE_REPOSITORY
+
+PDS_CONTAINER_NAME = "pds"
+PDS_PORT = 3000
+DATA_DIRECTORY = "/pds"
+DATA_VOLUME_NAME = "pds-data"
+# The official image is node:alpine; node is the one tool it is sure to carry, so the
+# container health check uses it rather than curl or wget.
+PDS_HEALTH_COMMAND = (
+    f"node -e \"fetch('http://127.0.0.1:{PDS_PORT}{HEALTH_CHECK_PATH}')"
+    '.then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"'
+)
+
+
+def pds_image(config: Config) -> str:
+    """The official image at the pinned tag, pulled from ghcr.io as published."""
+    return f"{PDS_IMAGE_REPOSITORY}:{config.pds.image_tag}"
+
+
+def pds_environment(
+    config: Config, *, blob_bucket_name: str, rotation_key_id: str, region: str
+) -> dict[str, str]:
+    """Every plain (non-secret) PDS setting; names as read by @atproto/pds config/env.ts."""
+    pds = config.pds
+    env = {
+        "PDS_HOSTNAME": pds.domain,
+        "PDS_PORT": str(PDS_PORT),
+        "PDS_DATA_DIRECTORY": DATA_DIRECTORY,
+        # Litestream owns checkpoints: an automatic checkpoint would race its WAL copy.
+        "PDS_SQLITE_DISABLE_WAL_AUTO_CHECKPOINT": "true",
+        "PDS_BLOBSTORE_S3_BUCKET": blob_bucket_name,
+        "PDS_BLOBSTORE_S3_REGION": region,
+        "PDS_PLC_ROTATION_KEY_KMS_KEY_ID": rotation_key_id,
+        "PDS_DID_PLC_URL": pds.plc_url,
+        "PDS_BSKY_APP_VIEW_URL": pds.app_view_url,
+        "PDS_BSKY_APP_VIEW_DID": pds.app_view_did,
+        "PDS_REPORT_SERVICE_URL": pds.report_service_url,
+        "PDS_REPORT_SERVICE_DID": pds.report_service_did,
+        "PDS_CRAWLERS": ",".join(pds.crawlers),
+        "PDS_SERVICE_HANDLE_DOMAINS": ",".join(pds.service_handle_domains),
+        "PDS_BLOB_UPLOAD_LIMIT": str(pds.blob_upload_limit_bytes),
+        "PDS_INVITE_REQUIRED": "true" if pds.invite_required else "false",
+        "PDS_EMAIL_FROM_ADDRESS": pds.email_from_address,
+        "LOG_ENABLED": "true",
+        "LOG_LEVEL": pds.log_level,
+        # The AWS SDK inside the PDS (KMS, S3) needs the region spelled out.
+        "AWS_REGION": region,
+    }
+    if pds.contact_email:
+        env["PDS_CONTACT_EMAIL_ADDRESS"] = pds.contact_email
+    return env
+
+
+class PdsSecrets(Construct):
+    """The PDS's generated secrets; the SMTP URL secret comes from the e-mail component."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: Config) -> None:
+        super().__init__(scope, construct_id)
+        policy = RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY
+        self.admin_password = secretsmanager.Secret(
+            self,
+            "AdminPassword",
+            description=f"PDS_ADMIN_PASSWORD of {config.pds.domain}",
+            # Alphanumeric: the password is typed into curl and HTTP basic auth.
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                password_length=32, exclude_punctuation=True
+            ),
+            removal_policy=policy,
+        )
+        self.jwt_secret = secretsmanager.Secret(
+            self,
+            "JwtSecret",
+            description=f"PDS_JWT_SECRET of {config.pds.domain}",
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                password_length=64, exclude_punctuation=True
+            ),
+            removal_policy=policy,
+        )
+
+
+class PdsService(Construct):
+    """Fargate task definition with container `pds`, and the service running one copy."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: Config,
+        cluster: ecs.ICluster,
+        vpc: ec2.IVpc,
+        vpc_subnets: ec2.SubnetSelection,
+        blob_bucket: s3.IBucket,
+        rotation_key: kms.IKey,
+        secrets: PdsSecrets,
+        smtp_url_secret: secretsmanager.ISecret | None,
+        log_group: logs.ILogGroup,
+        region: str,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        task = config.task
+        self.task_definition = ecs.FargateTaskDefinition(
+            self,
+            "TaskDefinition",
+            cpu=task.cpu,
+            memory_limit_mib=task.memory,
+            ephemeral_storage_gib=task.ephemeral_storage_gib,
+            runtime_platform=ecs.RuntimePlatform(
+                cpu_architecture=(
+                    ecs.CpuArchitecture.ARM64
+                    if task.architecture is Architecture.ARM64
+                    else ecs.CpuArchitecture.X86_64
+                ),
+                operating_system_family=ecs.OperatingSystemFamily.LINUX,
+            ),
+        )
+        # A Fargate volume without a host path lives on the task's ephemeral storage and is
+        # shared by the containers mounting it: the PDS and the backup sidecar.
+        self.data_volume_name = DATA_VOLUME_NAME
+        self.task_definition.add_volume(name=DATA_VOLUME_NAME)
+
+        container_secrets = {
+            "PDS_ADMIN_PASSWORD": ecs.Secret.from_secrets_manager(secrets.admin_password),
+            "PDS_JWT_SECRET": ecs.Secret.from_secrets_manager(secrets.jwt_secret),
+        }
+        if smtp_url_secret is not None:
+            container_secrets["PDS_EMAIL_SMTP_URL"] = ecs.Secret.from_secrets_manager(
+                smtp_url_secret
+            )
+        self.container = self.task_definition.add_container(
+            PDS_CONTAINER_NAME,
+            container_name=PDS_CONTAINER_NAME,
+            image=ecs.ContainerImage.from_registry(pds_image(config)),
+            essential=True,
+            environment=pds_environment(
+                config,
+                blob_bucket_name=blob_bucket.bucket_name,
+                rotation_key_id=rotation_key.key_id,
+                region=region,
+            ),
+            secrets=container_secrets,
+            port_mappings=[ecs.PortMapping(container_port=PDS_PORT, name="pds-http")],
+            logging=ecs.LogDrivers.aws_logs(log_group=log_group, stream_prefix="pds"),
+            health_check=ecs.HealthCheck(
+                command=["CMD-SHELL", PDS_HEALTH_COMMAND],
+                interval=Duration.seconds(15),
+                timeout=Duration.seconds(5),
+                retries=3,
+                start_period=Duration.seconds(30),
+            ),
+            # The PDS closes its databases on SIGTERM; give it time before the sidecar's
+            # final sync.
+            stop_timeout=Duration.seconds(30),
+        )
+        self.container.add_mount_points(
+            ecs.MountPoint(
+                source_volume=DATA_VOLUME_NAME, container_path=DATA_DIRECTORY, read_only=False
+            )
+        )
+
+        self.security_group = ec2.SecurityGroup(
+            self,
+            "TaskSecurityGroup",
+            vpc=vpc,
+            description="PDS task: inbound only from the load balancer, outbound to the network",
+            allow_all_outbound=True,
+        )
+        self.service = ecs.FargateService(
+            self,
+            "Service",
+            cluster=cluster,
+            task_definition=self.task_definition,
+            # Two PDS processes must never open the same data: at most one task, ever.
+            desired_count=1,
+            min_healthy_percent=0,
+            max_healthy_percent=100,
+            circuit_breaker=ecs.DeploymentCircuitBreaker(enable=True, rollback=True),
+            enable_execute_command=True,
+            assign_public_ip=True,
+            vpc_subnets=vpc_subnets,
+            security_groups=[self.security_group],
+            capacity_provider_strategies=[
+                ecs.CapacityProviderStrategy(
+                    capacity_provider="FARGATE_SPOT" if task.spot else "FARGATE", weight=1
+                )
+            ],
+            platform_version=ecs.FargatePlatformVersion.LATEST,
+            propagate_tags=ecs.PropagatedTagSource.SERVICE,
+        )

@@ -1,0 +1,98 @@
+"""Storage: the blob bucket, the backup bucket and the PLC rotation key.
+
+What happens to them when the stack is deleted is decided by the mode: in `prod` they are
+retained (losing the rotation key loses control of every account's DID; losing the backup
+bucket loses the data), in `test` they are destroyed with the stack, objects included.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from pds_aws.config import Config
+
+# Old versions of backup objects (overwritten or deleted LTX and key files) are kept this long,
+# so a bad restore or a bug can never erase history older than the window.
+NONCURRENT_VERSION_RETENTION_DAYS = 30
+INCOMPLETE_UPLOAD_DAYS = 7
+# Object-level actions that must come through the VPC endpoint in prod.
+_DATA_ACTIONS = ("s3:GetObject*", "s3:PutObject*", "s3:DeleteObject*", "s3:RestoreObject")
+
+
+def removal_policy(config: Config) -> RemovalPolicy:
+    """Data survives a stack deletion in prod and goes with it in test."""
+    return RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY
+
+
+class Storage(Construct):
+    """Blob bucket, backup bucket, PLC rotation key."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: Config,
+        s3_endpoint: ec2.IGatewayVpcEndpoint,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        policy = removal_policy(config)
+        self.blob_bucket = self._bucket("BlobBucket", config, versioned=False)
+        self.backup_bucket = self._bucket("BackupBucket", config, versioned=True)
+        self.backup_bucket.add_lifecycle_rule(
+            id="expire-old-versions",
+            noncurrent_version_expiration=Duration.days(NONCURRENT_VERSION_RETENTION_DAYS),
+            abort_incomplete_multipart_upload_after=Duration.days(INCOMPLETE_UPLOAD_DAYS),
+            expired_object_delete_marker=True,
+        )
+        self.blob_bucket.add_lifecycle_rule(
+            id="abort-incomplete-uploads",
+            abort_incomplete_multipart_upload_after=Duration.days(INCOMPLETE_UPLOAD_DAYS),
+        )
+        if config.is_prod:
+            for bucket in (self.blob_bucket, self.backup_bucket):
+                _only_through_endpoint(bucket, s3_endpoint)
+
+        self.rotation_key = kms.Key(
+            self,
+            "PlcRotationKey",
+            description=f"PLC rotation key of the PDS at {config.pds.domain}",
+            key_spec=kms.KeySpec.ECC_SECG_P256K1,
+            key_usage=kms.KeyUsage.SIGN_VERIFY,
+            removal_policy=policy,
+            pending_window=Duration.days(30),
+        )
+
+    def _bucket(self, construct_id: str, config: Config, *, versioned: bool) -> s3.Bucket:
+        destroy = not config.is_prod
+        return s3.Bucket(
+            self,
+            construct_id,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            enforce_ssl=True,
+            minimum_tls_version=1.2,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            versioned=versioned,
+            removal_policy=removal_policy(config),
+            auto_delete_objects=destroy,
+        )
+
+
+def _only_through_endpoint(bucket: s3.Bucket, endpoint: ec2.IGatewayVpcEndpoint) -> None:
+    """Refuse object reads and writes that do not come through the VPC's S3 endpoint."""
+    bucket.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="OnlyThroughVpcEndpoint",
+            effect=iam.Effect.DENY,
+            principals=[iam.AnyPrincipal()],
+            actions=list(_DATA_ACTIONS),
+            resources=[bucket.arn_for_objects("*")],
+            conditions={"StringNotEquals": {"aws:SourceVpce": endpoint.vpc_endpoint_id}},
+        )
+    )

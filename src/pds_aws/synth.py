@@ -1,0 +1,99 @@
+"""Synthesis in-process: the CloudFormation template of a config, no AWS and no Docker needed.
+
+`build_app` is what `app.py` (the CDK CLI) and the tests share, so they produce the same
+template. `python -m pds_aws.synth --summary` prints what the template contains.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import App, Environment, Stack
+
+from pds_aws.config import DEFAULT_CONFIG_FILE, Config, ConfigError, load_config
+from pds_aws.stack import PdsStack
+
+# Feature flags the app runs with; cdk.json carries none so tests and the CLI agree.
+CDK_CONTEXT: dict[str, Any] = {
+    "@aws-cdk/aws-iam:minimizePolicies": True,
+    "@aws-cdk/aws-ec2:restrictDefaultSecurityGroup": True,
+    "@aws-cdk/aws-s3:createDefaultLoggingPolicy": True,
+    "@aws-cdk/aws-ecs:arnFormatIncludesClusterName": True,
+    "@aws-cdk/aws-secretsmanager:useAttachedSecretResourcePolicyForSecretTargetAttachments": True,
+    "@aws-cdk/core:enablePartitionLiterals": True,
+}
+
+
+def add_stack(app: App, config: Config) -> PdsStack:
+    """The PDS stack in `app`, deployed to the config's account and region."""
+    return PdsStack(
+        app,
+        config.aws.stack_name,
+        config=config,
+        env=Environment(account=config.aws.account, region=config.aws.region),
+        description=f"Bluesky PDS at {config.pds.domain} (pds-aws, {config.aws.mode.value} mode)",
+    )
+
+
+def build_app(config: Config, *, outdir: str | None = None) -> tuple[App, Stack]:
+    """A fresh CDK app holding the PDS stack for `config`."""
+    app = App(context=dict(CDK_CONTEXT), outdir=outdir)
+    return app, add_stack(app, config)
+
+
+def synthesize(config: Config) -> dict[str, Any]:
+    """The stack's CloudFormation template as a dict."""
+    with tempfile.TemporaryDirectory(prefix="pds-aws-synth-") as outdir:
+        app, stack = build_app(config, outdir=outdir)
+        template: dict[str, Any] = app.synth().get_stack_by_name(stack.stack_name).template
+    return template
+
+
+def summarize(template: dict[str, Any]) -> str:
+    """Resource counts by type, most frequent first."""
+    counts = Counter(r["Type"] for r in template.get("Resources", {}).values())
+    lines = [f"{sum(counts.values())} resources, {len(template.get('Outputs', {}))} outputs"]
+    lines += [
+        f"  {n:4d}  {kind}" for kind, n in sorted(counts.items(), key=lambda x: (-x[1], x[0]))
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m pds_aws.synth", description="Synthesize the PDS stack from a config."
+    )
+    parser.add_argument("--config", default=DEFAULT_CONFIG_FILE, help="the TOML config file")
+    parser.add_argument("--outdir", default="cdk.out", help="where to write the templates")
+    parser.add_argument("--summary", action="store_true", help="print what the template holds")
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    app, stack = build_app(config, outdir=args.outdir)
+    assembly = app.synth()
+    artifact = assembly.get_stack_by_name(stack.stack_name)
+    template_path = Path(args.outdir) / artifact.template_file
+    if args.summary:
+        print(f"config:   {config.source}")
+        print(
+            f"stack:    {stack.stack_name} ({config.aws.account}/{config.aws.region}, "
+            f"{config.aws.mode.value} mode)"
+        )
+        print(f"template: {template_path}")
+        print(summarize(json.loads(template_path.read_text(encoding="utf-8"))))
+    else:
+        print(template_path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
