@@ -8,16 +8,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnOutput, Fn, Stack, Tags
+from aws_cdk import CfnOutput, Duration, Fn, Stack, Tags
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_route53 as route53
 from constructs import Construct
 
 from pds_aws.config import Config
+from pds_aws.edge import Edge
 from pds_aws.monitoring import Monitoring
 from pds_aws.network import AZ_COUNT, Network
-from pds_aws.service import PdsSecrets, PdsService
+from pds_aws.service import PDS_CONTAINER_NAME, PDS_PORT, PdsSecrets, PdsService
 from pds_aws.storage import Storage
 
 PROJECT_TAG = "pds-aws"
+# The ALB must not judge the PDS before the sidecar has restored and the PDS has started.
+HEALTH_CHECK_GRACE_PERIOD = Duration.minutes(10)
 
 
 class PdsStack(Stack):
@@ -30,7 +35,21 @@ class PdsStack(Stack):
         self.config = config
         region = config.aws.region
 
+        hosted_zone = route53.HostedZone.from_hosted_zone_attributes(
+            self,
+            "HostedZone",
+            hosted_zone_id=config.pds.hosted_zone_id,
+            zone_name=config.pds.hosted_zone_name,
+        )
         network = Network(self, "Network")
+        edge = Edge(
+            self,
+            "Edge",
+            config=config,
+            vpc=network.vpc,
+            vpc_subnets=network.public_subnets,
+            hosted_zone=hosted_zone,
+        )
         storage = Storage(self, "Storage", config=config, s3_endpoint=network.s3_endpoint)
         monitoring = Monitoring(self, "Monitoring", config=config)
         secrets = PdsSecrets(self, "Secrets", config=config)
@@ -49,6 +68,16 @@ class PdsStack(Stack):
             region=region,
         )
 
+        # The load balancer reaches the PDS container, and only it, on the PDS port.
+        edge.target_group.add_target(
+            service.service.load_balancer_target(
+                container_name=PDS_CONTAINER_NAME, container_port=PDS_PORT
+            )
+        )
+        cfn_service = service.service.node.default_child
+        assert isinstance(cfn_service, ecs.CfnService)
+        cfn_service.health_check_grace_period_seconds = int(HEALTH_CHECK_GRACE_PERIOD.to_seconds())
+
         # Grants: the PDS reads and writes blobs, and only signs with the rotation key.
         task_role = service.task_definition.task_role
         storage.blob_bucket.grant_read_write(task_role)
@@ -56,6 +85,7 @@ class PdsStack(Stack):
         storage.rotation_key.grant(task_role, "kms:Sign", "kms:GetPublicKey")
 
         self.network = network
+        self.edge = edge
         self.storage = storage
         self.monitoring = monitoring
         self.secrets = secrets
@@ -67,6 +97,7 @@ class PdsStack(Stack):
         CfnOutput(self, "ClusterName", value=network.cluster.cluster_name)
         CfnOutput(self, "ServiceName", value=service.service.service_name)
         CfnOutput(self, "Url", value=f"https://{config.pds.domain}")
+        CfnOutput(self, "LoadBalancerDnsName", value=edge.load_balancer.load_balancer_dns_name)
 
         Tags.of(self).add("project", PROJECT_TAG)
         Tags.of(self).add("pds-domain", config.pds.domain)

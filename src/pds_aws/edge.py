@@ -1,0 +1,141 @@
+"""The edge: an internet-facing ALB that lets only the PDS's own paths through.
+
+Handles live on subdomains (alice.pds.example.com), so the certificate and the DNS records
+cover the domain and its wildcard. Everything the PDS does not serve gets a 403 from the
+load balancer, so exploit crawlers never reach the PDS; the allow-list comes from routes.py,
+the same table the local edge proxy applies.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_certificatemanager as acm
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from aws_cdk import aws_route53 as route53
+from aws_cdk import aws_route53_targets as route53_targets
+from constructs import Construct
+
+from pds_aws.config import Config
+from pds_aws.routes import (
+    DENIED_BODY,
+    HEALTH_CHECK_PATH,
+    ROBOTS_PATH,
+    ROBOTS_TXT,
+    alb_rule_groups,
+)
+from pds_aws.service import PDS_PORT
+
+# subscribeRepos is a websocket that can stay quiet for minutes on a small PDS; the ALB's
+# default 60 s idle timeout would cut relays off. One hour, below the 4000 s maximum.
+IDLE_TIMEOUT = Duration.seconds(3600)
+ROBOTS_RULE_PRIORITY = 1
+FIRST_FORWARD_RULE_PRIORITY = 10
+# With one task and min 0 %, a replaced task is already stopping; don't hold it long.
+DEREGISTRATION_DELAY = Duration.seconds(10)
+
+
+class Edge(Construct):
+    """Certificate, load balancer, listeners with the PDS path allow-list, DNS records."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: Config,
+        vpc: ec2.IVpc,
+        vpc_subnets: ec2.SubnetSelection,
+        hosted_zone: route53.IHostedZone,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        domain = config.pds.domain
+        wildcard = f"*.{domain}"
+
+        self.certificate = acm.Certificate(
+            self,
+            "Certificate",
+            domain_name=domain,
+            subject_alternative_names=[wildcard],
+            validation=acm.CertificateValidation.from_dns(hosted_zone),
+        )
+        self.security_group = ec2.SecurityGroup(
+            self,
+            "LoadBalancerSecurityGroup",
+            vpc=vpc,
+            description="PDS load balancer: HTTP and HTTPS from the internet",
+            allow_all_outbound=False,
+        )
+        for port in (80, 443):
+            self.security_group.add_ingress_rule(
+                ec2.Peer.any_ipv4(), ec2.Port.tcp(port), f"public PDS traffic on {port}"
+            )
+        self.load_balancer = elbv2.ApplicationLoadBalancer(
+            self,
+            "LoadBalancer",
+            vpc=vpc,
+            vpc_subnets=vpc_subnets,
+            internet_facing=True,
+            security_group=self.security_group,
+            idle_timeout=IDLE_TIMEOUT,
+            drop_invalid_header_fields=True,
+        )
+        self.target_group = elbv2.ApplicationTargetGroup(
+            self,
+            "PdsTargetGroup",
+            vpc=vpc,
+            port=PDS_PORT,
+            protocol=elbv2.ApplicationProtocol.HTTP,
+            target_type=elbv2.TargetType.IP,
+            deregistration_delay=DEREGISTRATION_DELAY,
+            health_check=elbv2.HealthCheck(
+                path=HEALTH_CHECK_PATH,
+                healthy_http_codes="200",
+                interval=Duration.seconds(15),
+                timeout=Duration.seconds(5),
+                healthy_threshold_count=2,
+                unhealthy_threshold_count=3,
+            ),
+        )
+
+        self.https_listener = self.load_balancer.add_listener(
+            "Https",
+            port=443,
+            protocol=elbv2.ApplicationProtocol.HTTPS,
+            certificates=[elbv2.ListenerCertificate.from_certificate_manager(self.certificate)],
+            ssl_policy=elbv2.SslPolicy.RECOMMENDED_TLS,
+            open=False,
+            default_action=elbv2.ListenerAction.fixed_response(
+                403, content_type="text/plain", message_body=DENIED_BODY
+            ),
+        )
+        self.https_listener.add_action(
+            "RobotsTxt",
+            priority=ROBOTS_RULE_PRIORITY,
+            conditions=[elbv2.ListenerCondition.path_patterns([ROBOTS_PATH])],
+            action=elbv2.ListenerAction.fixed_response(
+                200, content_type="text/plain", message_body=ROBOTS_TXT
+            ),
+        )
+        for index, patterns in enumerate(alb_rule_groups()):
+            self.https_listener.add_action(
+                f"Pds{index + 1}",
+                priority=FIRST_FORWARD_RULE_PRIORITY + index,
+                conditions=[elbv2.ListenerCondition.path_patterns(list(patterns))],
+                action=elbv2.ListenerAction.forward([self.target_group]),
+            )
+        self.load_balancer.add_listener(
+            "Http",
+            port=80,
+            protocol=elbv2.ApplicationProtocol.HTTP,
+            open=False,
+            default_action=elbv2.ListenerAction.redirect(
+                protocol="HTTPS", port="443", permanent=True
+            ),
+        )
+
+        alias = route53.RecordTarget.from_alias(
+            route53_targets.LoadBalancerTarget(self.load_balancer)
+        )
+        for record_id, name in (("DomainRecord", domain), ("WildcardRecord", wildcard)):
+            route53.ARecord(self, record_id, zone=hosted_zone, record_name=f"{name}.", target=alias)
