@@ -1,33 +1,728 @@
-"""The sidecar's subcommands (filled in next)."""
+"""The sidecar's subcommands: run, health, drill, restore-at, status.
+
+Log format (the stack's metric filter counts errors): one plain-text line per event on stderr,
+starting with the level word: `INFO backup: ...`, `WARN backup: ...`, `ERROR backup: ...`.
+Litestream's own lines are forwarded as `<LEVEL> litestream: <its line>`, with its
+`level=ERROR` lines turned into `ERROR litestream: ...`, so the filter pattern `ERROR` counts
+both. Secrets never reach the log: only paths, counts, object keys and AWS error codes do.
+
+`run`, step by step:
+1. Read `CURRENT` (the active generation; see `layout`). An empty backup prefix is a first boot:
+   create a generation and point `CURRENT` at it. Objects under the prefix but no `CURRENT` is
+   an error (not a pds-aws backup, or a damaged one).
+2. The data directory must be empty when the generation holds data (a restore never mixes with
+   or replaces files it did not restore); `lost+found` is ignored. A non-empty data directory
+   with an empty generation is adopted: its files are replicated as they are (migration).
+3. Restore into a staging directory inside the data directory, in parallel: `account.sqlite`
+   first (its `actor` table lists the live accounts, see `plan`), then every other database
+   with `litestream restore`, every key file and reserved key from `files/`; `PRAGMA
+   quick_check` each database; then move everything into place. Any failure: ERROR lines,
+   staging removed, exit 1, never healthy, nothing written to the backup.
+4. Start `litestream replicate` (directory mode), mirror plain files every 0.5 s (upload when
+   new or changed; delete the object of a vanished reserved key or PLC operation, never of an
+   account key), then write the health marker that `health` checks.
+5. SIGTERM/SIGINT: drop the health marker, upload plain files a last time, SIGTERM Litestream
+   (its final sync), exit 0 when it exits cleanly.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import shutil
+import signal
+import sqlite3
 import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
 
+from pds_aws.backup import litestream
+from pds_aws.backup.layout import (
+    ACCOUNT_DATABASE,
+    ACTORS_DIR,
+    CURRENT_OBJECT,
+    GENERATIONS_DIR,
+    FileKind,
+    classify,
+    file_key,
+    generation_prefix,
+    is_generation_id,
+    new_generation_id,
+    origin_key,
+)
+from pds_aws.backup.plan import (
+    InvalidTimestamp,
+    RestorePlan,
+    build_restore_plan,
+    litestream_timestamp,
+    parse_timestamp,
+    read_generation,
+    replica_url,
+    unexpected_at_start,
+)
 from pds_aws.backup.settings import Settings
+from pds_aws.backup.store import BackupStore, StoreError, open_store
+
+RESTORE_CONCURRENCY = 8
+MIRROR_INTERVAL_S = 0.5
+LITESTREAM_READY_TIMEOUT_S = 10.0
+# ECS allows a stop timeout of up to 120 s; leave room for the last key uploads and exit.
+LITESTREAM_STOP_TIMEOUT_S = 90.0
+HEALTH_FILE = "healthy.json"
+LITESTREAM_CONFIG_FILE = "litestream.json"
+STAGING_PREFIX = ".pds-aws-restore-"
+
+_log_lock = threading.Lock()
 
 
-def _not_yet(name: str) -> int:
-    print(f"ERROR backup: `{name}` is not implemented yet", file=sys.stderr, flush=True)
-    return 1
+def log(level: str, message: str) -> None:
+    with _log_lock:
+        print(f"{level} {message}", file=sys.stderr, flush=True)
 
 
-def run(settings: Settings, args: argparse.Namespace) -> int:
-    return _not_yet("run")
+def info(message: str) -> None:
+    log("INFO", f"backup: {message}")
+
+
+def warn(message: str) -> None:
+    log("WARN", f"backup: {message}")
+
+
+def error(message: str) -> None:
+    log("ERROR", f"backup: {message}")
+
+
+class RestoreFailed(Exception):
+    """The restore cannot be trusted; `problems` says why, one line each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+# ---------------------------------------------------------------------------------------------
+# Generations
+
+
+def read_current(store: BackupStore) -> str | None:
+    raw = store.get_bytes(CURRENT_OBJECT)
+    if raw is None:
+        return None
+    generation = raw.decode("utf-8", "replace").strip()
+    if not is_generation_id(generation):
+        raise StoreError(
+            f"{CURRENT_OBJECT} holds {generation[:40]!r}, not a generation id; point it at one "
+            f"of `{GENERATIONS_DIR}/` with `pds-aws-backup restore-at latest --generation ID`"
+        )
+    return generation
+
+
+def create_generation(store: BackupStore, origin: dict[str, str | None]) -> str:
+    generation = new_generation_id(datetime.now(UTC), os.urandom(2))
+    body = {"generation": generation, "created": _iso(datetime.now(UTC)), **origin}
+    store.put_bytes(origin_key(generation), json.dumps(body, indent=2).encode())
+    return generation
+
+
+def set_current(store: BackupStore, generation: str) -> None:
+    store.put_bytes(CURRENT_OBJECT, f"{generation}\n".encode())
+
+
+def list_generations(store: BackupStore) -> list[str]:
+    return [g for g in store.child_names(GENERATIONS_DIR) if is_generation_id(g)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Restore
+
+
+@dataclass
+class RestoreReport:
+    generation: str
+    plan: RestorePlan | None = None
+    databases: int = 0
+    files: int = 0
+    key_files: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return self.plan is None
+
+
+def quick_check(path: Path) -> str | None:
+    """None when `PRAGMA quick_check` says ok, else what it said."""
+    try:
+        conn = sqlite3.connect(path, timeout=30)
+        try:
+            rows = conn.execute("PRAGMA quick_check").fetchall()
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        return f"cannot open: {exc}"
+    result = "; ".join(str(r[0]) for r in rows)
+    return None if result == "ok" else result
+
+
+def read_live_dids(account_db: Path) -> frozenset[str] | None:
+    """The DIDs of the `actor` table; None when the table is not there."""
+    conn = sqlite3.connect(account_db, timeout=30)
+    try:
+        return frozenset(row[0] for row in conn.execute("SELECT did FROM actor"))
+    except sqlite3.OperationalError:
+        return None
+    finally:
+        conn.close()
+
+
+def restore_generation(
+    settings: Settings,
+    store: BackupStore,
+    generation: str,
+    out_dir: Path,
+    *,
+    at: datetime | None = None,
+) -> RestoreReport:
+    """Restore one generation (latest, or as of `at`) into `out_dir`; raise RestoreFailed."""
+    started = time.monotonic()
+    report = RestoreReport(generation)
+    contents = read_generation(store.list_objects(generation_prefix(generation) + "/"), generation)
+    if contents.is_empty:
+        return report
+    env = litestream.litestream_env(os.environ)
+    ts = litestream_timestamp(at) if at is not None else None
+
+    def restore_db(rel: str) -> str | None:
+        url = replica_url(
+            settings.backup_url,
+            generation,
+            rel,
+            endpoint=settings.s3_endpoint,
+            region=settings.region,
+        )
+        target = out_dir / rel
+        try:
+            litestream.restore_database(settings.litestream_bin, url, target, timestamp=ts, env=env)
+        except litestream.LitestreamError as exc:
+            return f"database {rel}: {exc}"
+        problem = quick_check(target)
+        return f"database {rel}: quick_check says {problem}" if problem else None
+
+    def restore_file(rel: str) -> str | None:
+        target = out_dir / rel
+        try:
+            store.download(file_key(generation, rel), target)
+        except StoreError as exc:
+            return f"file {rel}: {exc}"
+        pds_file = classify(rel)
+        is_key = pds_file is not None and pds_file.kind is FileKind.ACCOUNT_KEY
+        if is_key and target.stat().st_size == 0:
+            return f"file {rel}: the account key is empty in the backup"
+        return None
+
+    live: frozenset[str] | None = None
+    if ACCOUNT_DATABASE in contents.databases:
+        problem = restore_db(ACCOUNT_DATABASE)
+        if problem:
+            raise RestoreFailed([problem])
+        live = read_live_dids(out_dir / ACCOUNT_DATABASE)
+    plan = build_restore_plan(contents, live)
+    report.plan = plan
+    if plan.problems:
+        raise RestoreFailed(plan.problems)
+
+    rest = [rel for rel in plan.databases if rel != ACCOUNT_DATABASE]
+    db_started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=RESTORE_CONCURRENCY) as pool:
+        file_results = list(pool.map(restore_file, plan.files))
+        file_seconds = time.monotonic() - db_started
+        db_results = list(pool.map(restore_db, rest))
+    problems = [p for p in [*db_results, *file_results] if p]
+    if problems:
+        raise RestoreFailed(problems)
+    db_seconds = time.monotonic() - db_started
+
+    report.databases = len(plan.databases)
+    report.files = len(plan.files)
+    report.key_files = sum(
+        1 for rel in plan.files if (f := classify(rel)) and f.kind is FileKind.ACCOUNT_KEY
+    )
+    report.bytes = sum(p.stat().st_size for p in _files_under(out_dir))
+    report.seconds = time.monotonic() - started
+    when = f" as of {ts}" if ts else ""
+    info(
+        f"restored {len(plan.accounts)} accounts of generation {generation}{when} "
+        f"({len(plan.deleted_accounts)} deleted accounts skipped)"
+    )
+    info(f"restored {report.databases} databases in {db_seconds:.2f} s (quick_check ok)")
+    info(f"restored {report.files} key files and reserved keys in {file_seconds:.2f} s")
+    return report
+
+
+def _files_under(root: Path) -> Iterator[Path]:
+    for dirpath, dirnames, names in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for name in names:
+            yield Path(dirpath) / name
+
+
+# ---------------------------------------------------------------------------------------------
+# Mirroring plain files (keys) while running
+
+
+class FileMirror:
+    """Uploads account keys, reserved keys and PLC operations soon after they appear."""
+
+    def __init__(self, store: BackupStore, data_dir: Path, generation: str) -> None:
+        self.store = store
+        self.data_dir = data_dir
+        self.generation = generation
+        self.seen: dict[str, tuple[int, int]] = {}
+        self._failing: set[str] = set()
+
+    def _scan(self) -> dict[str, tuple[int, int]]:
+        found: dict[str, tuple[int, int]] = {}
+        actors = self.data_dir / ACTORS_DIR
+        if not actors.is_dir():
+            return found
+        for path in _files_under(actors):
+            rel = path.relative_to(self.data_dir).as_posix()
+            pds_file = classify(rel)
+            if pds_file is None or not pds_file.is_plain_file:
+                continue
+            try:
+                stat = path.stat()
+            except FileNotFoundError:
+                continue
+            found[rel] = (stat.st_size, stat.st_mtime_ns)
+        return found
+
+    def mark_present(self) -> None:
+        """Everything on disk now is already in the backup (just restored)."""
+        self.seen = self._scan()
+
+    def sync(self) -> int:
+        """One pass; returns how many uploads or deletions failed (retried next pass)."""
+        now = self._scan()
+        failures = 0
+        for rel, stamp in now.items():
+            if self.seen.get(rel) == stamp:
+                continue
+            try:
+                self.store.upload(self.data_dir / rel, file_key(self.generation, rel))
+            except (StoreError, OSError) as exc:
+                failures += 1
+                if rel not in self._failing:  # one ERROR per file until it recovers
+                    error(f"uploading {rel} failed, retrying: {exc}")
+                    self._failing.add(rel)
+                continue
+            self._failing.discard(rel)
+            self.seen[rel] = stamp
+            info(f"uploaded {rel}")
+        for rel in [r for r in self.seen if r not in now]:
+            pds_file = classify(rel)
+            if pds_file is not None and not pds_file.kept_after_removal:
+                try:
+                    self.store.delete(file_key(self.generation, rel))
+                except StoreError as exc:
+                    failures += 1
+                    error(f"removing {rel} from the backup failed, retrying: {exc}")
+                    continue
+                info(f"removed {rel} from the backup (removed by the PDS)")
+            del self.seen[rel]
+        return failures
+
+
+# ---------------------------------------------------------------------------------------------
+# run / health
+
+
+def _health_path(settings: Settings) -> Path:
+    return settings.state_dir / HEALTH_FILE
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def health(settings: Settings, args: argparse.Namespace) -> int:
-    return _not_yet("health")
+    path = _health_path(settings)
+    try:
+        marker = json.loads(path.read_text())
+    except (OSError, ValueError):
+        print(f"unhealthy: no health marker at {path} (restore not finished or failed)")
+        return 1
+    for name in ("pid", "litestream_pid"):
+        pid = marker.get(name)
+        if not isinstance(pid, int) or not _pid_alive(pid):
+            print(f"unhealthy: {name} {pid} is not running")
+            return 1
+    print(f"healthy: replicating generation {marker.get('generation')}")
+    return 0
+
+
+def _prepare_data_dir(data_dir: Path) -> list[str]:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    for stale in data_dir.glob(f"{STAGING_PREFIX}*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    return unexpected_at_start(os.listdir(data_dir))
+
+
+def _move_into_place(staging: Path, data_dir: Path) -> None:
+    for entry in sorted(staging.iterdir()):
+        os.replace(entry, data_dir / entry.name)
+    staging.rmdir()
+
+
+def _resolve_generation_for_run(store: BackupStore) -> str:
+    current = read_current(store)
+    if current is not None:
+        return current
+    if store.list_objects("")[:1]:
+        raise StoreError(
+            f"the backup prefix holds objects but no {CURRENT_OBJECT}: it is not a pds-aws "
+            "backup or it is damaged; choose another BACKUP_URL prefix, or point "
+            f"{CURRENT_OBJECT} at a generation with `pds-aws-backup restore-at latest "
+            "--generation ID`"
+        )
+    generation = create_generation(store, {"reason": "first boot", "source": None, "at": None})
+    set_current(store, generation)
+    info(f"first boot: empty backup, created generation {generation}")
+    return generation
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    data_dir = settings.data_dir
+    _health_path(settings).unlink(missing_ok=True)
+    info(f"starting: data directory {data_dir}, backup {settings.backup_url}")
+    store = open_store(settings)
+    staging = data_dir / f"{STAGING_PREFIX}{os.getpid()}"
+    try:
+        store.check_access()
+        generation = _resolve_generation_for_run(store)
+        contents = read_generation(
+            store.list_objects(generation_prefix(generation) + "/"), generation
+        )
+        blocking = _prepare_data_dir(data_dir)
+        if not contents.is_empty:
+            if blocking:
+                error(
+                    f"data directory {data_dir} is not empty ({', '.join(blocking[:5])}) but "
+                    f"generation {generation} holds a backup: the sidecar restores only into an "
+                    "empty directory, never over or beside other files; move them away (or "
+                    "use an empty PDS_DATA_DIRECTORY) and start again"
+                )
+                return 1
+            staging.mkdir()
+            restore_generation(settings, store, generation, staging)
+            _move_into_place(staging, data_dir)
+        elif blocking:
+            warn(
+                f"empty backup generation {generation}: adopting the {len(blocking)} existing "
+                f"entries of {data_dir} as they are"
+            )
+        else:
+            info(f"generation {generation} is empty: starting with an empty data directory")
+    except RestoreFailed as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        for problem in exc.problems:
+            error(f"restore failed: {problem}")
+        error(
+            f"restore of {settings.backup_url} failed ({len(exc.problems)} problems); not "
+            "becoming healthy and not replicating, the backup is untouched. Fix the cause "
+            "above, or run `pds-aws-backup drill` to inspect, or go back with `restore-at`"
+        )
+        return 1
+    except StoreError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        error(f"backup store: {exc}; not becoming healthy, the backup is untouched")
+        return 1
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        error(f"restore failed on the data directory: {exc}; not becoming healthy")
+        return 1
+
+    # Replicate. Signal handlers from here: a SIGTERM during the restore just ends us (nothing
+    # was replicated yet, the backup is untouched).
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    config_path = settings.state_dir / LITESTREAM_CONFIG_FILE
+    directory_url = replica_url(
+        settings.backup_url,
+        generation,
+        None,
+        endpoint=settings.s3_endpoint,
+        region=settings.region,
+    )
+    litestream.write_config(config_path, data_dir, directory_url)
+    mirror = FileMirror(store, data_dir, generation)
+    if contents.is_empty:
+        mirror.sync()  # adopted files, if any
+    else:
+        mirror.mark_present()
+    replicator = litestream.Replicator(
+        settings.litestream_bin,
+        config_path,
+        env=litestream.litestream_env(os.environ),
+        log=log,
+    )
+    if not replicator.ready.wait(LITESTREAM_READY_TIMEOUT_S) and replicator.poll() is not None:
+        error(f"litestream exited with {replicator.poll()} at start; not becoming healthy")
+        return 1
+    _write_health(settings, replicator.pid, generation)
+    info(f"healthy: replicating {data_dir} to generation {generation}")
+    return _replicate_until_stopped(settings, stop, mirror, replicator)
+
+
+def _write_health(settings: Settings, litestream_pid: int, generation: str) -> None:
+    marker = {
+        "pid": os.getpid(),
+        "litestream_pid": litestream_pid,
+        "generation": generation,
+        "since": _iso(datetime.now(UTC)),
+    }
+    path = _health_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(marker))
+    os.replace(tmp, path)
+
+
+def _replicate_until_stopped(
+    settings: Settings,
+    stop: threading.Event,
+    mirror: FileMirror,
+    replicator: litestream.Replicator,
+) -> int:
+    exit_code = 0
+    while not stop.wait(MIRROR_INTERVAL_S):
+        mirror.sync()
+        code = replicator.poll()
+        if code is not None:
+            error(f"litestream exited unexpectedly with {code}; the task must be replaced")
+            _health_path(settings).unlink(missing_ok=True)
+            mirror.sync()
+            return 1
+    _health_path(settings).unlink(missing_ok=True)
+    info("stopping: final key upload and final Litestream sync")
+    failures = mirror.sync()
+    if failures:
+        failures = mirror.sync()
+    code = replicator.stop(LITESTREAM_STOP_TIMEOUT_S)
+    if failures:
+        error(f"{failures} key files could not be uploaded before stopping")
+        exit_code = 1
+    if code != 0:
+        error(f"litestream exited with {code} on stop: its final sync may be incomplete")
+        exit_code = 1
+    else:
+        info("stopped: final sync done")
+    return exit_code
+
+
+# ---------------------------------------------------------------------------------------------
+# drill, restore-at, status
 
 
 def drill(settings: Settings, args: argparse.Namespace) -> int:
-    return _not_yet("drill")
+    started = time.monotonic()
+    summary: dict[str, object] = {
+        "ok": False,
+        "generation": None,
+        "accounts": 0,
+        "databases": 0,
+        "key_files": 0,
+        "bytes": 0,
+        "seconds": 0.0,
+        "problems": [],
+    }
+    problems: list[str] = []
+    scratch = Path(tempfile.mkdtemp(prefix="pds-aws-drill-"))
+    try:
+        store = open_store(settings)
+        store.check_access()
+        generation = read_current(store)
+        summary["generation"] = generation
+        if generation is None:
+            problems.append(f"no backup at {settings.backup_url} ({CURRENT_OBJECT} is missing)")
+        else:
+            report = restore_generation(settings, store, generation, scratch)
+            if report.plan is None:
+                problems.append(f"generation {generation} of {settings.backup_url} is empty")
+            else:
+                summary.update(
+                    accounts=len(report.plan.accounts),
+                    databases=report.databases,
+                    key_files=report.key_files,
+                    bytes=report.bytes,
+                )
+    except RestoreFailed as exc:
+        problems.extend(exc.problems)
+    except StoreError as exc:
+        problems.append(str(exc))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    summary["problems"] = problems
+    summary["ok"] = not problems
+    summary["seconds"] = round(time.monotonic() - started, 3)
+    for problem in problems:
+        error(f"drill: {problem}")
+    print(json.dumps(summary), flush=True)
+    return 0 if not problems else 1
 
 
 def restore_at_command(settings: Settings, args: argparse.Namespace) -> int:
-    return _not_yet("restore-at")
+    try:
+        at = None if args.timestamp == "latest" else parse_timestamp(args.timestamp)
+    except InvalidTimestamp as exc:
+        error(str(exc))
+        return 2
+    if args.generation is not None and not is_generation_id(args.generation):
+        error(
+            f"--generation {args.generation!r} is not a generation id (like "
+            "20261129T201500Z-1a2b); list them with `pds-aws-backup status`"
+        )
+        return 2
+    try:
+        result = restore_at(settings, at, args.generation)
+    except RestoreFailed as exc:
+        for problem in exc.problems:
+            error(f"restore-at: {problem}")
+        error("restore-at failed; CURRENT is unchanged and no history was touched")
+        return 1
+    except (StoreError, litestream.LitestreamError, ValueError) as exc:
+        error(f"restore-at failed: {exc}; CURRENT is unchanged and no history was touched")
+        return 1
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+def restore_at(settings: Settings, at: datetime | None, source: str | None) -> dict[str, object]:
+    """Make a new current generation from `source` (default: current) as of `at` (None: latest).
+
+    Latest of another generation just points CURRENT back at it (its history continues there).
+    The running sidecar keeps writing into the generation it started with: replace the task
+    after this (the new task restores the new CURRENT).
+    """
+    store = open_store(settings)
+    store.check_access()
+    current = read_current(store)
+    if current is None:
+        raise ValueError(f"no backup at {settings.backup_url} ({CURRENT_OBJECT} is missing)")
+    source = source or current
+    if not store.list_objects(generation_prefix(source) + "/")[:1]:
+        raise ValueError(f"generation {source} does not exist at {settings.backup_url}")
+    if at is None:
+        if source != current:
+            set_current(store, source)
+            info(f"CURRENT now points at generation {source} (was {current})")
+        else:
+            info(f"generation {source} is already current; nothing to do")
+        return {"ok": True, "generation": source, "previous": current, "source": source, "at": None}
+
+    started = time.monotonic()
+    scratch = Path(tempfile.mkdtemp(prefix="pds-aws-restore-at-"))
+    try:
+        data = scratch / "data"
+        data.mkdir()
+        report = restore_generation(settings, store, source, data, at=at)
+        if report.plan is None:
+            raise ValueError(f"generation {source} is empty")
+        new = create_generation(
+            store,
+            {"reason": "restore-at", "source": source, "at": _iso(at), "previous": current},
+        )
+        info(f"seeding generation {new} from {source} as of {_iso(at)}")
+        config = scratch / LITESTREAM_CONFIG_FILE
+        url = replica_url(
+            settings.backup_url, new, None, endpoint=settings.s3_endpoint, region=settings.region
+        )
+        litestream.write_config(config, data, url)
+        litestream.replicate_once(
+            settings.litestream_bin, config, env=litestream.litestream_env(os.environ)
+        )
+        mirror = FileMirror(store, data, new)
+        if mirror.sync():
+            raise StoreError(f"could not upload every key file into generation {new}")
+        seeded = read_generation(store.list_objects(generation_prefix(new) + "/"), new)
+        missing = sorted(set(report.plan.databases) - set(seeded.databases))
+        if missing:
+            raise StoreError(f"generation {new} lacks {len(missing)} databases: {missing[:3]}")
+        set_current(store, new)
+        info(f"CURRENT now points at generation {new} (was {current}); replace the task")
+        return {
+            "ok": True,
+            "generation": new,
+            "previous": current,
+            "source": source,
+            "at": _iso(at),
+            "accounts": len(report.plan.accounts),
+            "databases": report.databases,
+            "seconds": round(time.monotonic() - started, 3),
+        }
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def status(settings: Settings, args: argparse.Namespace) -> int:
-    return _not_yet("status")
+    try:
+        store = open_store(settings)
+        store.check_access()
+        current = read_current(store)
+        generations = list_generations(store)
+        databases: dict[str, str | None] = {}
+        files = 0
+        if current is not None:
+            contents = read_generation(
+                store.list_objects(generation_prefix(current) + "/"), current
+            )
+            databases = {
+                rel: _iso(db.newest_change) if db.newest_change else None
+                for rel, db in sorted(contents.databases.items())
+            }
+            files = len(contents.files)
+    except StoreError as exc:
+        error(f"status: {exc}")
+        return 1
+    changes = [v for v in databases.values() if v]
+    print(
+        json.dumps(
+            {
+                "backup_url": str(settings.backup_url),
+                "current_generation": current,
+                "generations": generations,
+                "databases": databases,
+                "database_count": len(databases),
+                "files": files,
+                "newest_change": max(changes) if changes else None,
+                "oldest_change": min(changes) if changes else None,
+            }
+        ),
+        flush=True,
+    )
+    return 0
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -1,0 +1,242 @@
+"""Pure decisions of the sidecar: replica URLs, the Litestream config, the restore plan.
+
+Deleted accounts (decision): the list of live accounts is the `actor` table of the restored
+`account.sqlite`, the PDS's own record. The PDS deletes the `actor` row and then removes the
+account directory; Litestream keeps the old account's objects, so the restore plan skips every
+account directory whose DID is not in `actor`. This needs no extra object, survives a crash at
+any moment (the row and the directory are replicated independently, the row decides), and makes
+a point-in-time restore bring back exactly the accounts that existed at that time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from pds_aws.backup.layout import (
+    ACCOUNT_DATABASE,
+    FileKind,
+    classify,
+    files_prefix,
+    litestream_prefix,
+)
+from pds_aws.backup.settings import BackupUrl
+
+# Litestream notices a commit within MONITOR_INTERVAL and uploads it within SYNC_INTERVAL:
+# at most ~1.25 s of commits are at risk on a crash (SIGTERM loses nothing: final sync).
+MONITOR_INTERVAL = "250ms"
+SYNC_INTERVAL = "1s"
+# Litestream's default checks L0 retention every 15 s by listing every database's L0 on S3;
+# at 500 accounts that is ~4,000 LISTs a minute while idle.
+L0_RETENTION_CHECK_INTERVAL = "5m"
+LITESTREAM_PATTERN = "*.sqlite"
+# Directories in the data directory the sidecar tolerates at start (a fresh ext4 volume has one).
+IGNORED_AT_START = frozenset({"lost+found"})
+
+
+class InvalidTimestamp(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str  # relative to the backup root
+    size: int
+    last_modified: datetime
+
+
+@dataclass
+class DatabaseBackup:
+    objects: int = 0
+    bytes: int = 0
+    newest_change: datetime | None = None
+
+
+@dataclass
+class GenerationContents:
+    """What one generation holds, read from a listing of `generations/<id>/`."""
+
+    databases: dict[str, DatabaseBackup] = field(default_factory=dict)
+    files: dict[str, int] = field(default_factory=dict)  # rel -> size
+    unknown: list[str] = field(default_factory=list)
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.databases and not self.files
+
+
+@dataclass
+class RestorePlan:
+    databases: list[str]
+    files: list[str]
+    accounts: list[str]  # DIDs restored
+    deleted_accounts: list[str]  # DIDs with objects but no `actor` row: not restored
+    problems: list[str]
+
+
+def replica_url(
+    backup: BackupUrl,
+    generation: str,
+    rel: str | None,
+    *,
+    endpoint: str | None,
+    region: str | None,
+) -> str:
+    """Litestream replica URL of one database (`rel`) or of the whole directory (None)."""
+    path = litestream_prefix(generation) + (f"/{rel}" if rel else "")
+    if backup.scheme == "file":
+        return f"file://{backup.prefix.rstrip('/')}/{path}"
+    key = f"{backup.prefix}/{path}" if backup.prefix else path
+    query: dict[str, str] = {}
+    if endpoint:
+        query["endpoint"] = endpoint
+    if region:
+        query["region"] = region
+    if endpoint:
+        # Emulators (moto) serve buckets by path, not by virtual host.
+        query["forcePathStyle"] = "true"
+    return f"s3://{backup.bucket}/{key}" + (f"?{urlencode(query)}" if query else "")
+
+
+def litestream_config(data_dir: str, directory_replica_url: str) -> dict[str, Any]:
+    """Litestream 0.5 directory mode: every `*.sqlite` under the data dir, found as it appears.
+
+    Written as JSON, which Litestream's YAML reader accepts; run with `-no-expand-env`.
+    """
+    return {
+        "l0-retention-check-interval": L0_RETENTION_CHECK_INTERVAL,
+        "dbs": [
+            {
+                "dir": data_dir,
+                "pattern": LITESTREAM_PATTERN,
+                "recursive": True,
+                "watch": True,
+                "monitor-interval": MONITOR_INTERVAL,
+                "replica": {"url": directory_replica_url, "sync-interval": SYNC_INTERVAL},
+            }
+        ],
+    }
+
+
+def read_generation(objects: Iterable[StoredObject], generation: str) -> GenerationContents:
+    """Group a listing of the generation's objects by database and plain file."""
+    ls_root = litestream_prefix(generation) + "/"
+    files_root = files_prefix(generation) + "/"
+    contents = GenerationContents()
+    for obj in objects:
+        if obj.key.startswith(ls_root):
+            rel, sep, _ = obj.key[len(ls_root) :].rpartition("/ltx/")
+            if not sep or not rel:
+                contents.unknown.append(obj.key)
+                continue
+            db = contents.databases.setdefault(rel, DatabaseBackup())
+            db.objects += 1
+            db.bytes += obj.size
+            if db.newest_change is None or obj.last_modified > db.newest_change:
+                db.newest_change = obj.last_modified
+        elif obj.key.startswith(files_root):
+            contents.files[obj.key[len(files_root) :]] = obj.size
+        else:
+            contents.unknown.append(obj.key)
+    return contents
+
+
+def build_restore_plan(
+    contents: GenerationContents, live_dids: frozenset[str] | None
+) -> RestorePlan:
+    """Decide what to restore. `live_dids`: the restored `actor` table, None if no account db.
+
+    Problems (any one fails the restore closed): an account listed in `account.sqlite` without
+    its store or its key in the backup, and account stores without any `account.sqlite`.
+    """
+    top_databases: list[str] = []
+    top_files: list[str] = []
+    store_of: dict[str, str] = {}
+    files_of: dict[str, list[str]] = {}
+    has_key: set[str] = set()
+    for rel in sorted(contents.databases):
+        pds_file = classify(rel)
+        if pds_file is None:
+            continue
+        if pds_file.did is None:
+            top_databases.append(rel)
+        else:
+            store_of[pds_file.did] = rel
+    for rel in sorted(contents.files):
+        pds_file = classify(rel)
+        if pds_file is None or pds_file.kind is FileKind.DATABASE:
+            continue
+        if pds_file.did is None:
+            top_files.append(rel)
+            continue
+        files_of.setdefault(pds_file.did, []).append(rel)
+        if pds_file.kind is FileKind.ACCOUNT_KEY:
+            has_key.add(pds_file.did)
+
+    problems: list[str] = []
+    with_objects = set(store_of) | set(files_of)
+    if live_dids is None:
+        live = frozenset[str]()
+        if with_objects:
+            problems.append(
+                f"{ACCOUNT_DATABASE} is not in the backup but {len(with_objects)} account "
+                "directories are: the list of live accounts is unknown"
+            )
+    else:
+        live = live_dids
+    databases = list(top_databases)
+    files = list(top_files)
+    for did in sorted(live):
+        if did not in store_of:
+            problems.append(
+                f"account {did} is in {ACCOUNT_DATABASE} but its store.sqlite is not in the backup"
+            )
+        else:
+            databases.append(store_of[did])
+        if did not in has_key:
+            problems.append(f"account {did} has no key file in the backup (actors/.../{did}/key)")
+        files.extend(files_of.get(did, []))
+    return RestorePlan(
+        databases=databases,
+        files=files,
+        accounts=sorted(live),
+        deleted_accounts=sorted(with_objects - live),
+        problems=problems,
+    )
+
+
+def parse_timestamp(value: str) -> datetime:
+    """An RFC 3339 time with a zone (`2026-11-29T20:15:00Z`), as an aware UTC datetime."""
+    text = value.strip()
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        raise InvalidTimestamp(
+            f"TIMESTAMP {value!r} is not an RFC 3339 time with a zone; "
+            "use e.g. 2026-11-29T20:15:00Z or `latest`"
+        )
+    return parsed.astimezone(UTC)
+
+
+def litestream_timestamp(moment: datetime) -> str:
+    """The `-timestamp` argument Litestream expects (RFC 3339, UTC, nanoseconds allowed)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def unexpected_at_start(entries: Iterable[str]) -> list[str]:
+    """Entries of the data directory that make it 'not empty' for a restore."""
+    return sorted(e for e in entries if e not in IGNORED_AT_START and not e.startswith(".pds-aws-"))
+
+
+def counts_by_kind(rels: Iterable[str]) -> Mapping[FileKind, int]:
+    counts: dict[FileKind, int] = {}
+    for rel in rels:
+        pds_file = classify(rel)
+        if pds_file is not None:
+            counts[pds_file.kind] = counts.get(pds_file.kind, 0) + 1
+    return counts
