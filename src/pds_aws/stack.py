@@ -15,6 +15,7 @@ from constructs import Construct
 
 from pds_aws.config import Config
 from pds_aws.edge import Edge
+from pds_aws.email import Email
 from pds_aws.monitoring import Monitoring
 from pds_aws.network import AZ_COUNT, Network
 from pds_aws.service import PDS_CONTAINER_NAME, PDS_PORT, PdsSecrets, PdsService
@@ -50,6 +51,7 @@ class PdsStack(Stack):
             vpc_subnets=network.public_subnets,
             hosted_zone=hosted_zone,
         )
+        email = Email(self, "Email", config=config, hosted_zone=hosted_zone, region=region)
         storage = Storage(self, "Storage", config=config, s3_endpoint=network.s3_endpoint)
         monitoring = Monitoring(self, "Monitoring", config=config)
         secrets = PdsSecrets(self, "Secrets", config=config)
@@ -63,7 +65,7 @@ class PdsStack(Stack):
             blob_bucket=storage.blob_bucket,
             rotation_key=storage.rotation_key,
             secrets=secrets,
-            smtp_url_secret=None,
+            smtp_url_secret=email.smtp_url_secret,
             log_group=monitoring.pds_log_group,
             region=region,
         )
@@ -78,6 +80,9 @@ class PdsStack(Stack):
         assert isinstance(cfn_service, ecs.CfnService)
         cfn_service.health_check_grace_period_seconds = int(HEALTH_CHECK_GRACE_PERIOD.to_seconds())
 
+        # The first task must read the SMTP URL the custom resource writes, not the placeholder.
+        service.service.node.add_dependency(email.smtp_credentials)
+
         # Grants: the PDS reads and writes blobs, and only signs with the rotation key.
         task_role = service.task_definition.task_role
         storage.blob_bucket.grant_read_write(task_role)
@@ -86,6 +91,7 @@ class PdsStack(Stack):
 
         self.network = network
         self.edge = edge
+        self.email = email
         self.storage = storage
         self.monitoring = monitoring
         self.secrets = secrets

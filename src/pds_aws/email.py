@@ -1,0 +1,160 @@
+"""E-mail: SES domain identity, least-privilege SMTP credentials, PDS_EMAIL_SMTP_URL secret.
+
+The PDS sends account e-mails (confirmation, password reset) over SMTP. SES SMTP credentials
+are an IAM access key whose secret is turned into an SMTP password; that password contains
+`+`, `/` and `=`, so it must be percent-encoded in the URL. A custom resource
+(email_smtp/handler.py) creates the key, derives the password and writes the URL into a
+secret, so the secret key is never in the template, the outputs or a log.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import CustomResource, Duration, RemovalPolicy, custom_resources
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_route53 as route53
+from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_ses as ses
+from constructs import Construct
+
+from pds_aws.config import Config
+from pds_aws.email_smtp.handler import smtp_endpoint
+from pds_aws.monitoring import log_retention
+
+HANDLER_DIRECTORY = Path(__file__).resolve().parent / "email_smtp"
+MAIL_FROM_SUBDOMAIN = "mail"
+# Bump to rotate the SMTP credentials: a new key is made and CloudFormation deletes the old.
+CREDENTIALS_GENERATION = "1"
+
+
+class Email(Construct):
+    """SES identity for the PDS domain and the `PDS_EMAIL_SMTP_URL` secret."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: Config,
+        hosted_zone: route53.IHostedZone,
+        region: str,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        domain = config.pds.domain
+        mail_from_domain = f"{MAIL_FROM_SUBDOMAIN}.{domain}"
+        retain = RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY
+
+        self.identity = ses.EmailIdentity(
+            self,
+            "Identity",
+            identity=ses.Identity.domain(domain),
+            dkim_identity=ses.DkimIdentity.easy_dkim(ses.EasyDkimSigningKeyLength.RSA_2048_BIT),
+            mail_from_domain=mail_from_domain,
+            mail_from_behavior_on_mx_failure=ses.MailFromBehaviorOnMxFailure.USE_DEFAULT_VALUE,
+        )
+        # The identity is the PDS domain, not the zone apex, so the records are written here
+        # (Identity.public_hosted_zone would verify the whole zone).
+        for index, (name, value) in enumerate(
+            (
+                (self.identity.dkim_dns_token_name1, self.identity.dkim_dns_token_value1),
+                (self.identity.dkim_dns_token_name2, self.identity.dkim_dns_token_value2),
+                (self.identity.dkim_dns_token_name3, self.identity.dkim_dns_token_value3),
+            ),
+            start=1,
+        ):
+            route53.CnameRecord(
+                self,
+                f"DkimRecord{index}",
+                zone=hosted_zone,
+                # The token name is already fully qualified: keep the zone from being appended.
+                record_name=f"{name}.",
+                domain_name=value,
+            )
+        route53.MxRecord(
+            self,
+            "MailFromMx",
+            zone=hosted_zone,
+            record_name=f"{mail_from_domain}.",
+            values=[
+                route53.MxRecordValue(
+                    host_name=f"feedback-smtp.{region}.amazonses.com", priority=10
+                )
+            ],
+        )
+        route53.TxtRecord(
+            self,
+            "MailFromSpf",
+            zone=hosted_zone,
+            record_name=f"{mail_from_domain}.",
+            values=["v=spf1 include:amazonses.com ~all"],
+        )
+
+        # The SMTP user may only send raw e-mail from this identity. Its permission comes
+        # from a group: users carry no policies of their own.
+        send_group = iam.Group(self, "SmtpSendersGroup")
+        send_group.add_to_policy(
+            iam.PolicyStatement(
+                actions=["ses:SendRawEmail"],
+                resources=[self.identity.email_identity_arn],
+            )
+        )
+        self.smtp_user = iam.User(self, "SmtpUser", groups=[send_group])
+
+        self.smtp_url_secret = secretsmanager.Secret(
+            self,
+            "SmtpUrl",
+            description=(
+                f"PDS_EMAIL_SMTP_URL of {domain}: smtps://KEY:PASSWORD@{smtp_endpoint(region)}, "
+                "written by the SMTP credentials custom resource"
+            ),
+            removal_policy=retain,
+        )
+
+        handler_log_group = logs.LogGroup(
+            self,
+            "CredentialsHandlerLogs",
+            retention=log_retention(config),
+            removal_policy=retain,
+        )
+        handler = lambda_.Function(
+            self,
+            "CredentialsHandler",
+            description="Creates the SES SMTP access key and stores PDS_EMAIL_SMTP_URL",
+            runtime=lambda_.Runtime.PYTHON_3_13,
+            architecture=lambda_.Architecture.ARM_64,
+            handler="handler.on_event",
+            code=lambda_.Code.from_asset(
+                str(HANDLER_DIRECTORY), exclude=["__pycache__", "*.pyc", "__init__.py"]
+            ),
+            timeout=Duration.seconds(60),
+            memory_size=256,
+            log_group=handler_log_group,
+        )
+        handler.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["iam:CreateAccessKey", "iam:DeleteAccessKey"],
+                resources=[self.smtp_user.user_arn],
+            )
+        )
+        self.smtp_url_secret.grant_write(handler)
+        provider = custom_resources.Provider(
+            self,
+            "CredentialsProvider",
+            on_event_handler=handler,
+            log_group=handler_log_group,
+        )
+        self.smtp_credentials = CustomResource(
+            self,
+            "SmtpCredentials",
+            service_token=provider.service_token,
+            resource_type="Custom::SesSmtpCredentials",
+            properties={
+                "UserName": self.smtp_user.user_name,
+                "SecretId": self.smtp_url_secret.secret_arn,
+                "Region": region,
+                "Generation": CREDENTIALS_GENERATION,
+            },
+        )
