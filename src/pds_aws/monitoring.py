@@ -5,13 +5,32 @@ The backup construct owns its own log group; this component watches it for error
 
 from __future__ import annotations
 
-from aws_cdk import RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
 from pds_aws.config import Config
+
+# The PDS logs JSON through pino, whose numeric levels put error at 50 and fatal at 60.
+PDS_ERROR_FILTER_PATTERN = logs.FilterPattern.number_value("$.level", ">=", 50)
+METRIC_NAMESPACE_PREFIX = "PdsAws"
+# Thresholds: a PDS logs the odd error (an unreachable relay, a bad request); a burst counts.
+PDS_LOG_ERRORS_THRESHOLD = 5
+TARGET_5XX_THRESHOLD = 5
+ALARM_PERIOD = Duration.minutes(1)
+WINDOW = Duration.minutes(5)
+
+
+def metric_namespace(config: Config) -> str:
+    """Per stack, so two deployments in one account never share a metric."""
+    return f"{METRIC_NAMESPACE_PREFIX}/{config.aws.stack_name}"
+
 
 # CloudWatch's allowed retention periods (days) by their CDK names.
 _RETENTION: dict[int, logs.RetentionDays] = {
@@ -42,7 +61,11 @@ def log_retention(config: Config) -> logs.RetentionDays:
 
 
 class Monitoring(Construct):
-    """Log group for the PDS container and the alarm topic; alarms are added by `watch`."""
+    """Log group of the PDS container and the alarm topic; `watch` adds alarms and dashboard.
+
+    Created in two steps because the service needs the log group before the things to watch
+    exist.
+    """
 
     def __init__(self, scope: Construct, construct_id: str, *, config: Config) -> None:
         super().__init__(scope, construct_id)
@@ -58,3 +81,172 @@ class Monitoring(Construct):
         )
         for email in config.monitoring.alarm_emails:
             self.alarm_topic.add_subscription(subscriptions.EmailSubscription(email))
+
+        self.alarms: dict[str, cloudwatch.Alarm] = {}
+        self.pds_error_metric = logs.MetricFilter(
+            self,
+            "PdsErrorMetricFilter",
+            log_group=self.pds_log_group,
+            filter_pattern=PDS_ERROR_FILTER_PATTERN,
+            metric_namespace=metric_namespace(config),
+            metric_name="PdsLogErrors",
+            metric_value="1",
+            default_value=0,
+        ).metric(statistic="Sum", period=WINDOW)
+
+    def watch(
+        self,
+        *,
+        load_balancer: elbv2.ApplicationLoadBalancer,
+        target_group: elbv2.ApplicationTargetGroup,
+        service: ecs.FargateService,
+        backup_error_metric: cloudwatch.IMetric | None,
+        drill_failed_alarm: cloudwatch.Alarm | None,
+    ) -> None:
+        """The alarms (all to the SNS topic) and the dashboard."""
+        tg = target_group.metrics
+        self._alarm(
+            "UnhealthyHosts",
+            "The load balancer sees an unhealthy PDS task (failing /xrpc/_health).",
+            tg.unhealthy_host_count(statistic="Maximum", period=ALARM_PERIOD),
+            threshold=1,
+            evaluation_periods=5,
+            datapoints_to_alarm=3,
+        )
+        self._alarm(
+            "NoHealthyHosts",
+            "No healthy PDS task behind the load balancer: the PDS is down.",
+            tg.healthy_host_count(statistic="Minimum", period=ALARM_PERIOD),
+            threshold=1,
+            comparison=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+            evaluation_periods=5,
+            missing=cloudwatch.TreatMissingData.BREACHING,
+        )
+        self._alarm(
+            "TooManyHealthyHosts",
+            "More than one healthy PDS task: two PDS processes may be writing one data set.",
+            tg.healthy_host_count(statistic="Maximum", period=ALARM_PERIOD),
+            threshold=1,
+            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=1,
+        )
+        self._alarm(
+            "Target5xx",
+            "The PDS answers with server errors (HTTP 5xx).",
+            tg.http_code_target(elbv2.HttpCodeTarget.TARGET_5XX_COUNT, statistic="Sum"),
+            threshold=TARGET_5XX_THRESHOLD,
+        )
+        self._alarm(
+            "PdsLogErrors",
+            "The PDS logs errors (level error or fatal) in its log group.",
+            self.pds_error_metric,
+            threshold=PDS_LOG_ERRORS_THRESHOLD,
+        )
+        if backup_error_metric is not None:
+            self._alarm(
+                "BackupErrors",
+                "The backup sidecar logs errors: replication or key upload may be failing.",
+                backup_error_metric,
+                threshold=1,
+            )
+        if drill_failed_alarm is not None:
+            self._notify(drill_failed_alarm)
+            self.alarms["RestoreDrillFailed"] = drill_failed_alarm
+        self._dashboard(load_balancer, target_group, service, backup_error_metric)
+
+    def _alarm(
+        self,
+        name: str,
+        description: str,
+        metric: cloudwatch.IMetric,
+        *,
+        threshold: float,
+        comparison: cloudwatch.ComparisonOperator = (
+            cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
+        ),
+        evaluation_periods: int = 1,
+        datapoints_to_alarm: int | None = None,
+        missing: cloudwatch.TreatMissingData = cloudwatch.TreatMissingData.NOT_BREACHING,
+    ) -> None:
+        alarm = cloudwatch.Alarm(
+            self,
+            f"{name}Alarm",
+            alarm_description=f"{description} ({self._config.pds.domain})",
+            metric=metric,
+            threshold=threshold,
+            comparison_operator=comparison,
+            evaluation_periods=evaluation_periods,
+            datapoints_to_alarm=datapoints_to_alarm,
+            treat_missing_data=missing,
+        )
+        self._notify(alarm)
+        self.alarms[name] = alarm
+
+    def _notify(self, alarm: cloudwatch.Alarm) -> None:
+        action = cloudwatch_actions.SnsAction(self.alarm_topic)
+        alarm.add_alarm_action(action)
+        alarm.add_ok_action(action)
+
+    def _dashboard(
+        self,
+        load_balancer: elbv2.ApplicationLoadBalancer,
+        target_group: elbv2.ApplicationTargetGroup,
+        service: ecs.FargateService,
+        backup_error_metric: cloudwatch.IMetric | None,
+    ) -> None:
+        lb = load_balancer.metrics
+        tg = target_group.metrics
+        errors: list[cloudwatch.IMetric] = [self.pds_error_metric]
+        if backup_error_metric is not None:
+            errors.append(backup_error_metric)
+        self.dashboard = cloudwatch.Dashboard(
+            self,
+            "Dashboard",
+            dashboard_name=f"{self._config.aws.stack_name}-pds",
+            widgets=[
+                [
+                    cloudwatch.GraphWidget(
+                        title="Requests", left=[lb.request_count(statistic="Sum")], width=8
+                    ),
+                    cloudwatch.GraphWidget(
+                        title="Latency (target response time)",
+                        left=[
+                            tg.target_response_time(statistic="p50"),
+                            tg.target_response_time(statistic="p99"),
+                        ],
+                        width=8,
+                    ),
+                    cloudwatch.GraphWidget(
+                        title="HTTP 5xx",
+                        left=[
+                            tg.http_code_target(
+                                elbv2.HttpCodeTarget.TARGET_5XX_COUNT, statistic="Sum"
+                            ),
+                            lb.http_code_elb(elbv2.HttpCodeElb.ELB_5XX_COUNT, statistic="Sum"),
+                        ],
+                        width=8,
+                    ),
+                ],
+                [
+                    cloudwatch.GraphWidget(
+                        title="Task CPU and memory (%)",
+                        left=[
+                            service.metric_cpu_utilization(),
+                            service.metric_memory_utilization(),
+                        ],
+                        width=8,
+                    ),
+                    cloudwatch.GraphWidget(
+                        title="Healthy / unhealthy tasks",
+                        left=[tg.healthy_host_count(), tg.unhealthy_host_count()],
+                        width=8,
+                    ),
+                    cloudwatch.GraphWidget(title="Log errors", left=errors, width=8),
+                ],
+                [
+                    cloudwatch.AlarmStatusWidget(
+                        title="Alarms", alarms=list(self.alarms.values()), width=24
+                    )
+                ],
+            ],
+        )

@@ -89,6 +89,14 @@ class PdsStack(Stack):
         storage.blob_bucket.grant_delete(task_role)
         storage.rotation_key.grant(task_role, "kms:Sign", "kms:GetPublicKey")
 
+        monitoring.watch(
+            load_balancer=edge.load_balancer,
+            target_group=edge.target_group,
+            service=service.service,
+            backup_error_metric=None,
+            drill_failed_alarm=None,
+        )
+
         self.network = network
         self.edge = edge
         self.email = email
