@@ -1379,18 +1379,30 @@ def render_guide(
     return "\n".join(out)
 
 
-def build_guide(config: Config) -> str:
-    """Estimate every documented shape of `config` and render the guide."""
+Synthesizer = Callable[[Config], Mapping[str, Any]]
+
+
+def estimate_shapes(
+    config: Config, synthesize: Synthesizer, shapes: Iterable[Shape] = SHAPES
+) -> dict[str, Estimate]:
+    """Each documented shape of `config`, synthesized and priced."""
     bench = benchmarks_path(config)
     estimates = {}
-    for shape in SHAPES:
+    for shape in shapes:
         shaped = shape_config(config, shape)
-        from pds_aws.synth import synthesize
-
         estimates[shape.name] = estimate(
             synthesize(shaped), shaped, backup_idle=backup_idle_rate(shaped.cost, bench)
         )
-    return render_guide(config, estimates)
+    return estimates
+
+
+def build_guide(config: Config, synthesize: Synthesizer | None = None) -> str:
+    """guides/COST.md for `config` (the project's example config)."""
+    if synthesize is None:
+        from pds_aws import synth
+
+        synthesize = synth.synthesize
+    return render_guide(config, estimate_shapes(config, synthesize))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,1 @@
+"""Price data of the cost model (prices.toml), read by pds_aws.cost."""
