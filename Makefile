@@ -16,7 +16,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export PATH := $(BIN):$(PATH)
 export PDS_AWS_CONFIG := $(CONFIG)
 
-.PHONY: help install test test-unit test-integration lint synth run deploy diff destroy cost benchmarks clean
+.PHONY: help install test test-unit test-integration lint synth run deploy diff destroy cost cost-guide benchmarks clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -75,3 +75,9 @@ destroy: install ## Delete the stack of CONFIG (prod keeps buckets, key, secrets
 
 run: install ## Synthesize CONFIG and print the stack summary (until the local runtime lands)
 	$(BIN)/python -m pds_aws.synth --summary --config $(CONFIG)
+
+cost: $(VENV)/.synced ## Monthly AWS cost of the stack CONFIG would deploy (pds-aws cost)
+	$(BIN)/pds-aws cost -c $(CONFIG)
+
+cost-guide: $(VENV)/.synced ## Regenerate guides/COST.md from the cost model and pds.example.toml
+	$(BIN)/python -m pds_aws.cost --write-guide
