@@ -24,7 +24,6 @@ OUTPUTS = {
     t.OUTPUT_CLUSTER: "pds-cluster",
     t.OUTPUT_SERVICE: "pds-service",
     t.OUTPUT_DRILL_TASK: "arn:aws:ecs:eu-west-1:123456789012:task-definition/drill:3",
-    t.OUTPUT_BACKUP_BUCKET: "pds-backup-bucket",
 }
 
 
@@ -61,7 +60,6 @@ def test_stack_target_from_outputs() -> None:
     assert target.stack is not None
     assert target.stack.cluster == "pds-cluster"
     assert target.stack.drill_task_definition.endswith("drill:3")
-    assert target.backup_env == {"AWS_REGION": "eu-west-1", "BACKUP_URL": "s3://pds-backup-bucket"}
     assert not target.is_local
 
 
@@ -69,7 +67,6 @@ def test_stack_target_without_ecs_outputs_still_serves_admin_commands() -> None:
     outputs = {k: OUTPUTS[k] for k in t.REQUIRED_OUTPUTS}
     target = t.stack_target("MyPds", "eu-west-1", outputs, "pw")
     assert target.stack is None
-    assert "BACKUP_URL" not in target.backup_env
 
 
 def test_stack_target_names_the_missing_output() -> None:
@@ -78,10 +75,8 @@ def test_stack_target_names_the_missing_output() -> None:
 
 
 def test_outputs_by_key() -> None:
-    response = {
-        "Stacks": [{"Outputs": [{"OutputKey": "PdsUrl", "OutputValue": "https://p.example"}]}]
-    }
-    assert t.outputs_by_key(response) == {"PdsUrl": "https://p.example"}
+    response = {"Stacks": [{"Outputs": [{"OutputKey": "Url", "OutputValue": "https://p.example"}]}]}
+    assert t.outputs_by_key(response) == {"Url": "https://p.example"}
     assert t.outputs_by_key({"Stacks": []}) == {}
 
 

@@ -273,6 +273,304 @@ def _add_smoke(subparsers: Subparsers) -> None:
     parser.set_defaults(handler=_smoke)
 
 
+# -- status ------------------------------------------------------------------------------
+
+
+def _stack_of(target: Target) -> Any:
+    """The deployed stack's ECS side (for status, backups, shell, logs)."""
+    from pds_aws.ops.aws import Stack
+    from pds_aws.ops.target import TargetError, aws_session
+
+    if target.stack is None:
+        raise TargetError(
+            f"stack {target.name} has no ClusterName/ServiceName outputs; deploy the current "
+            f"version (`make deploy`)"
+        )
+    session = aws_session(target.stack.profile, target.stack.region)
+    return Stack.read(session, target.stack)
+
+
+def backup_env_of(target: Target) -> dict[str, str]:
+    from pds_aws.ops.backup import local_backup_env
+
+    if target.local_state is not None:
+        return local_backup_env(target.local_state)
+    return dict(_stack_of(target).backup_env())
+
+
+def _status(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from pds_aws.ops.admin import iter_repos
+    from pds_aws.ops.status import (
+        Status,
+        backup_lag,
+        judge,
+        parse_duration,
+        read_backup_status,
+        report_lines,
+    )
+    from pds_aws.ops.xrpc import Xrpc, XrpcError
+
+    try:
+        max_age = parse_duration(args.max_backup_age)
+    except ValueError as exc:
+        return fail(f"--max-backup-age: {exc}", 2)
+    target = target_of(args)
+    status = Status(url=target.url)
+    xrpc = Xrpc(target.url)
+    repos: list[dict[str, Any]] = []
+    try:
+        status.version = str(xrpc.query("_health").get("version", "unknown"))
+        repos = list(iter_repos(xrpc))
+        status.accounts = len(repos)
+    except XrpcError as exc:
+        status.health_error = str(exc)
+    try:
+        status.backup = read_backup_status(backup_env_of(target))
+    except Exception as exc:  # any failure to read the backup is reported, not raised
+        status.backup_error = str(exc)
+    if status.backup is not None and status.health_error is None:
+        status.lag = backup_lag(repos, status.backup.get("databases") or {})
+    now = datetime.now(UTC)
+    status.problems = judge(status, max_age, now)
+    if args.json:
+        print(json.dumps(status.as_dict(), indent=2))
+    else:
+        print("\n".join(report_lines(status, now)))
+    return 1 if status.problems else 0
+
+
+def _add_status(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "status",
+        help="health, version, accounts and backup freshness",
+        description="Show the PDS's health and version, its account count and the backup: "
+        "per database the newest replicated change (from `pds-aws-backup status`) and how "
+        "far the backup is behind the live repositories. Exit 1 when the PDS is unhealthy, "
+        "no backup exists, an account is missing from it, or it is behind by more than "
+        "--max-backup-age.",
+    )
+    parser.add_argument(
+        "--max-backup-age",
+        default="5m",
+        metavar="DURATION",
+        help="largest acceptable backup lag, e.g. 90s, 15m, 2h (default: 5m)",
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    add_target_options(parser)
+    parser.set_defaults(handler=_status)
+
+
+# -- backup ------------------------------------------------------------------------------
+
+
+def _progress(message: str) -> None:
+    print(f"==> {message}", file=sys.stderr, flush=True)
+
+
+def _drill(args: argparse.Namespace) -> int:
+    from pds_aws.ops import backup
+    from pds_aws.ops.aws import DRILL_CONTAINER, json_lines
+
+    target = target_of(args)
+    if target.local_state is not None:
+        _progress("running `pds-aws-backup drill` here against the local runtime's backup")
+        result = backup.run_backup_program(["drill"], backup_env_of(target))
+        code, summary = result.code, result.summary
+    else:
+        stack = _stack_of(target)
+        drill_task = stack.drill_task()
+        _progress(f"running the restore drill as a one-off task ({drill_task.arn})")
+        code, lines = stack.run_one_off(drill_task, DRILL_CONTAINER, None, _progress)
+        summaries = json_lines(lines)
+        summary = summaries[-1] if summaries else None
+        if summary is None:
+            print("\n".join(lines[-20:]), file=sys.stderr)
+    print(json.dumps(summary, indent=2) if summary else "(the drill printed no summary)")
+    if code == 0 and summary and summary.get("ok"):
+        print("drill passed")
+        return 0
+    print(f"drill FAILED (exit {code})", file=sys.stderr)
+    return 1
+
+
+def _restore(args: argparse.Namespace) -> int:
+    from pds_aws.ops import backup
+    from pds_aws.ops.output import confirm
+    from pds_aws.ops.status import read_backup_status
+
+    target = target_of(args)
+    generation = args.generation
+    if args.at == backup.LATEST and not generation:
+        # "latest" undoes a restore: the newest state of the history it branched from.
+        current = read_backup_status(backup_env_of(target))
+        generation = backup.previous_generation(
+            current.get("generations") or [], current.get("current_generation")
+        )
+        if generation is None:
+            print("the current generation is the only one: it is already the latest state")
+            return 0
+    print(f"Point-in-time restore of {target.name} ({target.url}):")
+    for step in backup.restore_steps(target.name, args.at, generation, target.is_local):
+        print(f"  {step}")
+    if not confirm("Go ahead?", args.yes):
+        return 1
+    command = backup.restore_command(args.at, generation)
+    if target.local_state is not None:
+        state = target.local_state
+        backup.stop_local_runtime(state, _progress)
+        result = backup.with_local_aws(
+            state, lambda env: backup.run_backup_program(command[1:], env), _progress
+        )
+        code, summary = result.code, result.summary
+        if code == 0:
+            print("restored; start the local runtime again with `make run`")
+    else:
+        stack = _stack_of(target)
+        drill_task = stack.drill_task()
+        from pds_aws.ops.aws import DRILL_CONTAINER, json_lines
+
+        stack.scale(0, _progress)
+        try:
+            # The drill task may only read backups; the restore runs with the service's
+            # task role, which may write them.
+            code, lines = stack.run_one_off(
+                drill_task,
+                DRILL_CONTAINER,
+                command,
+                _progress,
+                task_role_arn=stack.service_task.task_role_arn,
+            )
+        finally:
+            stack.scale(1, _progress)
+        summaries = json_lines(lines)
+        summary = summaries[-1] if summaries else None
+        if code != 0:
+            print("\n".join(lines[-20:]), file=sys.stderr)
+    print(json.dumps(summary, indent=2) if summary else "(restore-at printed no summary)")
+    return 0 if code == 0 else 1
+
+
+def _add_backup(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "backup",
+        help="restore drill and point-in-time restore",
+        description="Run the backup program's restore drill, or restore the whole PDS to a "
+        "point in time (a new backup generation; older history is never deleted).",
+    )
+    actions = parser.add_subparsers(dest="backup_action", metavar="ACTION", required=True)
+    drill = actions.add_parser(
+        "drill",
+        help="restore the latest backup into a scratch directory and check it",
+        description="Restore the latest backup into a scratch directory and check every "
+        "database, then print the drill's JSON summary. Locally it runs here; on AWS as a "
+        "one-off Fargate task of the stack's drill task definition (its log is read back).",
+    )
+    add_target_options(drill)
+    drill.set_defaults(handler=_drill)
+    restore = actions.add_parser(
+        "restore",
+        help="guided point-in-time restore of the whole PDS",
+        description="Restore the PDS to its state at a time: stop it, build a new backup "
+        "generation as of --at and make it current, start it again. It explains each step and "
+        "asks first. `--at latest` goes back to the newest state of the history the last "
+        "restore branched from (or of --generation).",
+    )
+    restore.add_argument(
+        "--at",
+        required=True,
+        metavar="TIMESTAMP",
+        help="RFC 3339 UTC time such as 2026-11-29T20:15:00Z, or `latest`",
+    )
+    restore.add_argument("--generation", metavar="ID", help="restore from this generation")
+    restore.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    add_target_options(restore)
+    restore.set_defaults(handler=_restore)
+
+
+# -- shell and logs ----------------------------------------------------------------------
+
+
+def _shell(args: argparse.Namespace) -> int:
+    from pds_aws.ops.aws import attach_terminal, exec_session, session_manager_plugin
+
+    target = target_of(args)
+    if target.is_local:
+        state = target.local_state or {}
+        return fail(f"locally there is no container: the PDS data is in {state.get('data_dir')}", 2)
+    stack = _stack_of(target)
+    plugin = session_manager_plugin()
+    if plugin is None:
+        return fail(
+            "an interactive ECS Exec terminal needs AWS's Session Manager plugin "
+            "(session-manager-plugin on PATH); install it from the AWS documentation. "
+            "Everything else in pds-aws works without it.",
+            2,
+        )
+    session = exec_session(stack, args.container, args.command)
+    return attach_terminal(stack, session, plugin)
+
+
+def _logs(args: argparse.Namespace) -> int:
+    from pds_aws.ops.aws import follow_logs
+    from pds_aws.ops.status import parse_duration
+
+    target = target_of(args)
+    if target.local_state is not None:
+        return fail(f"local logs are files: see {target.local_state.get('logs_dir')}/", 2)
+    stack = _stack_of(target)
+    groups = {
+        name: facts.log_group
+        for name, facts in stack.service_task.containers.items()
+        if facts.log_group and (not args.container or name in args.container)
+    }
+    if not groups:
+        return fail("no CloudWatch log group found for those containers", 2)
+    try:
+        follow_logs(
+            stack.session,
+            groups,
+            since_s=parse_duration(args.since),
+            follow=args.follow,
+            out=lambda line: print(line, flush=True),
+        )
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+def _add_shell_and_logs(subparsers: Subparsers) -> None:
+    shell = subparsers.add_parser(
+        "shell",
+        help="ECS Exec into the PDS container (needs the Session Manager plugin)",
+        description="Open a terminal in the running task's container with ECS Exec. The "
+        "session is started through the ECS API (boto3); AWS's Session Manager plugin "
+        "(session-manager-plugin) is needed only to attach this terminal to it. No other "
+        "pds-aws command needs a shell: admin tasks go through the PDS's admin API.",
+    )
+    shell.add_argument("--container", default="pds", help="container name (default: pds)")
+    shell.add_argument("--command", default="/bin/sh", help="command to run (default: /bin/sh)")
+    add_target_options(shell)
+    shell.set_defaults(handler=_shell)
+
+    logs = subparsers.add_parser(
+        "logs",
+        help="print or follow the containers' CloudWatch logs",
+        description="Print the service's container logs from CloudWatch Logs, oldest first; "
+        "--follow keeps polling (Ctrl-C to stop).",
+    )
+    logs.add_argument(
+        "--container",
+        action="append",
+        help="only this container (pds, backup; repeatable; default: all)",
+    )
+    logs.add_argument("--since", default="10m", help="how far back, e.g. 10m, 2h (default: 10m)")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep following new events")
+    add_target_options(logs)
+    logs.set_defaults(handler=_logs)
+
+
 # -- registration ------------------------------------------------------------------------
 
 
@@ -280,4 +578,7 @@ def add_commands(subparsers: Subparsers) -> None:
     """Register the operator subcommands on the `pds-aws` parser."""
     _add_admin(subparsers)
     _add_request_crawl(subparsers)
+    _add_status(subparsers)
+    _add_backup(subparsers)
     _add_smoke(subparsers)
+    _add_shell_and_logs(subparsers)

@@ -28,14 +28,14 @@ CONFIG_ENV = "PDS_AWS_CONFIG"
 # CloudFormation outputs of the deployed stack that the operator commands read.
 # The stack (stack.py) declares outputs with exactly these keys; a unit test checks the
 # synthesized template against this table.
-OUTPUT_URL = "PdsUrl"
+OUTPUT_URL = "Url"
 OUTPUT_ADMIN_SECRET = "AdminPasswordSecretArn"
 OUTPUT_CLUSTER = "ClusterName"
 OUTPUT_SERVICE = "ServiceName"
-OUTPUT_DRILL_TASK = "RestoreDrillTaskDefinitionArn"
-OUTPUT_BACKUP_BUCKET = "BackupBucketName"
+# Optional: without it the drill task definition is found among the stack's resources.
+OUTPUT_DRILL_TASK = "DrillTaskDefinitionArn"
 REQUIRED_OUTPUTS: tuple[str, ...] = (OUTPUT_URL, OUTPUT_ADMIN_SECRET)
-ECS_OUTPUTS: tuple[str, ...] = (OUTPUT_CLUSTER, OUTPUT_SERVICE, OUTPUT_DRILL_TASK)
+ECS_OUTPUTS: tuple[str, ...] = (OUTPUT_CLUSTER, OUTPUT_SERVICE)
 
 # Keys of `.local/state.json` (written by pds_aws.local) that every local command needs.
 REQUIRED_STATE_KEYS: tuple[str, ...] = ("url", "admin_password")
@@ -51,10 +51,10 @@ class StackResources:
 
     stack_name: str
     region: str
+    profile: str | None
     cluster: str
     service: str
-    drill_task_definition: str
-    backup_bucket: str
+    drill_task_definition: str  # "" when the stack has no such output
 
 
 @dataclass(frozen=True)
@@ -64,8 +64,9 @@ class Target:
     name: str
     url: str
     admin_password: str = field(repr=False)
-    # Environment for the backup program when it runs on this machine against this
-    # target's backups (BACKUP_URL, AWS_REGION and, locally, the emulator endpoint).
+    # Environment for the backup program when it runs on this machine against the local
+    # runtime's backups (BACKUP_URL, AWS_REGION, the emulator endpoint); for a stack it is
+    # read from the service's task definition (ops.aws.Stack.backup_env).
     backup_env: Mapping[str, str] = field(default_factory=dict, repr=False)
     local_state: Mapping[str, Any] | None = field(default=None, repr=False)
     local_state_path: Path | None = None
@@ -128,7 +129,11 @@ def admin_password_from_secret(secret_string: str) -> str:
 
 
 def stack_target(
-    stack_name: str, region: str, outputs: Mapping[str, str], admin_password: str
+    stack_name: str,
+    region: str,
+    outputs: Mapping[str, str],
+    admin_password: str,
+    profile: str | None = None,
 ) -> Target:
     """A deployed stack's target, from its outputs and the admin password."""
     missing = [key for key in REQUIRED_OUTPUTS if not outputs.get(key)]
@@ -142,19 +147,15 @@ def stack_target(
         stack = StackResources(
             stack_name=stack_name,
             region=region,
+            profile=profile,
             cluster=outputs[OUTPUT_CLUSTER],
             service=outputs[OUTPUT_SERVICE],
-            drill_task_definition=outputs[OUTPUT_DRILL_TASK],
-            backup_bucket=outputs.get(OUTPUT_BACKUP_BUCKET, ""),
+            drill_task_definition=outputs.get(OUTPUT_DRILL_TASK, ""),
         )
-    backup_env = {"AWS_REGION": region}
-    if outputs.get(OUTPUT_BACKUP_BUCKET):
-        backup_env["BACKUP_URL"] = f"s3://{outputs[OUTPUT_BACKUP_BUCKET]}"
     return Target(
         name=stack_name,
         url=outputs[OUTPUT_URL].rstrip("/"),
         admin_password=admin_password,
-        backup_env=backup_env,
         stack=stack,
     )
 
@@ -199,7 +200,7 @@ def aws_session(profile: str | None, region: str | None) -> boto3.Session:
     return session
 
 
-def resolve_stack(session: boto3.Session, stack_name: str) -> Target:
+def resolve_stack(session: boto3.Session, stack_name: str, profile: str | None = None) -> Target:
     """Read the stack's outputs and its admin password secret."""
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -226,7 +227,7 @@ def resolve_stack(session: boto3.Session, stack_name: str) -> Target:
             f"secretsmanager:GetSecretValue on it"
         ) from None
     password = admin_password_from_secret(secret["SecretString"])
-    return stack_target(stack_name, region, outputs, password)
+    return stack_target(stack_name, region, outputs, password, profile)
 
 
 def resolve_target(choice: TargetChoice) -> Target:
@@ -247,4 +248,4 @@ def resolve_target(choice: TargetChoice) -> Target:
             f"or -c CONFIG (the stack of that config file; also read from ${CONFIG_ENV})"
         )
     session = aws_session(choice.profile, region)
-    return resolve_stack(session, stack_name)
+    return resolve_stack(session, stack_name, choice.profile)
