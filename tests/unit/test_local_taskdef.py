@@ -27,6 +27,7 @@ from pds_aws.local.taskdef import (
 from pds_aws.synth import synthesize
 
 ROOT = Path(__file__).resolve().parents[2]
+SECRET_ARN_PREFIX = "arn:aws:secretsmanager:us-east-2:123456789012:secret:"
 EXAMPLE = tomllib.loads((ROOT / "pds.example.toml").read_text())
 
 
@@ -50,7 +51,7 @@ def local_aws_for(template: dict[str, Any]) -> LocalAws:
         },
         kms_key_ids={k.logical_id: f"local-key-{i}" for i, k in enumerate(resources.keys)},
         secret_arns={
-            s.logical_id: f"arn:aws:secretsmanager:us-east-2:123456789012:secret:pds-local/{s.logical_id}-AbCdEf"
+            s.logical_id: f"{SECRET_ARN_PREFIX}pds-local/{s.logical_id}-AbCdEf"
             for s in resources.secrets
         },
     )
