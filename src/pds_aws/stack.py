@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnOutput, Duration, Fn, Stack, Tags
+from aws_cdk import Acknowledgment, CfnOutput, Duration, Fn, Stack, Tags, Validations
 from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_route53 as route53
 from constructs import Construct
 
@@ -85,8 +86,26 @@ class PdsStack(Stack):
 
         # Grants: the PDS reads and writes blobs, and only signs with the rotation key.
         task_role = service.task_definition.task_role
-        storage.blob_bucket.grant_read_write(task_role)
-        storage.blob_bucket.grant_delete(task_role)
+        # The S3 blobstore puts, copies (get + put), reads and deletes blob objects.
+        task_role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+                resources=[storage.blob_bucket.arn_for_objects("*")],
+            )
+        )
+        task_role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"], resources=[storage.blob_bucket.bucket_arn]
+            )
+        )
+        blob_bucket_id = self.get_logical_id(storage.blob_bucket.node.default_child)  # type: ignore[arg-type]
+        Validations.of(task_role).acknowledge(
+            Acknowledgment(
+                id=f"AwsSolutions-IAM5[Resource::<{blob_bucket_id}.Arn>/*]",
+                reason="Blob keys are content ids chosen at upload: the PDS needs every object "
+                "of its own blob bucket, and only of that bucket.",
+            )
+        )
         storage.rotation_key.grant(task_role, "kms:Sign", "kms:GetPublicKey")
 
         monitoring.watch(
