@@ -16,6 +16,7 @@ from aws_cdk import aws_route53 as route53
 from aws_cdk import aws_route53_targets as route53_targets
 from constructs import Construct
 
+from pds_aws.compliance import skip_checkov
 from pds_aws.config import Config
 from pds_aws.routes import (
     DENIED_BODY,
@@ -59,6 +60,10 @@ class Edge(Construct):
             subject_alternative_names=[wildcard],
             validation=acm.CertificateValidation.from_dns(hosted_zone),
         )
+        skip_checkov(
+            self.certificate,
+            {"CKV2_AWS_71": "handles are subdomains of the PDS domain: the wildcard is required"},
+        )
         self.security_group = ec2.SecurityGroup(
             self,
             "LoadBalancerSecurityGroup",
@@ -80,12 +85,20 @@ class Edge(Construct):
             idle_timeout=IDLE_TIMEOUT,
             drop_invalid_header_fields=True,
         )
+        skip_checkov(
+            self.security_group,
+            {"CKV_AWS_260": "port 80 only answers with a redirect to HTTPS"},
+        )
         Validations.of(self.security_group).acknowledge(
             Acknowledgment(
                 id="AwsSolutions-EC23",
                 reason="A public PDS: the Bluesky network (relays, app views, users) must reach "
                 "ports 80 and 443 from anywhere; paths are filtered by the listener rules.",
             ),
+        )
+        skip_checkov(
+            self.load_balancer,
+            {"CKV_AWS_91": "no ALB access logs; see AwsSolutions-ELB2 below"},
         )
         Validations.of(self.load_balancer).acknowledge(
             Acknowledgment(

@@ -15,6 +15,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
+from pds_aws.compliance import skip_checkov
 from pds_aws.config import Config
 
 # The PDS logs JSON through pino, whose numeric levels put error at 50 and fatal at 60.
@@ -93,6 +94,14 @@ class Monitoring(Construct):
                 reason="Alarm notifications carry alarm names and states only, and e-mail "
                 "delivery leaves AWS unencrypted anyway.",
             ),
+        )
+        skip_checkov(
+            self.pds_log_group,
+            {"CKV_AWS_158": "the PDS logs no secrets; CloudWatch encrypts at rest with its keys"},
+        )
+        skip_checkov(
+            self.alarm_topic,
+            {"CKV_AWS_26": "alarm names and states only; e-mail delivery is unencrypted anyway"},
         )
         self.alarms: dict[str, cloudwatch.Alarm] = {}
         self.pds_error_metric = logs.MetricFilter(

@@ -17,6 +17,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from pds_aws.compliance import skip_checkov
 from pds_aws.config import Architecture, Config
 from pds_aws.routes import HEALTH_CHECK_PATH
 from pds_aws.versions import PDS_IMAGE_REPOSITORY
@@ -97,6 +98,11 @@ class PdsSecrets(Construct):
             ),
             removal_policy=policy,
         )
+        for secret in (self.admin_password, self.jwt_secret):
+            skip_checkov(
+                secret,
+                {"CKV_AWS_149": "the aws/secretsmanager key suffices: one reader, the task"},
+            )
         Validations.of(self).acknowledge(
             Acknowledgment(
                 id="AwsSolutions-SMG4",

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import Acknowledgment, CfnOutput, Duration, Fn, Stack, Tags, Validations
+from aws_cdk import Acknowledgment, Aspects, CfnOutput, Duration, Fn, Stack, Tags, Validations
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_route53 as route53
 from constructs import Construct
 
+from pds_aws.compliance import DeployTimeLambdaSkips, skip_checkov
 from pds_aws.config import Config
 from pds_aws.edge import Edge
 from pds_aws.email import Email
@@ -99,6 +100,13 @@ class PdsStack(Stack):
             )
         )
         blob_bucket_id = self.get_logical_id(storage.blob_bucket.node.default_child)  # type: ignore[arg-type]
+        skip_checkov(
+            service.task_definition.task_role.node.find_child("DefaultPolicy"),
+            {
+                "CKV_AWS_111": "writes are constrained to this stack's blob bucket objects, "
+                "and ECS Exec's ssmmessages actions have no resource-level permissions",
+            },
+        )
         Validations.of(task_role).acknowledge(
             Acknowledgment(
                 id=f"AwsSolutions-IAM5[Resource::<{blob_bucket_id}.Arn>/*]",
@@ -131,6 +139,8 @@ class PdsStack(Stack):
         CfnOutput(self, "ServiceName", value=service.service.service_name)
         CfnOutput(self, "Url", value=f"https://{config.pds.domain}")
         CfnOutput(self, "LoadBalancerDnsName", value=edge.load_balancer.load_balancer_dns_name)
+
+        Aspects.of(self).add(DeployTimeLambdaSkips())
 
         Tags.of(self).add("project", PROJECT_TAG)
         Tags.of(self).add("pds-domain", config.pds.domain)

@@ -14,6 +14,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from pds_aws.compliance import skip_checkov
 from pds_aws.config import Config
 
 # Old versions of backup objects (overwritten or deleted LTX and key files) are kept this long,
@@ -61,7 +62,15 @@ class Storage(Construct):
                 "only when no record references it, so old versions would only cost storage.",
             ),
         )
+        skip_checkov(
+            self.blob_bucket,
+            {"CKV_AWS_21": "blobs are content-addressed and written once; versions add nothing"},
+        )
         for bucket in (self.blob_bucket, self.backup_bucket):
+            skip_checkov(
+                bucket,
+                {"CKV_AWS_18": "only the PDS task role uses the bucket; see AwsSolutions-S1"},
+            )
             Validations.of(bucket).acknowledge(
                 Acknowledgment(
                     id="AwsSolutions-S1",
