@@ -32,8 +32,9 @@ def test_local_target_from_state() -> None:
     assert target.url == "http://127.0.0.1:8123"
     assert target.admin_password == "local-admin-pw"
     assert target.is_local and target.stack is None
-    assert target.backup_env["BACKUP_URL"] == "s3://pds-backup/pds"
-    assert target.backup_env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:5111"
+    assert target.hostname == "127.0.0.1"
+    public = t.local_target({**STATE, "public_url": "http://localhost:8123"}, Path("s.json"))
+    assert public.hostname == "localhost"
     assert "local-admin-pw" not in repr(target)
 
 

@@ -124,6 +124,7 @@ def _admin(args: argparse.Namespace) -> int:
             emit([{"code": c, "uses": args.uses} for c in codes], ("code", "uses"), args.json)
             return 0
         did = admin.resolve_did(xrpc, args.account)
+        result: dict[str, str] = {"account": args.account, "did": did, "done": action}
         if action == "delete":
             question = f"Delete account {args.account} ({did}) and all its data on {target.name}?"
             if not confirm(question, args.yes):
@@ -140,16 +141,17 @@ def _admin(args: argparse.Namespace) -> int:
             password = args.password or admin.new_password()
             admin.reset_password(xrpc, did, password)
             if not args.password:
-                print(f"new password for {args.account}: {password}")
+                result["password"] = password
         elif action == "update":
             if not (args.email or args.handle):
                 return fail("nothing to update: pass --email and/or --handle", 2)
             admin.update_account(xrpc, did, email=args.email, handle=args.handle)
-        result = {"account": args.account, "did": did, "done": action}
         if args.json:
             print(json.dumps(result))
         else:
             print(f"{action}: {args.account} ({did}) done")
+            if "password" in result:
+                print(f"new password (shown once): {result['password']}")
         return 0
     except XrpcError as exc:
         return fail(str(exc))

@@ -64,18 +64,16 @@ class Target:
     name: str
     url: str
     admin_password: str = field(repr=False)
-    # Environment for the backup program when it runs on this machine against the local
-    # runtime's backups (BACKUP_URL, AWS_REGION, the emulator endpoint); for a stack it is
-    # read from the service's task definition (ops.aws.Stack.backup_env).
-    backup_env: Mapping[str, str] = field(default_factory=dict, repr=False)
     local_state: Mapping[str, Any] | None = field(default=None, repr=False)
     local_state_path: Path | None = None
     stack: StackResources | None = None
+    # The URL the PDS's DID documents name, when it differs from `url` (locally).
+    public_url: str | None = None
 
     @property
     def hostname(self) -> str:
         """The PDS hostname as relays and handles know it."""
-        return urlsplit(self.url).hostname or ""
+        return urlsplit(self.public_url or self.url).hostname or ""
 
     @property
     def is_local(self) -> bool:
@@ -90,22 +88,13 @@ def local_target(state: Mapping[str, Any], state_path: Path) -> Target:
             f"{state_path}: missing {', '.join(missing)}; this file is written by the local "
             f"runtime: start it with `make run` (or `pds-aws local up`) and try again"
         )
-    backup_env: dict[str, str] = {}
-    if state.get("backup_url"):
-        backup_env["BACKUP_URL"] = str(state["backup_url"])
-    if state.get("moto_url"):
-        backup_env["AWS_ENDPOINT_URL"] = str(state["moto_url"])
-    if state.get("region"):
-        backup_env["AWS_REGION"] = str(state["region"])
-    if state.get("data_dir"):
-        backup_env["PDS_DATA_DIRECTORY"] = str(state["data_dir"])
     return Target(
         name="local",
         url=str(state["url"]).rstrip("/"),
         admin_password=str(state["admin_password"]),
-        backup_env=backup_env,
         local_state=state,
         local_state_path=state_path,
+        public_url=str(state["public_url"]) if state.get("public_url") else None,
     )
 
 

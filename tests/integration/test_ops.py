@@ -1,0 +1,379 @@
+"""The operator commands against the real PDS of the local runtime (`pds-aws local up`).
+
+One local runtime serves the whole module. Every state change a command makes is checked
+through the real `atproto` client, not through the command's own output. The point-in-time
+restore test runs last: it stops and restarts the runtime.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+from atproto import Client
+from atproto_client.exceptions import AtProtocolError
+
+from pds_aws.cli import main
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = ROOT / "pds.example.toml"
+START_TIMEOUT_S = 240.0
+
+
+class Runtime:
+    """`pds-aws local up` in its own process group, as an operator runs it (`make run`)."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.state_file = workdir / ".local" / "state.json"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.state: dict[str, Any] = {}
+
+    def start(self) -> dict[str, Any]:
+        log = (self.workdir / "local-up.log").open("ab")
+        env = {k: v for k, v in os.environ.items() if k != "PDS_AWS_CONFIG"}
+        self.process = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "pds_aws.cli", "local", "up"),
+                *("-c", str(CONFIG), "--workdir", str(self.workdir)),
+            ],
+            cwd=self.workdir,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"local up exited: {(self.workdir / 'local-up.log').read_text()[-3000:]}"
+                )
+            if self.state_file.is_file():
+                state = json.loads(self.state_file.read_text())
+                if state.get("supervisor_pid") == self.process.pid:
+                    self.state = state
+                    return state
+            time.sleep(0.5)
+        raise RuntimeError("local up did not become ready")
+
+    def wait_stopped(self, timeout: float = 180.0) -> None:
+        if self.process is not None:
+            self.process.wait(timeout=timeout)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(timeout=180)
+
+
+@pytest.fixture(scope="module")
+def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
+    handle = Runtime(tmp_path_factory.mktemp("ops-runtime"))
+    handle.start()
+    try:
+        yield handle
+    finally:
+        handle.stop()
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> Result:
+    capsys.readouterr()
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return Result(code, captured.out, captured.err)
+
+
+def local(runtime: Runtime) -> list[str]:
+    return ["--local", "--state", str(runtime.state_file)]
+
+
+def login(runtime: Runtime, handle: str, password: str) -> Client:
+    client = Client(base_url=f"{runtime.state['url']}/xrpc")
+    client.login(handle, password, fetch_bsky_profile=False)
+    client.update_base_url(f"{runtime.state['url']}/xrpc")
+    return client
+
+
+def can_login(runtime: Runtime, handle: str, password: str) -> bool:
+    try:
+        login(runtime, handle, password)
+    except AtProtocolError:
+        return False
+    return True
+
+
+def create(capsys: pytest.CaptureFixture[str], runtime: Runtime, handle: str) -> dict[str, str]:
+    result = cli(
+        capsys,
+        "admin",
+        "account",
+        "create",
+        handle,
+        "--email",
+        f"{handle}@example.com",
+        "--json",
+        *local(runtime),
+    )
+    assert result.code == 0, result.err
+    (row,) = result.json()
+    return dict(row)
+
+
+# -- accounts and invites ------------------------------------------------------------------
+
+
+def test_create_and_list_accounts(capsys: pytest.CaptureFixture[str], runtime: Runtime) -> None:
+    row = create(capsys, runtime, "alice.test")
+    # The example config requires invites: the command minted one; the password it printed works.
+    assert can_login(runtime, "alice.test", row["password"])
+    listed = cli(capsys, "admin", "account", "list", "--json", *local(runtime))
+    assert listed.code == 0
+    assert {"handle": "alice.test", "did": row["did"], "status": "active"}.items() <= next(
+        a for a in listed.json() if a["did"] == row["did"]
+    ).items()
+    table = cli(capsys, "admin", "account", "list", *local(runtime)).out
+    assert table.splitlines()[0].split() == ["HANDLE", "DID", "EMAIL", "STATUS", "CREATED"]
+    assert "alice.test" in table
+
+
+def test_invite_codes_let_people_sign_up(
+    capsys: pytest.CaptureFixture[str], runtime: Runtime
+) -> None:
+    result = cli(
+        capsys,
+        "admin",
+        "invites",
+        "create",
+        "--count",
+        "2",
+        "--uses",
+        "2",
+        "--json",
+        *local(runtime),
+    )
+    assert result.code == 0, result.err
+    codes = [r["code"] for r in result.json()]
+    assert len(codes) == 2
+    anonymous = Client(base_url=f"{runtime.state['url']}/xrpc")
+    for i, handle in enumerate(("inv1.test", "inv2.test", "inv3.test")):
+        anonymous.com.atproto.server.create_account(
+            {
+                "handle": handle,
+                "email": f"{handle}@example.com",
+                "password": "pw-invited-1",
+                "invite_code": codes[i // 2],
+            }
+        )
+        assert can_login(runtime, handle, "pw-invited-1")
+    # The first code allowed two sign-ups; a third is refused.
+    with pytest.raises(AtProtocolError):
+        anonymous.com.atproto.server.create_account(
+            {
+                "handle": "inv4.test",
+                "email": "inv4@example.com",
+                "password": "pw",
+                "invite_code": codes[0],
+            }
+        )
+
+
+def test_reset_password(capsys: pytest.CaptureFixture[str], runtime: Runtime) -> None:
+    row = create(capsys, runtime, "bob.test")
+    result = cli(
+        capsys,
+        "admin",
+        "account",
+        "reset-password",
+        "bob.test",
+        "--password",
+        "new-pw-123",
+        *local(runtime),
+    )
+    assert result.code == 0, result.err
+    assert can_login(runtime, "bob.test", "new-pw-123")
+    assert not can_login(runtime, "bob.test", row["password"])
+    random_reset = cli(
+        capsys, "admin", "account", "reset-password", row["did"], "--json", *local(runtime)
+    )
+    new_password = random_reset.json()["password"]
+    assert can_login(runtime, "bob.test", new_password)
+
+
+def test_update_email_and_handle(capsys: pytest.CaptureFixture[str], runtime: Runtime) -> None:
+    row = create(capsys, runtime, "carol.test")
+    result = cli(
+        capsys,
+        "admin",
+        "account",
+        "update",
+        "carol.test",
+        "--email",
+        "carol@new.example.com",
+        "--handle",
+        "caroline.test",
+        *local(runtime),
+    )
+    assert result.code == 0, result.err
+    client = login(runtime, "caroline.test", row["password"])
+    session = client.com.atproto.server.get_session()
+    assert (session.handle, session.email, session.did) == (
+        "caroline.test",
+        "carol@new.example.com",
+        row["did"],
+    )
+    nothing = cli(capsys, "admin", "account", "update", "caroline.test", *local(runtime))
+    assert nothing.code == 2 and "nothing to update" in nothing.err
+
+
+def test_takedown_and_reversal(capsys: pytest.CaptureFixture[str], runtime: Runtime) -> None:
+    row = create(capsys, runtime, "dave.test")
+    # Without --yes and without a terminal the command refuses and changes nothing.
+    refused = cli(capsys, "admin", "account", "takedown", "dave.test", *local(runtime))
+    assert refused.code == 1 and "--yes" in refused.err
+    assert can_login(runtime, "dave.test", row["password"])
+
+    done = cli(capsys, "admin", "account", "takedown", "dave.test", "--yes", *local(runtime))
+    assert done.code == 0, done.err
+    with pytest.raises(AtProtocolError, match="AccountTakedown"):
+        login(runtime, "dave.test", row["password"])
+    listed = cli(capsys, "admin", "account", "list", "--json", *local(runtime)).json()
+    assert next(a for a in listed if a["did"] == row["did"])["status"] == "takendown"
+
+    assert cli(capsys, "admin", "account", "untakedown", row["did"], *local(runtime)).code == 0
+    assert can_login(runtime, "dave.test", row["password"])
+
+
+def test_delete_account(capsys: pytest.CaptureFixture[str], runtime: Runtime) -> None:
+    row = create(capsys, runtime, "erin.test")
+    refused = cli(capsys, "admin", "account", "delete", "erin.test", *local(runtime))
+    assert refused.code == 1
+    assert can_login(runtime, "erin.test", row["password"])
+    done = cli(capsys, "admin", "account", "delete", "erin.test", "--yes", *local(runtime))
+    assert done.code == 0, done.err
+    assert not can_login(runtime, "erin.test", row["password"])
+    listed = cli(capsys, "admin", "account", "list", "--json", *local(runtime)).json()
+    assert row["did"] not in {a["did"] for a in listed}
+    unknown = cli(capsys, "admin", "account", "delete", "erin.test", "--yes", *local(runtime))
+    assert unknown.code == 1 and "no account with handle" in unknown.err
+
+
+def test_wrong_admin_password_is_refused(
+    capsys: pytest.CaptureFixture[str], runtime: Runtime, tmp_path: Path
+) -> None:
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps({**runtime.state, "admin_password": "not-the-password"}))
+    result = cli(capsys, "admin", "account", "list", "--local", "--state", str(state))
+    assert result.code == 1 and "HTTP 401" in result.err
+
+
+# -- smoke -----------------------------------------------------------------------------------
+
+
+def test_smoke_passes_through_the_edge_and_cleans_up(
+    capsys: pytest.CaptureFixture[str], runtime: Runtime
+) -> None:
+    row = create(capsys, runtime, "smoke.test")
+    result = cli(
+        capsys,
+        "smoke",
+        runtime.state["url"],
+        "--handle",
+        "smoke.test",
+        "--password",
+        row["password"],
+    )
+    lines = result.out.splitlines()
+    assert result.code == 0, result.out
+    assert sum(line.startswith("PASS") for line in lines) == 14
+    assert any(line.startswith("PASS  write path") for line in lines)
+    # What the write path posted is gone again.
+    client = login(runtime, "smoke.test", row["password"])
+    posts = client.com.atproto.repo.list_records(
+        {"repo": row["did"], "collection": "app.bsky.feed.post"}
+    )
+    assert posts.records == []
+
+
+def test_smoke_fails_without_the_edge(capsys: pytest.CaptureFixture[str], runtime: Runtime) -> None:
+    # Straight at the PDS port: the PDS answers robots.txt itself and 404 off the allow-list.
+    result = cli(capsys, "smoke", runtime.state["pds_url"])
+    assert result.code == 1
+    failed = [line.split(":")[0] for line in result.out.splitlines() if line.startswith("FAIL")]
+    assert failed == ["FAIL  robots.txt", "FAIL  outside the allow-list"]
+
+
+def test_smoke_fails_with_a_wrong_password(
+    capsys: pytest.CaptureFixture[str], runtime: Runtime
+) -> None:
+    result = cli(
+        capsys, "smoke", runtime.state["url"], "--handle", "alice.test", "--password", "wrong"
+    )
+    assert result.code == 1
+    failed = [line for line in result.out.splitlines() if line.startswith("FAIL")]
+    assert [f.split(":")[0] for f in failed] == [
+        "FAIL  login",
+        "FAIL  read path",
+        "FAIL  write path",
+    ]
+
+
+# -- request-crawl -----------------------------------------------------------------------------
+
+
+class _Relay(BaseHTTPRequestHandler):
+    received: ClassVar[list[dict[str, Any]]] = []
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).received.append({"path": self.path, "body": body})
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_request_crawl(capsys: pytest.CaptureFixture[str], runtime: Runtime) -> None:
+    relay = ThreadingHTTPServer(("127.0.0.1", 0), _Relay)
+    threading.Thread(target=relay.serve_forever, daemon=True).start()
+    with socket.socket() as s:  # a port nobody listens on: an unreachable relay
+        s.bind(("127.0.0.1", 0))
+        dead_port = s.getsockname()[1]
+    try:
+        good = f"http://127.0.0.1:{relay.server_address[1]}"
+        result = cli(capsys, "request-crawl", good, *local(runtime))
+        assert result.code == 0, result.out
+        assert _Relay.received == [
+            {"path": "/xrpc/com.atproto.sync.requestCrawl", "body": {"hostname": "localhost"}}
+        ]
+        mixed = cli(capsys, "request-crawl", good, f"http://127.0.0.1:{dead_port}", *local(runtime))
+        assert mixed.code == 1
+        assert [line[:4] for line in mixed.out.splitlines()] == ["OK  ", "FAIL"]
+    finally:
+        relay.shutdown()
