@@ -49,6 +49,7 @@ HEALTH_POLL_SECONDS = 0.5
 START_TIMEOUT_SECONDS = 180.0
 INFRA_START_TIMEOUT_SECONDS = 60.0
 DEFAULT_STOP_TIMEOUT_SECONDS = 30.0
+CONTAINER_START_ATTEMPTS = 3
 
 Progress = Callable[[str], None]
 
@@ -180,6 +181,11 @@ class LocalRuntime:
         self.task: taskdef.TaskDefinition | None = None
         self.state: dict[str, Any] = {}
         self.warnings: list[str] = []
+        # Each container's local environment, as started (for tools run beside it, e.g.
+        # `pds-aws-backup status` with the sidecar's settings).
+        self.container_envs: dict[str, dict[str, str]] = {}
+        # Exit code of each process stopped by stop(), by name.
+        self.exit_codes: dict[str, int | None] = {}
 
     # -- context manager -------------------------------------------------------------
     def __enter__(self) -> LocalRuntime:
@@ -319,6 +325,7 @@ class LocalRuntime:
             envs[name] = taskdef.container_environment(
                 container, secret_values=values, endpoints=endpoints
             )
+            self.container_envs[name] = envs[name]
             self._start_container(container, envs[name], endpoints)
         self.container_order = task.start_order()
 
@@ -398,14 +405,25 @@ class LocalRuntime:
             )
         else:
             self.progress(f"container {container.name}: {' '.join(argv)}")
-        process = self._spawn(container.name, argv, env)
         needed_healthy = container.name == taskdef.PDS_CONTAINER or any(
             dep == container.name and cond == "HEALTHY"
             for other in self.task.containers.values()
             for dep, cond in other.depends_on
         )
-        if needed_healthy:
-            self._wait_healthy(container, process, env, endpoints)
+        for attempt in range(1, CONTAINER_START_ATTEMPTS + 1):
+            process = self._spawn(container.name, argv, env)
+            if not needed_healthy:
+                return
+            try:
+                self._wait_healthy(container, process, env, endpoints)
+                return
+            except StartError as exc:
+                if process.alive() or attempt == CONTAINER_START_ATTEMPTS:
+                    raise
+                # ECS replaces a task whose essential container exits; locally the container
+                # is started again (seen: the PDS's first-boot migration meeting Litestream's
+                # lock on a brand-new database, SQLITE_BUSY).
+                self.warn(f"{exc}\n  starting {container.name} again ({attempt + 1})")
 
     def _wait_healthy(
         self,
@@ -503,6 +521,7 @@ class LocalRuntime:
             if not quiet:
                 self.progress(f"stopping {name}")
             code = process.stop(timeout)
+            self.exit_codes[name] = code
             if not quiet and code not in (0, None, -15):
                 self.progress(f"  {name} exited with {code} (log: {process.log})")
         for process in self.processes.values():
