@@ -73,8 +73,8 @@ diff: install ## Show what a deploy of CONFIG would change
 destroy: install ## Delete the stack of CONFIG (prod keeps buckets, key, secrets, logs)
 	$(CDK) destroy
 
-run: install ## Synthesize CONFIG and print the stack summary (until the local runtime lands)
-	$(BIN)/python -m pds_aws.synth --summary --config $(CONFIG)
+run: install ## Run the PDS task of CONFIG on this machine (no AWS, no Docker); Ctrl-C stops
+	$(BIN)/pds-aws local up --config $(CONFIG)
 
 cost: $(VENV)/.synced ## Monthly AWS cost of the stack CONFIG would deploy (pds-aws cost)
 	$(BIN)/pds-aws cost -c $(CONFIG)
