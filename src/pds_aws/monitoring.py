@@ -15,22 +15,17 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
+from pds_aws.backup.construct import metric_namespace
 from pds_aws.compliance import skip_checkov
 from pds_aws.config import Config
 
 # The PDS logs JSON through pino, whose numeric levels put error at 50 and fatal at 60.
 PDS_ERROR_FILTER_PATTERN = logs.FilterPattern.number_value("$.level", ">=", 50)
-METRIC_NAMESPACE_PREFIX = "PdsAws"
 # Thresholds: a PDS logs the odd error (an unreachable relay, a bad request); a burst counts.
 PDS_LOG_ERRORS_THRESHOLD = 5
 TARGET_5XX_THRESHOLD = 5
 ALARM_PERIOD = Duration.minutes(1)
 WINDOW = Duration.minutes(5)
-
-
-def metric_namespace(config: Config) -> str:
-    """Per stack, so two deployments in one account never share a metric."""
-    return f"{METRIC_NAMESPACE_PREFIX}/{config.aws.stack_name}"
 
 
 # CloudWatch's allowed retention periods (days) by their CDK names.

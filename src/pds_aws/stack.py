@@ -14,6 +14,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_route53 as route53
 from constructs import Construct
 
+from pds_aws.backup.construct import BackupSidecar
 from pds_aws.compliance import DeployTimeLambdaSkips, skip_checkov
 from pds_aws.config import Config
 from pds_aws.edge import Edge
@@ -72,6 +73,24 @@ class PdsStack(Stack):
             region=region,
         )
 
+        backup = BackupSidecar(
+            self,
+            "Backup",
+            config=config,
+            cluster=network.cluster,
+            task_definition=service.task_definition,
+            data_volume_name=service.data_volume_name,
+            backup_bucket=storage.backup_bucket,
+            vpc_subnets=network.public_subnets,
+            security_group=service.security_group,
+        )
+        # Restore must finish before the PDS opens its databases.
+        service.container.add_container_dependencies(
+            ecs.ContainerDependency(
+                container=backup.container, condition=ecs.ContainerDependencyCondition.HEALTHY
+            )
+        )
+
         # The load balancer reaches the PDS container, and only it, on the PDS port.
         edge.target_group.add_target(
             service.service.load_balancer_target(
@@ -120,13 +139,14 @@ class PdsStack(Stack):
             load_balancer=edge.load_balancer,
             target_group=edge.target_group,
             service=service.service,
-            backup_error_metric=None,
-            drill_failed_alarm=None,
+            backup_error_metric=backup.error_metric,
+            drill_failed_alarm=backup.drill_failed_alarm,
         )
 
         self.network = network
         self.edge = edge
         self.email = email
+        self.backup = backup
         self.storage = storage
         self.monitoring = monitoring
         self.secrets = secrets
