@@ -119,7 +119,9 @@ def moto_server(workdir: Path) -> Iterator[Moto]:
         except OSError:
             if time.monotonic() > deadline or process.poll() is not None:
                 stop_process(process)
-                raise RuntimeError(f"moto server did not start; see {workdir / 'moto.log'}")
+                raise RuntimeError(
+                    f"moto server did not start; see {workdir / 'moto.log'}"
+                ) from None
             time.sleep(0.2)
     server.s3().create_bucket(Bucket=BUCKET)
     try:

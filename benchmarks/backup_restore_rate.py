@@ -1,0 +1,93 @@
+"""Restore rate of the backup sidecar: accounts restored per second from moto as S3.
+
+For each size: a data directory shaped like a PDS's (three top-level databases, N accounts
+with a store.sqlite of ~20 records and a key file) is backed up by `pds-aws-backup run`
+(a first boot adopting the files; stopped with SIGTERM once `status` lists every database).
+Then `pds-aws-backup run` starts on an empty directory and the figure is the time until its
+`health` passes: what a replacement task waits before the PDS may start.
+
+    .venv/bin/python benchmarks/backup_restore_rate.py --accounts 200 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from backup_common import (
+    Moto,
+    Sidecar,
+    machine,
+    moto_server,
+    populate,
+    sidecar_env,
+    wait_replicated,
+)
+
+
+def measure(moto: Moto, root: Path, accounts: int) -> dict[str, Any]:
+    prefix = f"restore-{accounts}"
+    source = root / f"{prefix}-source"
+    databases = populate(source, accounts)
+    env = sidecar_env(moto, prefix, source, root / f"{prefix}-source-state")
+    backup = Sidecar(env, root / f"{prefix}-backup.log")
+    backup.wait_healthy(timeout=600)
+    replicated_s = wait_replicated(env, databases, timeout=1800)
+    if backup.stop() != 0:
+        raise RuntimeError(f"backup sidecar failed to stop cleanly; see {backup.log_path}")
+
+    target = root / f"{prefix}-restored"
+    restorer = Sidecar(
+        sidecar_env(moto, prefix, target, root / f"{prefix}-restored-state"),
+        root / f"{prefix}-restore.log",
+    )
+    started = time.monotonic()
+    healthy_s = restorer.wait_healthy(timeout=1800)
+    restorer.stop()
+    restored_stores = len(list(target.glob("actors/*/*/store.sqlite")))
+    restored_keys = len(list(target.glob("actors/*/*/key")))
+    if restored_stores != accounts or restored_keys != accounts:
+        raise RuntimeError(f"restored {restored_stores} stores and {restored_keys} keys")
+    log = restorer.log_path.read_text(errors="replace")
+    reported = re.search(r"restored (\d+) databases in ([\d.]+) s", log)
+    return {
+        "accounts": accounts,
+        "databases": databases,
+        "backup_replicated_s": round(replicated_s, 1),
+        "start_to_healthy_s": round(healthy_s, 1),
+        "accounts_per_s": round(accounts / healthy_s, 1),
+        "databases_restore_s_logged": float(reported.group(2)) if reported else None,
+        "wall_s": round(time.monotonic() - started, 1),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--accounts", type=int, nargs="+", default=[200, 1000])
+    parser.add_argument("--json", type=Path, help="also write the result here")
+    args = parser.parse_args()
+    host = machine()
+    results = []
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-restore-") as tmp,
+        moto_server(Path(tmp)) as moto,
+    ):
+        for accounts in args.accounts:
+            results.append(measure(moto, Path(tmp), accounts))
+            print(json.dumps(results[-1]), flush=True)
+    summary = {"benchmark": "restore_rate", "machine": host, "sizes": results}
+    print(json.dumps(summary), flush=True)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
