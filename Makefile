@@ -16,7 +16,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export PATH := $(BIN):$(PATH)
 export PDS_AWS_CONFIG := $(CONFIG)
 
-.PHONY: help install test test-unit test-integration lint synth run deploy diff destroy cost cost-guide benchmarks clean
+.PHONY: help install test test-unit test-integration lint synth run deploy diff destroy cost cost-guide benchmarks clean benchmarks-backup
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -52,6 +52,15 @@ lint: install ## ruff and mypy
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
+
+BACKUP_RESULTS := .local/benchmarks
+benchmarks-backup: install ## Backup sidecar benchmarks (~30 min): loss window, restore rate, idle S3 requests, write overhead -> BENCHMARKS.md
+	mkdir -p $(BACKUP_RESULTS)
+	$(BIN)/python benchmarks/backup_loss_window.py --trials 10 --sigterm-trials 3 --json $(BACKUP_RESULTS)/backup_loss_window.json
+	$(BIN)/python benchmarks/backup_write_overhead.py --rounds 3 --commits 1000 --json $(BACKUP_RESULTS)/backup_write_overhead.json
+	$(BIN)/python benchmarks/backup_restore_rate.py --accounts 200 1000 --json $(BACKUP_RESULTS)/backup_restore_rate.json
+	$(BIN)/python benchmarks/backup_idle_requests.py --accounts 200 --window 600 --json $(BACKUP_RESULTS)/backup_idle_requests.json
+	$(BIN)/python benchmarks/backup_report.py $(BACKUP_RESULTS) BENCHMARKS.md
 
 clean: ## Remove installed tools and build output (keeps .local/ state)
 	rm -rf $(TOOLS) $(VENV) node_modules cdk.out
