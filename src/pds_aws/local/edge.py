@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import signal
 import sys
+from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import WSMsgType, web
@@ -103,14 +104,25 @@ async def handle(request: web.Request) -> web.StreamResponse:
         return response
 
 
-async def serve(port: int, upstream: str) -> None:
+def build_app(upstream: str) -> web.Application:
+    """The edge as an aiohttp application proxying to `upstream` (the PDS)."""
     app = web.Application(client_max_size=0)
     app[UPSTREAM_KEY] = upstream.rstrip("/")
-    # No total timeout: subscribeRepos streams for as long as the client listens.
-    session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=10))
-    app[SESSION_KEY] = session
+
+    async def client_session(app: web.Application) -> AsyncIterator[None]:
+        # No total timeout: subscribeRepos streams for as long as the client listens.
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=10)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            app[SESSION_KEY] = session
+            yield
+
+    app.cleanup_ctx.append(client_session)
     app.router.add_route("*", "/{tail:.*}", handle)
-    runner = web.AppRunner(app, access_log=None)
+    return app
+
+
+async def serve(port: int, upstream: str) -> None:
+    runner = web.AppRunner(build_app(upstream), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     print(f"edge listening on http://127.0.0.1:{port} -> {upstream}", flush=True)
@@ -120,7 +132,6 @@ async def serve(port: int, upstream: str) -> None:
         loop.add_signal_handler(sig, stopped.set)
     await stopped.wait()
     await runner.cleanup()
-    await session.close()
 
 
 def main(argv: list[str] | None = None) -> int:
