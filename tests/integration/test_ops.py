@@ -377,3 +377,210 @@ def test_request_crawl(capsys: pytest.CaptureFixture[str], runtime: Runtime) -> 
         assert [line[:4] for line in mixed.out.splitlines()] == ["OK  ", "FAIL"]
     finally:
         relay.shutdown()
+
+
+# -- a deployed stack's target path, with moto server as AWS ------------------------------------
+
+
+def _container(name: str, env: dict[str, str]) -> dict[str, Any]:
+    return {
+        "Name": name,
+        "Image": f"{name}-image",
+        "Memory": 512,
+        "Environment": [{"Name": k, "Value": v} for k, v in env.items()],
+        "LogConfiguration": {
+            "LogDriver": "awslogs",
+            "Options": {"awslogs-group": f"/pds-aws/{name}", "awslogs-stream-prefix": name},
+        },
+    }
+
+
+def stack_template(url: str, secret_arn: str) -> dict[str, Any]:
+    """The parts of the real stack the operator commands read: outputs, service, drill task."""
+    task = {"NetworkMode": "awsvpc", "RequiresCompatibilities": ["FARGATE"]}
+    task |= {"Cpu": "256", "Memory": "1024"}
+    backup_env = {"BACKUP_URL": "s3://pds-backup-bucket/pds", "AWS_REGION": "eu-west-1"}
+    return {
+        "Resources": {
+            "Vpc": {"Type": "AWS::EC2::VPC", "Properties": {"CidrBlock": "10.0.0.0/16"}},
+            "Subnet": {
+                "Type": "AWS::EC2::Subnet",
+                "Properties": {"VpcId": {"Ref": "Vpc"}, "CidrBlock": "10.0.0.0/24"},
+            },
+            "Cluster": {"Type": "AWS::ECS::Cluster"},
+            "TaskDefinition": {
+                "Type": "AWS::ECS::TaskDefinition",
+                "Properties": {
+                    **task,
+                    "Family": "pds",
+                    "ContainerDefinitions": [
+                        _container("pds", {}),
+                        _container("backup", backup_env),
+                    ],
+                },
+            },
+            "DrillTaskDefinition": {
+                "Type": "AWS::ECS::TaskDefinition",
+                "Properties": {
+                    **task,
+                    "Family": "pds-drill",
+                    "ContainerDefinitions": [_container("drill", backup_env)],
+                },
+            },
+            "Service": {
+                "Type": "AWS::ECS::Service",
+                "Properties": {
+                    "Cluster": {"Ref": "Cluster"},
+                    "TaskDefinition": {"Ref": "TaskDefinition"},
+                    "DesiredCount": 1,
+                    "LaunchType": "FARGATE",
+                    "NetworkConfiguration": {
+                        "AwsvpcConfiguration": {"Subnets": [{"Ref": "Subnet"}]}
+                    },
+                },
+            },
+        },
+        "Outputs": {
+            "Url": {"Value": url},
+            "AdminPasswordSecretArn": {"Value": secret_arn},
+            "ClusterName": {"Value": {"Ref": "Cluster"}},
+            "ServiceName": {"Value": {"Fn::GetAtt": ["Service", "Name"]}},
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def aws(runtime: Runtime) -> Iterator[dict[str, str]]:
+    """moto server on a free port holding a stack whose Url output is the local runtime's edge."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    env = {
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }
+    saved = {k: os.environ.get(k) for k in (*env, "AWS_PROFILE", "AWS_DEFAULT_REGION")}
+    os.environ.update(env)
+    for key in ("AWS_PROFILE", "AWS_DEFAULT_REGION"):
+        os.environ.pop(key, None)
+    try:
+        session = boto3.Session(region_name="eu-west-1")
+        secret = session.client("secretsmanager").create_secret(
+            Name="pds-admin-password", SecretString=runtime.state["admin_password"]
+        )
+        template = stack_template(runtime.state["url"], secret["ARN"])
+        session.client("cloudformation").create_stack(
+            StackName="MyPds", TemplateBody=json.dumps(template)
+        )
+        session.client("s3").create_bucket(
+            Bucket="pds-backup-bucket",
+            CreateBucketConfiguration={"LocationConstraint": "eu-west-1"},
+        )
+        yield {"stack": "MyPds", "region": "eu-west-1"}
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        server.stop()
+
+
+def stack_args(aws: dict[str, str]) -> list[str]:
+    return ["--stack", aws["stack"], "--region", aws["region"]]
+
+
+def test_stack_target_reads_outputs_and_the_admin_secret(
+    capsys: pytest.CaptureFixture[str], runtime: Runtime, aws: dict[str, str]
+) -> None:
+    # The endpoint and the admin password come from the stack, not from the local state.
+    result = cli(capsys, "admin", "account", "list", "--json", *stack_args(aws))
+    assert result.code == 0, result.err
+    assert "alice.test" in {a["handle"] for a in result.json()}
+    created = cli(
+        capsys,
+        "admin",
+        "account",
+        "create",
+        "frank.test",
+        "--email",
+        "frank@example.com",
+        "--json",
+        *stack_args(aws),
+    )
+    assert created.code == 0, created.err
+    assert can_login(runtime, "frank.test", created.json()[0]["password"])
+
+
+def test_stack_target_errors_name_the_fix(
+    capsys: pytest.CaptureFixture[str], aws: dict[str, str]
+) -> None:
+    missing = cli(
+        capsys, "admin", "account", "list", "--stack", "NoSuchStack", "--region", "eu-west-1"
+    )
+    assert missing.code == 2
+    assert "stack NoSuchStack not found in eu-west-1" in missing.err
+
+
+def test_stack_status_reads_the_backup_location_from_the_task_definition(
+    capsys: pytest.CaptureFixture[str], runtime: Runtime, aws: dict[str, str]
+) -> None:
+    result = cli(capsys, "status", "--json", *stack_args(aws))
+    status = result.json()
+    assert status["version"] and status["accounts"] >= 1
+    assert status["backup"]["backup_url"] == "s3://pds-backup-bucket/pds"
+    # An empty backup bucket is a problem status must report.
+    assert result.code == 1
+    assert "no backup exists yet (no current generation)" in status["problems"]
+
+
+def test_stack_drill_task_is_found_among_the_stack_resources(aws: dict[str, str]) -> None:
+    import boto3
+
+    from pds_aws.ops.aws import Stack
+    from pds_aws.ops.target import TargetChoice, resolve_target
+
+    target = resolve_target(TargetChoice(stack_name=aws["stack"], region=aws["region"]))
+    assert target.stack is not None
+    stack = Stack.read(boto3.Session(region_name=aws["region"]), target.stack)
+    drill = stack.drill_task()
+    assert drill.arn.split("/")[-1].startswith("pds-drill:")
+    assert drill.containers["drill"].log_group == "/pds-aws/drill"
+    assert set(stack.service_task.containers) == {"pds", "backup"}
+
+
+def test_stack_logs(capsys: pytest.CaptureFixture[str], aws: dict[str, str]) -> None:
+    import boto3
+
+    logs = boto3.client("logs", region_name=aws["region"])
+    for container in ("pds", "backup"):
+        group = f"/pds-aws/{container}"
+        logs.create_log_group(logGroupName=group)
+        logs.create_log_stream(logGroupName=group, logStreamName=f"{container}/{container}/t1")
+        logs.put_log_events(
+            logGroupName=group,
+            logStreamName=f"{container}/{container}/t1",
+            logEvents=[
+                {"timestamp": int(time.time() * 1000), "message": f"hello from {container}"}
+            ],
+        )
+    both = cli(capsys, "logs", "--since", "1h", *stack_args(aws))
+    assert both.code == 0, both.err
+    assert sorted(both.out.splitlines()) == ["backup  hello from backup", "pds     hello from pds"]
+    only = cli(capsys, "logs", "--since", "1h", "--container", "backup", *stack_args(aws))
+    assert only.out.splitlines() == ["backup  hello from backup"]
+
+
+def test_shell_explains_the_plugin_it_needs(
+    capsys: pytest.CaptureFixture[str], aws: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    result = cli(capsys, "shell", *stack_args(aws))
+    assert result.code == 2
+    assert "session-manager-plugin" in result.err

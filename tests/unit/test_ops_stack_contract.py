@@ -1,0 +1,45 @@
+"""What the operator commands read from a deployed stack is in the synthesized template.
+
+`--stack` reads outputs by key, finds the drill task definition as the stack's other ECS task
+definition and reads container names, BACKUP_URL and log settings from the task definitions;
+these tests fail when the stack stops providing one of them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pds_aws.ops import aws, target
+
+
+def _task_definitions(template: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        r["Properties"]
+        for r in template["Resources"].values()
+        if r["Type"] == aws.TASK_DEFINITION_TYPE
+    ]
+
+
+def _containers(task_definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["Name"]: c for c in task_definition["ContainerDefinitions"]}
+
+
+def test_the_stack_declares_the_outputs_the_cli_reads(stack_template: dict[str, Any]) -> None:
+    outputs = set(stack_template["Outputs"])
+    assert set(target.REQUIRED_OUTPUTS) <= outputs
+    assert set(target.ECS_OUTPUTS) <= outputs
+
+
+def test_service_and_drill_task_definitions(stack_template: dict[str, Any]) -> None:
+    definitions = [_containers(td) for td in _task_definitions(stack_template)]
+    # The drill is found as "the other task definition": there must be exactly two.
+    assert len(definitions) == 2
+    service = next(d for d in definitions if aws.PDS_CONTAINER in d)
+    drill = next(d for d in definitions if aws.DRILL_CONTAINER in d)
+    assert aws.BACKUP_CONTAINER in service
+    backup_env = {e["Name"] for e in service[aws.BACKUP_CONTAINER]["Environment"]}
+    assert "BACKUP_URL" in backup_env
+    for container in (*service.values(), *drill.values()):
+        options = container["LogConfiguration"]["Options"]
+        assert options["awslogs-stream-prefix"], container["Name"]
+        assert options["awslogs-group"], container["Name"]
