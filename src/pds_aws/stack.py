@@ -8,11 +8,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import Acknowledgment, Aspects, CfnOutput, Duration, Fn, Stack, Tags, Validations
+import jsii
+from aws_cdk import (
+    Acknowledgment,
+    Aspects,
+    CfnOutput,
+    CfnResource,
+    Duration,
+    Fn,
+    IAspect,
+    Stack,
+    TagManager,
+    Tags,
+    Validations,
+)
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_route53 as route53
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from pds_aws.backup.construct import BackupSidecar
 from pds_aws.compliance import DeployTimeLambdaSkips, skip_checkov
@@ -27,6 +40,26 @@ from pds_aws.storage import Storage
 PROJECT_TAG = "pds-aws"
 # The ALB must not judge the PDS before the sidecar has restored and the PDS has started.
 HEALTH_CHECK_GRACE_PERIOD = Duration.minutes(10)
+
+
+# Types CDK's own custom-resource providers create as plain CfnResources, out of Tags' reach.
+_RAW_TAGGABLE_TYPES = frozenset({"AWS::Lambda::Function", "AWS::IAM::Role"})
+
+
+@jsii.implements(IAspect)
+class _TagRawResources:
+    """Give CDK-internal provider functions and roles the stack's tags too."""
+
+    def __init__(self, tags: dict[str, str]) -> None:
+        self._tags = [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
+
+    def visit(self, node: IConstruct) -> None:
+        if (
+            isinstance(node, CfnResource)
+            and node.cfn_resource_type in _RAW_TAGGABLE_TYPES
+            and not TagManager.is_taggable(node)
+        ):
+            node.add_property_override("Tags", self._tags)
 
 
 class PdsStack(Stack):
@@ -162,9 +195,14 @@ class PdsStack(Stack):
 
         Aspects.of(self).add(DeployTimeLambdaSkips())
 
-        Tags.of(self).add("project", PROJECT_TAG)
-        Tags.of(self).add("pds-domain", config.pds.domain)
-        Tags.of(self).add("pds-mode", config.aws.mode.value)
+        tags = {
+            "project": PROJECT_TAG,
+            "pds-domain": config.pds.domain,
+            "pds-mode": config.aws.mode.value,
+        }
+        for key, value in tags.items():
+            Tags.of(self).add(key, value)
+        Aspects.of(self).add(_TagRawResources(tags))
 
     @property
     def availability_zones(self) -> list[str]:
