@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 
 from pds_aws.backup.layout import (
     ACCOUNT_DATABASE,
+    DATABASE_SUFFIX,
     FileKind,
     classify,
     files_prefix,
@@ -128,8 +129,8 @@ def read_generation(objects: Iterable[StoredObject], generation: str) -> Generat
     contents = GenerationContents()
     for obj in objects:
         if obj.key.startswith(ls_root):
-            rel, sep, _ = obj.key[len(ls_root) :].rpartition("/ltx/")
-            if not sep or not rel:
+            rel = database_of_ltx_key(obj.key[len(ls_root) :])
+            if rel is None:
                 contents.unknown.append(obj.key)
                 continue
             db = contents.databases.setdefault(rel, DatabaseBackup())
@@ -142,6 +143,21 @@ def read_generation(objects: Iterable[StoredObject], generation: str) -> Generat
         else:
             contents.unknown.append(obj.key)
     return contents
+
+
+def database_of_ltx_key(key: str) -> str | None:
+    """The database path of a Litestream object key below the replica root.
+
+    Litestream 0.5 names them `<db>/<level, 4 hex>/<txids>.ltx` on S3 and
+    `<db>/ltx/<level>/<txids>.ltx` in a file replica; `<db>` is the path relative to `dir`.
+    """
+    parts = key.split("/")
+    if not parts[-1].endswith(".ltx"):
+        return None
+    for end in range(len(parts) - 2, 0, -1):
+        if parts[end - 1].endswith(DATABASE_SUFFIX):
+            return "/".join(parts[:end])
+    return None
 
 
 def build_restore_plan(
@@ -221,6 +237,18 @@ def parse_timestamp(value: str) -> datetime:
             "use e.g. 2026-11-29T20:15:00Z or `latest`"
         )
     return parsed.astimezone(UTC)
+
+
+def restore_timestamp(at: datetime | None, newest_change: datetime | None) -> str | None:
+    """The `-timestamp` to restore a database as of `at`; None means its latest state.
+
+    Litestream 0.5.17 answers "timestamp does not exist" when no LTX file of the database is
+    newer than the timestamp, although its latest state is then exactly the state at that
+    time: a database whose newest object was stored at or before `at` is restored latest.
+    """
+    if at is None or (newest_change is not None and newest_change <= at):
+        return None
+    return litestream_timestamp(at)
 
 
 def litestream_timestamp(moment: datetime) -> str:

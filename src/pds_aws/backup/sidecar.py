@@ -66,6 +66,7 @@ from pds_aws.backup.plan import (
     parse_timestamp,
     read_generation,
     replica_url,
+    restore_timestamp,
     unexpected_at_start,
 )
 from pds_aws.backup.settings import Settings
@@ -76,6 +77,8 @@ MIRROR_INTERVAL_S = 0.5
 LITESTREAM_READY_TIMEOUT_S = 10.0
 # ECS allows a stop timeout of up to 120 s; leave room for the last key uploads and exit.
 LITESTREAM_STOP_TIMEOUT_S = 90.0
+SEED_TIMEOUT_S = 600.0
+SEED_POLL_S = 0.5
 HEALTH_FILE = "healthy.json"
 LITESTREAM_CONFIG_FILE = "litestream.json"
 STAGING_PREFIX = ".pds-aws-restore-"
@@ -132,8 +135,53 @@ def create_generation(store: BackupStore, origin: dict[str, str | None]) -> str:
     return generation
 
 
+def read_origin(store: BackupStore, generation: str) -> dict[str, str | None]:
+    raw = store.get_bytes(origin_key(generation))
+    if raw is None:
+        return {"generation": generation}
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return {"generation": generation}
+    return body if isinstance(body, dict) else {"generation": generation}
+
+
+def mark_seeded(store: BackupStore, generation: str) -> str:
+    """Record when the generation holds every database and key: from then on it is the
+    history of the data directory (used by restore-at to pick the generation covering T)."""
+    body = read_origin(store, generation)
+    seeded = _iso(datetime.now(UTC))
+    body["seeded"] = seeded
+    store.put_bytes(origin_key(generation), json.dumps(body, indent=2).encode())
+    return seeded
+
+
 def set_current(store: BackupStore, generation: str) -> None:
     store.put_bytes(CURRENT_OBJECT, f"{generation}\n".encode())
+
+
+def generation_chain(store: BackupStore, start: str) -> list[dict[str, str | None]]:
+    """`start` and the generations it was made from (ORIGIN `source`), newest first."""
+    chain: list[dict[str, str | None]] = []
+    seen: set[str] = set()
+    generation: str | None = start
+    while generation and generation not in seen and len(chain) < 10_000:
+        seen.add(generation)
+        origin = read_origin(store, generation)
+        chain.append(origin)
+        source = origin.get("source")
+        generation = source if isinstance(source, str) and is_generation_id(source) else None
+    return chain
+
+
+def covering_generation(chain: list[dict[str, str | None]], at: datetime) -> str | None:
+    """The newest generation of the chain that already held the whole data directory at `at`."""
+    stamp = _iso(at)
+    for origin in chain:
+        seeded = origin.get("seeded") or origin.get("created")
+        if seeded is not None and seeded <= stamp:
+            return origin.get("generation")
+    return None
 
 
 def list_generations(store: BackupStore) -> list[str]:
@@ -203,6 +251,8 @@ def restore_generation(
     ts = litestream_timestamp(at) if at is not None else None
 
     def restore_db(rel: str) -> str | None:
+        backup = contents.databases.get(rel)
+        db_ts = restore_timestamp(at, backup.newest_change if backup else None)
         url = replica_url(
             settings.backup_url,
             generation,
@@ -212,7 +262,9 @@ def restore_generation(
         )
         target = out_dir / rel
         try:
-            litestream.restore_database(settings.litestream_bin, url, target, timestamp=ts, env=env)
+            litestream.restore_database(
+                settings.litestream_bin, url, target, timestamp=db_ts, env=env
+            )
         except litestream.LitestreamError as exc:
             return f"database {rel}: {exc}"
         problem = quick_check(target)
@@ -402,6 +454,7 @@ def _resolve_generation_for_run(store: BackupStore) -> str:
             "--generation ID`"
         )
     generation = create_generation(store, {"reason": "first boot", "source": None, "at": None})
+    mark_seeded(store, generation)
     set_current(store, generation)
     info(f"first boot: empty backup, created generation {generation}")
     return generation
@@ -418,32 +471,41 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     info(f"starting: data directory {data_dir}, backup {settings.backup_url}")
     store = open_store(settings)
     staging = data_dir / f"{STAGING_PREFIX}{os.getpid()}"
+    restored: RestoreReport | None = None
     try:
         store.check_access()
-        generation = _resolve_generation_for_run(store)
-        contents = read_generation(
-            store.list_objects(generation_prefix(generation) + "/"), generation
-        )
+        source = _resolve_generation_for_run(store)
+        contents = read_generation(store.list_objects(generation_prefix(source) + "/"), source)
         blocking = _prepare_data_dir(data_dir)
         if not contents.is_empty:
             if blocking:
                 error(
                     f"data directory {data_dir} is not empty ({', '.join(blocking[:5])}) but "
-                    f"generation {generation} holds a backup: the sidecar restores only into an "
+                    f"generation {source} holds a backup: the sidecar restores only into an "
                     "empty directory, never over or beside other files; move them away (or "
                     "use an empty PDS_DATA_DIRECTORY) and start again"
                 )
                 return 1
             staging.mkdir()
-            restore_generation(settings, store, generation, staging)
+            restored = restore_generation(settings, store, source, staging)
             _move_into_place(staging, data_dir)
         elif blocking:
             warn(
-                f"empty backup generation {generation}: adopting the {len(blocking)} existing "
+                f"empty backup generation {source}: adopting the {len(blocking)} existing "
                 f"entries of {data_dir} as they are"
             )
         else:
-            info(f"generation {generation} is empty: starting with an empty data directory")
+            info(f"generation {source} is empty: starting with an empty data directory")
+        # A restored directory is replicated into a NEW generation, seeded from scratch by
+        # this Litestream process: each generation is written by exactly one Litestream
+        # lifetime from TXID 1, so no restarted Litestream ever has to reconcile its position
+        # with a replica it did not write ("database behind replica"), and the generation we
+        # restored from stays as it was (history for restore-at).
+        generation = (
+            source
+            if restored is None
+            else create_generation(store, {"reason": "task start", "source": source, "at": None})
+        )
     except RestoreFailed as exc:
         shutil.rmtree(staging, ignore_errors=True)
         for problem in exc.problems:
@@ -477,10 +539,6 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     )
     litestream.write_config(config_path, data_dir, directory_url)
     mirror = FileMirror(store, data_dir, generation)
-    if contents.is_empty:
-        mirror.sync()  # adopted files, if any
-    else:
-        mirror.mark_present()
     replicator = litestream.Replicator(
         settings.litestream_bin,
         config_path,
@@ -490,9 +548,64 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     if not replicator.ready.wait(LITESTREAM_READY_TIMEOUT_S) and replicator.poll() is not None:
         error(f"litestream exited with {replicator.poll()} at start; not becoming healthy")
         return 1
+    if restored is not None and restored.plan is not None:
+        try:
+            _seed(store, generation, set(restored.plan.databases), mirror, replicator, stop)
+        except (StoreError, SeedFailed) as exc:
+            error(
+                f"seeding generation {generation} failed: {exc}; not becoming healthy. "
+                f"CURRENT still names {source}, which is complete; the next start retries"
+            )
+            replicator.stop(LITESTREAM_STOP_TIMEOUT_S)
+            return 1
+        set_current(store, generation)
+        info(f"generation {generation} holds every database and key: CURRENT points at it")
+    else:
+        mirror.sync()  # adopted files, if any
     _write_health(settings, replicator.pid, generation)
     info(f"healthy: replicating {data_dir} to generation {generation}")
     return _replicate_until_stopped(settings, stop, mirror, replicator)
+
+
+class SeedFailed(Exception):
+    pass
+
+
+def _seed(
+    store: BackupStore,
+    generation: str,
+    databases: set[str],
+    mirror: FileMirror,
+    replicator: litestream.Replicator,
+    stop: threading.Event,
+) -> None:
+    """Wait until Litestream has a first snapshot of every restored database in the new
+    generation, and upload every key file to it."""
+    started = time.monotonic()
+    if mirror.sync():
+        raise SeedFailed("could not upload every key file")
+    while True:
+        listing = read_generation(
+            store.list_objects(generation_prefix(generation) + "/"), generation
+        )
+        missing = databases - set(listing.databases)
+        if not missing:
+            break
+        if replicator.poll() is not None:
+            raise SeedFailed(f"litestream exited with {replicator.poll()}")
+        if stop.is_set():
+            raise SeedFailed("stopped by a signal")
+        if time.monotonic() - started > SEED_TIMEOUT_S:
+            raise SeedFailed(
+                f"{len(missing)} databases not replicated after {SEED_TIMEOUT_S:.0f} s, "
+                f"e.g. {sorted(missing)[0]}"
+            )
+        time.sleep(SEED_POLL_S)
+    mark_seeded(store, generation)
+    info(
+        f"seeded generation {generation}: {len(databases)} databases and "
+        f"{len(mirror.seen)} key files in {time.monotonic() - started:.2f} s"
+    )
 
 
 def _write_health(settings: Settings, litestream_pid: int, generation: str) -> None:
@@ -621,9 +734,10 @@ def restore_at_command(settings: Settings, args: argparse.Namespace) -> int:
 def restore_at(settings: Settings, at: datetime | None, source: str | None) -> dict[str, object]:
     """Make a new current generation from `source` (default: current) as of `at` (None: latest).
 
-    Latest of another generation just points CURRENT back at it (its history continues there).
-    The running sidecar keeps writing into the generation it started with: replace the task
-    after this (the new task restores the new CURRENT).
+    `at` is looked up along the source's history: the generation it was made from (ORIGIN
+    `source`), and so on back, until one already held the data directory at `at`. Latest of
+    another generation just points CURRENT back at it. The running sidecar keeps writing into
+    its own generation: replace the task afterwards (the new task restores the new CURRENT).
     """
     store = open_store(settings)
     store.check_access()
@@ -641,19 +755,24 @@ def restore_at(settings: Settings, at: datetime | None, source: str | None) -> d
             info(f"generation {source} is already current; nothing to do")
         return {"ok": True, "generation": source, "previous": current, "source": source, "at": None}
 
+    chain = generation_chain(store, source)
+    covering = covering_generation(chain, at)
+    if covering is None:
+        oldest = chain[-1].get("seeded") or chain[-1].get("created")
+        raise ValueError(f"{_iso(at)} is before the oldest backup in this history ({oldest})")
     started = time.monotonic()
     scratch = Path(tempfile.mkdtemp(prefix="pds-aws-restore-at-"))
     try:
         data = scratch / "data"
         data.mkdir()
-        report = restore_generation(settings, store, source, data, at=at)
+        report = restore_generation(settings, store, covering, data, at=at)
         if report.plan is None:
-            raise ValueError(f"generation {source} is empty")
+            raise ValueError(f"generation {covering} is empty")
         new = create_generation(
             store,
-            {"reason": "restore-at", "source": source, "at": _iso(at), "previous": current},
+            {"reason": "restore-at", "source": covering, "at": _iso(at), "previous": current},
         )
-        info(f"seeding generation {new} from {source} as of {_iso(at)}")
+        info(f"seeding generation {new} from {covering} as of {_iso(at)}")
         config = scratch / LITESTREAM_CONFIG_FILE
         url = replica_url(
             settings.backup_url, new, None, endpoint=settings.s3_endpoint, region=settings.region
@@ -669,13 +788,14 @@ def restore_at(settings: Settings, at: datetime | None, source: str | None) -> d
         missing = sorted(set(report.plan.databases) - set(seeded.databases))
         if missing:
             raise StoreError(f"generation {new} lacks {len(missing)} databases: {missing[:3]}")
+        mark_seeded(store, new)
         set_current(store, new)
         info(f"CURRENT now points at generation {new} (was {current}); replace the task")
         return {
             "ok": True,
             "generation": new,
             "previous": current,
-            "source": source,
+            "source": covering,
             "at": _iso(at),
             "accounts": len(report.plan.accounts),
             "databases": report.databases,

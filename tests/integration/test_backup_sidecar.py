@@ -1,0 +1,659 @@
+"""The backup sidecar against the real Litestream binary and moto server as S3.
+
+The PDS is simulated by SQLite databases in WAL mode with a busy timeout, laid out as the PDS
+lays out its data directory (top-level databases, actors/<xx>/<did>/store.sqlite + key,
+reserved keys); the real PDS with the sidecar is exercised by the local-runtime tests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+pytestmark = pytest.mark.integration
+
+VENV_BIN = Path(sys.executable).parent
+MOTO_SERVER = VENV_BIN / "moto_server"
+BUCKET = "pds-backup"
+REGION = "us-east-1"
+TOP_LEVEL = ("account.sqlite", "sequencer.sqlite", "did_cache.sqlite")
+WAIT_S = 60.0
+
+
+# ------------------------------------------------------------------------------------------
+# moto server
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Moto:
+    url: str
+    process: subprocess.Popen[bytes]
+
+    def s3(self) -> Any:
+        return boto3.client(
+            "s3",
+            endpoint_url=self.url,
+            region_name=REGION,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+
+@pytest.fixture(scope="module")
+def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Moto]:
+    port = _free_port()
+    log = (tmp_path_factory.mktemp("moto") / "moto.log").open("wb")
+    process = subprocess.Popen(
+        [str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"},
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/moto-api/", timeout=1).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                raise RuntimeError("moto server did not start") from None
+            time.sleep(0.2)
+    server = Moto(url, process)
+    server.s3().create_bucket(Bucket=BUCKET)
+    try:
+        yield server
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+        log.close()
+
+
+# ------------------------------------------------------------------------------------------
+# The sidecar as a process
+
+
+def sidecar_env(
+    moto: Moto, prefix: str, data_dir: Path, state_dir: Path, **extra: str
+) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") or k == "AWS_CA_BUNDLE"}
+    # AWS_CA_BUNDLE stays set on purpose: this machine sets it, and the sidecar must remove
+    # it from Litestream's environment.
+    env.update(
+        BACKUP_URL=f"s3://{BUCKET}/{prefix}",
+        PDS_DATA_DIRECTORY=str(data_dir),
+        BACKUP_STATE_DIRECTORY=str(state_dir),
+        AWS_REGION=REGION,
+        AWS_ENDPOINT_URL_S3=moto.url,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+    )
+    env.update(extra)
+    return env
+
+
+def backup_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "pds_aws.backup", *args]
+
+
+@dataclass
+class Sidecar:
+    env: dict[str, str]
+    log_path: Path
+    process: subprocess.Popen[bytes] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            backup_command("run"), env=self.env, stdout=self._log, stderr=subprocess.STDOUT
+        )
+
+    def healthy(self) -> bool:
+        done = subprocess.run(
+            backup_command("health"), env=self.env, capture_output=True, timeout=30, check=False
+        )
+        return done.returncode == 0
+
+    def wait_healthy(self) -> None:
+        deadline = time.monotonic() + WAIT_S
+        while not self.healthy():
+            if self.process.poll() is not None:
+                raise AssertionError(f"sidecar exited {self.process.returncode}:\n{self.log()}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"sidecar never became healthy:\n{self.log()}")
+            time.sleep(0.3)
+
+    def wait_exit(self) -> int:
+        try:
+            return self.process.wait(timeout=WAIT_S * 2)
+        finally:
+            self._log.close()
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.wait_exit()
+
+    def log(self) -> str:
+        if not self._log.closed:
+            self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+
+@dataclass
+class Case:
+    """One test's backup prefix and directories."""
+
+    moto: Moto
+    prefix: str
+    root: Path
+
+    def env(self, name: str, **extra: str) -> dict[str, str]:
+        return sidecar_env(
+            self.moto, self.prefix, self.root / name, self.root / f"{name}.state", **extra
+        )
+
+    def start(self, name: str, **extra: str) -> Sidecar:
+        return Sidecar(self.env(name, **extra), self.root / f"{name}.log")
+
+    def data(self, name: str) -> Path:
+        return self.root / name
+
+    def cli(self, *args: str, name: str = "cli", **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            backup_command(*args),
+            env=self.env(name, **extra),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+
+    def objects(self) -> dict[str, str]:
+        """Every object of the prefix with its ETag: 'the backup is untouched' compares these."""
+        s3 = self.moto.s3()
+        out: dict[str, str] = {}
+        for page in s3.get_paginator("list_objects_v2").paginate(
+            Bucket=BUCKET, Prefix=f"{self.prefix}/"
+        ):
+            for item in page.get("Contents", []):
+                out[item["Key"]] = item["ETag"]
+        return out
+
+
+_case_counter = iter(range(1_000_000))
+
+
+@pytest.fixture
+def case(moto: Moto, tmp_path: Path) -> Case:
+    return Case(moto, f"pds-{next(_case_counter)}-{os.getpid()}", tmp_path)
+
+
+def copy_prefix(moto: Moto, source: str, dest: str) -> None:
+    s3 = moto.s3()
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=f"{source}/"):
+        for item in page.get("Contents", []):
+            key = item["Key"]
+            s3.copy_object(
+                Bucket=BUCKET,
+                Key=dest + key[len(source) :],
+                CopySource={"Bucket": BUCKET, "Key": key},
+            )
+
+
+# ------------------------------------------------------------------------------------------
+# A simulated PDS data directory
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+    conn.execute("PRAGMA busy_timeout = 30000")
+    conn.execute("PRAGMA journal_mode = WAL")
+    # As the PDS runs beside Litestream: Litestream owns checkpoints.
+    conn.execute("PRAGMA wal_autocheckpoint = 0")
+    return conn
+
+
+def did_of(n: int) -> str:
+    return f"did:plc:{hashlib.sha256(f'acct{n}'.encode()).hexdigest()[:24]}"
+
+
+def account_dir(data: Path, did: str) -> Path:
+    return data / "actors" / hashlib.sha256(did.encode()).hexdigest()[:2] / did
+
+
+class FakePds:
+    """Writes what the PDS writes, in the PDS's order: store + key first, then the actor row."""
+
+    def __init__(self, data: Path) -> None:
+        self.data = data
+        self.account_db = connect(data / "account.sqlite")
+        self.account_db.execute(
+            "CREATE TABLE IF NOT EXISTS actor (did TEXT PRIMARY KEY, handle TEXT, createdAt TEXT)"
+        )
+        for name in ("sequencer.sqlite", "did_cache.sqlite"):
+            with_conn = connect(data / name)
+            with_conn.execute("CREATE TABLE IF NOT EXISTS event (seq INTEGER PRIMARY KEY, body)")
+            with_conn.close()
+
+    def create_account(self, n: int, records: int = 3) -> str:
+        did = did_of(n)
+        folder = account_dir(self.data, did)
+        store = connect(folder / "store.sqlite")
+        store.execute("CREATE TABLE record (uri TEXT PRIMARY KEY, cid TEXT, content BLOB)")
+        for i in range(records):
+            store.execute(
+                "INSERT INTO record VALUES (?, ?, ?)",
+                (f"at://{did}/app.bsky.feed.post/{i}", f"cid{i}", os.urandom(64)),
+            )
+        store.close()
+        (folder / "key").write_bytes(os.urandom(32))
+        self.account_db.execute(
+            "INSERT INTO actor VALUES (?, ?, ?)", (did, f"u{n}.test", datetime.now(UTC).isoformat())
+        )
+        seq = connect(self.data / "sequencer.sqlite")
+        seq.execute("INSERT INTO event (body) VALUES (?)", (f"#identity {did}",))
+        seq.close()
+        return did
+
+    def delete_account(self, did: str) -> None:
+        self.account_db.execute("DELETE FROM actor WHERE did = ?", (did,))
+        shutil.rmtree(account_dir(self.data, did))
+
+    def reserve_key(self, name: str) -> None:
+        folder = self.data / "actors" / "reserved_keys"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(os.urandom(32))
+
+    def post(self, did: str, i: int) -> None:
+        store = connect(account_dir(self.data, did) / "store.sqlite")
+        store.execute(
+            "INSERT INTO record VALUES (?, ?, ?)",
+            (f"at://{did}/app.bsky.feed.post/p{i}", f"cidp{i}", os.urandom(64)),
+        )
+        store.close()
+
+    def close(self) -> None:
+        self.account_db.close()
+
+
+def snapshot(data: Path) -> dict[str, Any]:
+    """Every row of every database and every plain file's bytes, Litestream's tables aside."""
+    out: dict[str, Any] = {}
+    for path in sorted(data.rglob("*")):
+        rel = path.relative_to(data).as_posix()
+        if any(part.startswith(".") for part in path.relative_to(data).parts):
+            continue
+        if not path.is_file() or rel.endswith(("-wal", "-shm")):
+            continue
+        if rel.endswith(".sqlite"):
+            conn = sqlite3.connect(path, timeout=30)
+            tables = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' "
+                    "AND name NOT LIKE '_litestream%' ORDER BY name"
+                )
+            ]
+            out[rel] = {t: sorted(conn.execute(f'SELECT * FROM "{t}"').fetchall()) for t in tables}
+            assert conn.execute("PRAGMA quick_check").fetchone()[0] == "ok", rel
+            conn.close()
+        else:
+            out[rel] = path.read_bytes()
+    return out
+
+
+def wait_for(predicate: Any, what: str) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+# ------------------------------------------------------------------------------------------
+# A populated backup, made once, copied into each test's own prefix
+
+
+@dataclass
+class Populated:
+    prefix: str
+    expected: dict[str, Any]
+    dids: list[str]
+
+
+def _populate(moto: Moto, root: Path, name: str, accounts: int) -> Populated:
+    case = Case(moto, f"{name}-{os.getpid()}", root)
+    sidecar = case.start("data")
+    sidecar.wait_healthy()
+    pds = FakePds(case.data("data"))
+    dids = [pds.create_account(n) for n in range(accounts)]
+    for n in range(3):
+        pds.reserve_key(f"did:key:reserved{n}")
+    for i, did in enumerate(dids[:10]):
+        pds.post(did, i)
+    pds.close()
+    assert sidecar.stop() == 0, sidecar.log()
+    return Populated(case.prefix, snapshot(case.data("data")), dids)
+
+
+@pytest.fixture(scope="module")
+def populated(moto: Moto, tmp_path_factory: pytest.TempPathFactory) -> Populated:
+    """3 top-level databases + 50 accounts + 3 reserved keys, written while replicating."""
+    return _populate(moto, tmp_path_factory.mktemp("populated"), "populated", 50)
+
+
+@pytest.fixture(scope="module")
+def small(moto: Moto, tmp_path_factory: pytest.TempPathFactory) -> Populated:
+    """The same shape with 12 accounts: enough for the cases that do not count to 50."""
+    return _populate(moto, tmp_path_factory.mktemp("small"), "small", 12)
+
+
+def populated_copy(case: Case, populated: Populated) -> None:
+    copy_prefix(case.moto, populated.prefix, case.prefix)
+
+
+# ------------------------------------------------------------------------------------------
+# Tests
+
+
+def test_round_trip_restores_every_row_and_key_byte(case: Case, populated: Populated) -> None:
+    populated_copy(case, populated)
+    assert len([k for k in populated.expected if k.endswith("/key")]) == 50
+    assert len([k for k in populated.expected if "reserved_keys" in k]) == 3
+
+    sidecar = case.start("restored")
+    sidecar.wait_healthy()
+    restored = snapshot(case.data("restored"))
+    assert sidecar.stop() == 0, sidecar.log()
+
+    assert restored == populated.expected
+    log = sidecar.log()
+    assert "restored 50 accounts" in log
+    assert "restored 53 databases" in log
+    assert "ERROR backup" not in log
+
+
+def test_account_created_after_restore_is_replicated_and_restored(
+    case: Case, small: Populated
+) -> None:
+    populated_copy(case, small)
+    first = case.start("first")
+    first.wait_healthy()
+    pds = FakePds(case.data("first"))
+    new_did = pds.create_account(1000)
+    pds.post(small.dids[0], 999)
+    pds.close()
+    # The key is uploaded within seconds of appearing, while the sidecar runs.
+    wait_for(
+        lambda: any(k.endswith(f"{new_did}/key") for k in case.objects()),
+        "the new account's key in the backup",
+    )
+    expected = snapshot(case.data("first"))
+    assert first.stop() == 0, first.log()
+
+    second = case.start("second")
+    second.wait_healthy()
+    restored = snapshot(case.data("second"))
+    assert second.stop() == 0, second.log()
+    assert restored == expected
+    assert any(rel.endswith(f"{new_did}/store.sqlite") for rel in restored)
+
+
+def test_deleted_account_is_not_restored(case: Case, small: Populated) -> None:
+    populated_copy(case, small)
+    first = case.start("first")
+    first.wait_healthy()
+    pds = FakePds(case.data("first"))
+    gone = small.dids[3]
+    pds.delete_account(gone)
+    pds.close()
+    expected = snapshot(case.data("first"))
+    assert first.stop() == 0, first.log()
+
+    second = case.start("second")
+    second.wait_healthy()
+    restored = snapshot(case.data("second"))
+    assert second.stop() == 0, second.log()
+    assert not account_dir(case.data("second"), gone).exists()
+    assert restored == expected
+    assert "1 deleted accounts skipped" in second.log()
+
+
+def _assert_failed_closed(case: Case, sidecar: Sidecar, before: dict[str, str], words: str) -> str:
+    code = sidecar.wait_exit()
+    log = sidecar.log()
+    assert code != 0, log
+    assert not sidecar.healthy()
+    error_lines = [line for line in log.splitlines() if line.startswith("ERROR")]
+    assert any(words in line for line in error_lines), log
+    assert case.objects() == before, "the backup changed"
+    data = sidecar.env["PDS_DATA_DIRECTORY"]
+    leftovers = [p for p in Path(data).rglob("*")] if Path(data).exists() else []
+    assert leftovers == [], f"the data directory is not empty: {leftovers[:5]}"
+    return log
+
+
+def test_fails_closed_when_store_is_unreachable(case: Case, small: Populated) -> None:
+    populated_copy(case, small)
+    before = case.objects()
+    sidecar = case.start("data", AWS_ENDPOINT_URL_S3=f"http://127.0.0.1:{_free_port()}")
+    _assert_failed_closed(case, sidecar, before, "unreachable")
+
+
+def test_fails_closed_on_a_corrupted_object(case: Case, small: Populated) -> None:
+    populated_copy(case, small)
+    s3 = case.moto.s3()
+    victim = did_of(7)
+    ltx = sorted(k for k in case.objects() if f"{victim}/store.sqlite/" in k and k.endswith(".ltx"))
+    assert ltx
+    for key in ltx:  # every copy of its pages, whichever level Litestream reads
+        body = bytearray(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+        body[len(body) // 2 :] = os.urandom(len(body) - len(body) // 2)
+        s3.put_object(Bucket=BUCKET, Key=key, Body=bytes(body))
+    before = case.objects()
+    sidecar = case.start("data")
+    log = _assert_failed_closed(case, sidecar, before, victim)
+    assert "restore failed" in log
+
+
+def test_fails_closed_when_an_account_key_is_missing(case: Case, small: Populated) -> None:
+    populated_copy(case, small)
+    victim = did_of(11)
+    (key,) = [k for k in case.objects() if k.endswith(f"{victim}/key")]
+    case.moto.s3().delete_object(Bucket=BUCKET, Key=key)
+    before = case.objects()
+    sidecar = case.start("data")
+    _assert_failed_closed(case, sidecar, before, f"account {victim} has no key file")
+
+    drill = case.cli("drill")
+    assert drill.returncode != 0
+    summary = json.loads(drill.stdout.strip().splitlines()[-1])
+    assert summary["ok"] is False
+    assert any(victim in p for p in summary["problems"])
+
+
+def test_fails_closed_when_the_bucket_is_missing(case: Case) -> None:
+    env_extra = {"BACKUP_URL": f"s3://no-such-bucket-{os.getpid()}/pds"}
+    sidecar = case.start("data", **env_extra)
+    code = sidecar.wait_exit()
+    log = sidecar.log()
+    assert code != 0
+    assert not sidecar.healthy()
+    assert any(
+        line.startswith("ERROR") and "does not exist" in line for line in log.splitlines()
+    ), log
+    assert f"no-such-bucket-{os.getpid()}" not in [
+        b["Name"] for b in case.moto.s3().list_buckets()["Buckets"]
+    ]
+
+
+def test_refuses_a_non_empty_data_directory_over_an_existing_backup(
+    case: Case, small: Populated
+) -> None:
+    populated_copy(case, small)
+    before = case.objects()
+    fresh = FakePds(case.data("data"))  # a fresh database where a restore should go
+    fresh.close()
+    sidecar = case.start("data")
+    code = sidecar.wait_exit()
+    assert code != 0
+    assert any(
+        line.startswith("ERROR") and "not empty" in line for line in sidecar.log().splitlines()
+    )
+    assert case.objects() == before
+
+
+def test_sigterm_during_steady_writes_loses_no_acknowledged_write(case: Case) -> None:
+    sidecar = case.start("data")
+    sidecar.wait_healthy()
+    pds = FakePds(case.data("data"))
+    did = pds.create_account(1)
+    pds.close()
+    acknowledged: list[int] = []
+    stop = threading.Event()
+
+    def writer() -> None:
+        conn = connect(account_dir(case.data("data"), did) / "store.sqlite")
+        i = 0
+        while not stop.is_set():
+            try:
+                conn.execute(
+                    "INSERT INTO record VALUES (?, ?, ?)", (f"at://{did}/w/{i}", str(i), b"x")
+                )
+            except sqlite3.Error:
+                break
+            acknowledged.append(i)
+            i += 1
+            time.sleep(0.005)
+        conn.close()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    wait_for(lambda: len(acknowledged) > 300, "300 commits")
+    sidecar.process.send_signal(signal.SIGTERM)
+    before_sigterm = len(acknowledged)
+    code = sidecar.wait_exit()
+    stop.set()
+    thread.join()
+    assert code == 0, sidecar.log()
+
+    restore = case.start("restored")
+    restore.wait_healthy()
+    conn = sqlite3.connect(account_dir(case.data("restored"), did) / "store.sqlite")
+    uris = {r[0] for r in conn.execute("SELECT uri FROM record")}
+    conn.close()
+    assert restore.stop() == 0
+    missing = [i for i in range(before_sigterm) if f"at://{did}/w/{i}" not in uris]
+    assert missing == []
+
+
+def test_restore_at_goes_back_and_latest_comes_back(case: Case) -> None:
+    sidecar = case.start("data")
+    sidecar.wait_healthy()
+    pds = FakePds(case.data("data"))
+    early = pds.create_account(1)
+    for i in range(5):
+        pds.post(early, i)
+    time.sleep(2.5)  # let every early commit reach S3 before T
+    moment = datetime.now(UTC)
+    time.sleep(2.5)
+    late = pds.create_account(2)
+    for i in range(5, 10):
+        pds.post(early, i)
+    pds.close()
+    wait_for(lambda: any(k.endswith(f"{late}/key") for k in case.objects()), "late key upload")
+    assert sidecar.stop() == 0, sidecar.log()
+    original = json.loads(case.cli("status").stdout)["current_generation"]
+
+    back = case.cli("restore-at", moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+    assert back.returncode == 0, back.stderr
+    result = json.loads(back.stdout.strip().splitlines()[-1])
+    assert result["previous"] == original and result["generation"] != original
+
+    status = json.loads(case.cli("status").stdout)
+    assert status["current_generation"] == result["generation"]
+    assert original in status["generations"]
+
+    at_t = case.start("at_t")
+    at_t.wait_healthy()
+    posts = _post_uris(case.data("at_t"), early)
+    assert at_t.stop() == 0, at_t.log()
+    assert {f"at://{early}/app.bsky.feed.post/p{i}" for i in range(5)} <= posts
+    assert not any(f"/p{i}" in uri for uri in posts for i in range(5, 10))
+    assert not account_dir(case.data("at_t"), late).exists()
+
+    forward = case.cli("restore-at", "latest", "--generation", original)
+    assert forward.returncode == 0, forward.stderr
+    latest = case.start("latest")
+    latest.wait_healthy()
+    posts = _post_uris(case.data("latest"), early)
+    assert latest.stop() == 0
+    assert {f"at://{early}/app.bsky.feed.post/p{i}" for i in range(10)} <= posts
+    assert (account_dir(case.data("latest"), late) / "key").exists()
+
+
+def _post_uris(data: Path, did: str) -> set[str]:
+    conn = sqlite3.connect(account_dir(data, did) / "store.sqlite")
+    try:
+        return {r[0] for r in conn.execute("SELECT uri FROM record")}
+    finally:
+        conn.close()
+
+
+def test_drill_and_status_report_a_healthy_backup(case: Case, populated: Populated) -> None:
+    populated_copy(case, populated)
+    drill = case.cli("drill")
+    assert drill.returncode == 0, drill.stderr
+    summary = json.loads(drill.stdout.strip().splitlines()[-1])
+    assert summary["ok"] is True
+    assert summary["accounts"] == 50
+    assert summary["databases"] == 53
+    assert summary["key_files"] == 50
+    assert summary["bytes"] > 0
+    assert summary["problems"] == []
+
+    status = case.cli("status")
+    assert status.returncode == 0, status.stderr
+    report = json.loads(status.stdout)
+    assert report["database_count"] == 53
+    assert set(TOP_LEVEL) <= set(report["databases"])
+    assert report["oldest_change"] <= report["newest_change"]
+
+
+def test_first_boot_on_an_empty_prefix_is_healthy_with_an_empty_directory(case: Case) -> None:
+    sidecar = case.start("data")
+    sidecar.wait_healthy()
+    assert [p.name for p in case.data("data").iterdir()] == []
+    assert sidecar.stop() == 0
+    assert f"{case.prefix}/CURRENT" in case.objects()
