@@ -265,3 +265,24 @@ def test_local_bucket_names_are_valid() -> None:
     assert len(name) <= 63
     assert name == name.lower()
     assert not name.endswith("-")
+
+
+def test_image_and_log_settings_are_not_needed_locally() -> None:
+    ecr_image = {
+        "Fn::Join": [
+            "",
+            [
+                {"Fn::Select": [4, {"Fn::Split": [":", {"Fn::GetAtt": ["Repo", "Arn"]}]}]},
+                ".dkr.ecr.",
+                {"Fn::GetAtt": ["Build", "ImageTag"]},
+            ],
+        ]
+    }
+    template = _template_with(
+        _container("pds", Image=ecr_image, LogConfiguration={"Options": {"Fn::If": []}}),
+        Repo={"Type": "AWS::ECR::Repository"},
+        Build={"Type": "Custom::Build"},
+    )
+    assert read_task_definition(template, EMPTY_AWS).containers["pds"].name == "pds"
+    arn = resolve({"Fn::GetAtt": ["Repo", "Arn"]}, template, EMPTY_AWS)
+    assert resolve({"Fn::Select": [4, {"Fn::Split": [":", arn]}]}, template, EMPTY_AWS)

@@ -204,6 +204,9 @@ class _Resolver:
             return self.aws.key_arn(name) if attribute == "Arn" else self.aws.kms_key_ids[name]
         if kind == "AWS::SecretsManager::Secret":
             return self.aws.secret_arns[name]
+        if attribute == "Arn" or attribute.endswith(".Arn"):
+            # Placeholder ARN, well-formed so Fn::Split/Fn::Select over it still work.
+            return f"arn:aws:local:{self.aws.region}:{LOCAL_ACCOUNT_ID}:{name}"
         return f"local-{name}-{attribute}"
 
     def sub(self, text: str, variables: Mapping[str, Any]) -> str:
@@ -347,6 +350,23 @@ class TaskDefinition:
         return order
 
 
+_LOCAL_CONTAINER_FIELDS = frozenset(
+    {
+        "Name",
+        "Essential",
+        "EntryPoint",
+        "Command",
+        "Environment",
+        "Secrets",
+        "HealthCheck",
+        "DependsOn",
+        "MountPoints",
+        "PortMappings",
+        "StopTimeout",
+    }
+)
+
+
 def find_task_definition(template: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
     """The service's task definition: the one with a container named `pds`."""
     found = [
@@ -368,10 +388,12 @@ def find_task_definition(template: Mapping[str, Any]) -> tuple[str, Mapping[str,
 
 def read_task_definition(template: Mapping[str, Any], aws: LocalAws) -> TaskDefinition:
     """The PDS task definition, every value resolved to the local AWS."""
-    logical_id, raw = find_task_definition(template)
-    props = resolve(raw, template, aws)
+    logical_id, props = find_task_definition(template)
+    resolver = _Resolver(template, aws)
     containers: dict[str, ContainerDefinition] = {}
-    for c in props["ContainerDefinitions"]:
+    for raw in props["ContainerDefinitions"]:
+        # Only what a local process uses; the image and log settings stay unresolved.
+        c = {k: resolver.resolve(v) for k, v in raw.items() if k in _LOCAL_CONTAINER_FIELDS}
         health = c.get("HealthCheck")
         containers[c["Name"]] = ContainerDefinition(
             name=c["Name"],
