@@ -133,22 +133,46 @@ def load_prices(region: str, data: Mapping[str, Any] | None = None) -> PriceBook
 # Measured backup request rate (BENCHMARKS.md)
 
 _IDLE_RATE_RE = re.compile(r"idle S3 requests per hour", re.IGNORECASE)
+_IDLE_HEADING_RE = re.compile(r"^#+ .*idle S3 requests", re.IGNORECASE)
+_PER_HOUR_RE = re.compile(r"\*\*~?(\d[\d,]*(?:\.\d+)?) (?:S3 )?(?:requests )?per hour\*\*")
+_ACCOUNTS_RE = re.compile(r"(\d[\d,]*) accounts")
 _NUMBER_RE = re.compile(r"(?<![\w.])(\d[\d,]*(?:\.\d+)?)(?![\w.])")
 
 
 @dataclass(frozen=True)
 class MeasuredRate:
     requests_per_hour: float
-    source: str  # "BENCHMARKS.md: <the line>" or the assumption's config key
+    source: str  # where the figure comes from, shown beside it
 
 
-def parse_backup_idle_rate(markdown: str) -> float | None:
-    """The measured idle S3 requests per hour from BENCHMARKS.md text, if recorded.
+def _number(text: str) -> float:
+    return float(text.replace(",", ""))
 
-    Takes the line that names the figure; in a table row the figure is the row's last cell,
-    in prose the first number after the phrase.
+
+def parse_backup_idle_rate(markdown: str) -> tuple[float, str] | None:
+    """The measured idle S3 requests per hour in BENCHMARKS.md text, and what it was measured on.
+
+    Two shapes are read: the backup section written by benchmarks/backup_report.py (a heading
+    "Idle S3 requests" whose text says "**N per hour**"), and any line naming "idle S3
+    requests per hour" (a table row's last number, or the first number after the phrase).
     """
-    for line in markdown.splitlines():
+    lines = markdown.splitlines()
+    for index, line in enumerate(lines):
+        if not _IDLE_HEADING_RE.match(line):
+            continue
+        section = []
+        for body in lines[index + 1 :]:
+            if body.startswith("#"):
+                break
+            section.append(body)
+        text = " ".join(section)
+        match = _PER_HOUR_RE.search(text)
+        if match:
+            # The account count nearest before the figure (the measurement, not the target).
+            accounts = _ACCOUNTS_RE.findall(text[: match.start()])
+            scope = f"{accounts[-1]} accounts" if accounts else "idle"
+            return _number(match.group(1)), scope
+    for line in lines:
         match = _IDLE_RATE_RE.search(line)
         if not match:
             continue
@@ -157,20 +181,21 @@ def parse_backup_idle_rate(markdown: str) -> float | None:
             for cell in reversed(cells[1:]):
                 number = _NUMBER_RE.search(cell.replace("*", "").replace("~", ""))
                 if number:
-                    return float(number.group(1).replace(",", ""))
+                    return _number(number.group(1)), "idle"
             continue
         number = _NUMBER_RE.search(line[match.end() :].replace("~", ""))
         if number:
-            return float(number.group(1).replace(",", ""))
+            return _number(number.group(1)), "idle"
     return None
 
 
 def backup_idle_rate(settings: CostSettings, benchmarks: Path | None) -> MeasuredRate:
     """The measured figure when BENCHMARKS.md has one, else the documented assumption."""
     if benchmarks is not None and benchmarks.is_file():
-        rate = parse_backup_idle_rate(benchmarks.read_text(encoding="utf-8"))
-        if rate is not None:
-            return MeasuredRate(rate, f"measured, {BENCHMARKS_FILE}")
+        measured = parse_backup_idle_rate(benchmarks.read_text(encoding="utf-8"))
+        if measured is not None:
+            rate, scope = measured
+            return MeasuredRate(rate, f"measured ({scope}), {BENCHMARKS_FILE}")
     return MeasuredRate(
         settings.backup_idle_requests_per_hour,
         f"assumed ([cost] backup_idle_requests_per_hour; no measured figure in {BENCHMARKS_FILE})",
