@@ -382,7 +382,7 @@ class BackupSidecar(Construct):
             evaluation_periods=1,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
-        self._acknowledge_nag_findings(task_definition, backup_bucket, cluster)
+        self._acknowledge_nag_findings(task_definition, backup_bucket)
 
     def _log_group(
         self, id: str, config: Config, removal: RemovalPolicy, name: str | None = None
@@ -398,7 +398,6 @@ class BackupSidecar(Construct):
         self,
         task_definition: ecs.FargateTaskDefinition,
         backup_bucket: s3.IBucket,
-        cluster: ecs.ICluster,
     ) -> None:
         """cdk-nag findings caused by this construct, each with why it is accepted."""
         backup_objects = _nag_text(self, backup_bucket.arn_for_objects(f"{BACKUP_PREFIX}/*"))
@@ -434,14 +433,18 @@ class BackupSidecar(Construct):
             self.drill_task_definition.obtain_execution_role(),
             ("AwsSolutions::AwsSolutions-IAM5[Resource::*]", ecr_reason),
         )
-        cluster_name = _nag_text(self, cluster.cluster_name)
-        running_tasks = f"arn:<AWS::Partition>:ecs:<AWS::Region>:*:task/{cluster_name}/*"
+        # Written by aws_events_targets.EcsTask; its ARN text depends on the stack's environment.
+        events_role = self.drill_task_definition.node.find_child("EventsRole")
         _acknowledge(
             self.drill_task_definition,
-            (
-                f"AwsSolutions::AwsSolutions-IAM5[Resource::{running_tasks}]",
-                "EventBridge's RunTask role tags the drill task it starts, whose id is only known "
-                "then; the wildcard is limited to tasks in the PDS cluster.",
+            *(
+                (
+                    finding,
+                    "EventBridge's RunTask role tags the drill task it starts, whose id is only "
+                    "known then; the wildcard is limited to tasks in the PDS cluster.",
+                )
+                for finding in _wildcard_findings(events_role.node.find_child("DefaultPolicy"))
+                if ":task/" in finding
             ),
         )
         # The PDS task definition belongs to the stack; these findings come from what this
