@@ -631,22 +631,22 @@ def _post_uris(data: Path, did: str) -> set[str]:
         conn.close()
 
 
-def test_drill_and_status_report_a_healthy_backup(case: Case, populated: Populated) -> None:
-    populated_copy(case, populated)
+def test_drill_and_status_report_a_healthy_backup(case: Case, small: Populated) -> None:
+    populated_copy(case, small)
     drill = case.cli("drill")
     assert drill.returncode == 0, drill.stderr
     summary = json.loads(drill.stdout.strip().splitlines()[-1])
     assert summary["ok"] is True
-    assert summary["accounts"] == 50
-    assert summary["databases"] == 53
-    assert summary["key_files"] == 50
+    assert summary["accounts"] == 12
+    assert summary["databases"] == 15
+    assert summary["key_files"] == 12
     assert summary["bytes"] > 0
     assert summary["problems"] == []
 
     status = case.cli("status")
     assert status.returncode == 0, status.stderr
     report = json.loads(status.stdout)
-    assert report["database_count"] == 53
+    assert report["database_count"] == 15
     assert set(TOP_LEVEL) <= set(report["databases"])
     assert report["oldest_change"] <= report["newest_change"]
 

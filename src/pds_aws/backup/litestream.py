@@ -103,6 +103,20 @@ def replicate_once(binary: str, config: Path, *, env: Mapping[str, str]) -> None
         )
 
 
+# Litestream errors that are the expected consequence of what the PDS does, not a failure:
+# deleting an account removes its directory, and Litestream cannot close that database cleanly.
+EXPECTED_ERRORS = ('msg="unregister database from store"',)
+
+
+def log_level(line: str) -> str:
+    """Our level for one Litestream log line (ERROR lines count in the stack's metric filter)."""
+    if "level=ERROR" in line:
+        return "WARN" if any(mark in line for mark in EXPECTED_ERRORS) else "ERROR"
+    if "level=WARN" in line:
+        return "WARN"
+    return "INFO"
+
+
 def _die_with_parent() -> None:
     # If the sidecar is SIGKILLed, Litestream must die too, as in a crashed task: an orphan
     # replicating on would outlive the data it protects (and confuse a local restart).
@@ -145,8 +159,7 @@ class Replicator:
             line = raw.rstrip("\n")
             if self.READY_MARK in line:
                 self.ready.set()
-            level = "ERROR" if "level=ERROR" in line else "WARN" if "level=WARN" in line else "INFO"
-            self._log(level, f"litestream: {line}")
+            self._log(log_level(line), f"litestream: {line}")
 
     @property
     def pid(self) -> int:

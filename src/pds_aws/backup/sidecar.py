@@ -359,10 +359,6 @@ class FileMirror:
             found[rel] = (stat.st_size, stat.st_mtime_ns)
         return found
 
-    def mark_present(self) -> None:
-        """Everything on disk now is already in the backup (just restored)."""
-        self.seen = self._scan()
-
     def sync(self) -> int:
         """One pass; returns how many uploads or deletions failed (retried next pass)."""
         now = self._scan()
