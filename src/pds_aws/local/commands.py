@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -49,6 +50,16 @@ def add_commands(subparsers: Subparsers) -> None:
     down = actions.add_parser("down", help="stop a running `local up` (ordered, final backup sync)")
     down.add_argument("--workdir", type=Path, default=Path.cwd())
     down.set_defaults(handler=_down)
+
+    crash = actions.add_parser(
+        "crash",
+        help="SIGKILL every process of the running task at once (try the restore path)",
+        description="Simulate a crashed task: SIGKILL the `local up` supervisor and every "
+        "process it started (from .local/state.json), with no final sync. The next "
+        "`make run` restores from the local backup, as a replacement task does on AWS.",
+    )
+    crash.add_argument("--workdir", type=Path, default=Path.cwd())
+    crash.set_defaults(handler=_crash)
 
     status = actions.add_parser("status", help="is the local runtime up, and where")
     status.add_argument("--workdir", type=Path, default=Path.cwd())
@@ -155,6 +166,23 @@ def _down(args: argparse.Namespace) -> int:
         print(f"error: pid {pid} is still running after 120 s; see .local/logs/", file=sys.stderr)
         return 1
     print("stopped")
+    return 0
+
+
+def _crash(args: argparse.Namespace) -> int:
+    state = _read_state(args.workdir)
+    pid = int(state.get("supervisor_pid", 0)) if state else 0
+    if not state or not pid or not _alive(pid):
+        print("the local runtime is not running", file=sys.stderr)
+        return 1
+    # The supervisor first, so it cannot start an ordered stop; then each process group
+    # (each process was started in a session of its own: Litestream goes with the sidecar).
+    os.kill(pid, signal.SIGKILL)
+    for child in state.get("pids", {}).values():
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(int(child), signal.SIGKILL)
+    _state_file(args.workdir).unlink(missing_ok=True)
+    print("crashed: every process of the local task got SIGKILL; `make run` restores it")
     return 0
 
 
