@@ -13,8 +13,6 @@ import jsii
 from aws_cdk import CfnResource, IAspect
 from constructs import IConstruct
 
-LAMBDA_TYPE = "AWS::Lambda::Function"
-
 # Every Lambda function in the PDS stack is a deploy-time custom-resource handler (the PDS
 # itself runs on Fargate): CloudFormation calls it synchronously a few times per deploy.
 DEPLOY_TIME_LAMBDA_CHECKOV_SKIPS: dict[str, str] = {
@@ -25,6 +23,17 @@ DEPLOY_TIME_LAMBDA_CHECKOV_SKIPS: dict[str, str] = {
     "CKV_AWS_117": "calls only AWS APIs at deploy time; inside the VPC it would need a NAT or "
     "interface endpoints, which the design leaves out",
     "CKV_AWS_173": "the environment holds only resource ARNs, no secret",
+}
+
+# Stack-wide decisions, by resource type: one reason for every resource of the type, wherever
+# in the stack (and whichever component) it is created.
+STACK_WIDE_CHECKOV_SKIPS: dict[str, dict[str, str]] = {
+    "AWS::Lambda::Function": DEPLOY_TIME_LAMBDA_CHECKOV_SKIPS,
+    "AWS::Logs::LogGroup": {
+        "CKV_AWS_158": "no log line carries a secret (secrets are ECS secrets, never logged); "
+        "CloudWatch encrypts log data at rest with its own keys, and a customer KMS key "
+        "would cost more than the logs",
+    },
 }
 
 
@@ -49,9 +58,11 @@ def skip_checkov(resource: IConstruct, checks: Mapping[str, str]) -> None:
 
 
 @jsii.implements(IAspect)
-class DeployTimeLambdaSkips:
-    """Marks every Lambda function of a stack with DEPLOY_TIME_LAMBDA_CHECKOV_SKIPS."""
+class StackWideCheckovSkips:
+    """Adds STACK_WIDE_CHECKOV_SKIPS to every resource of the listed types."""
 
     def visit(self, node: IConstruct) -> None:
-        if isinstance(node, CfnResource) and node.cfn_resource_type == LAMBDA_TYPE:
-            skip_checkov(node, DEPLOY_TIME_LAMBDA_CHECKOV_SKIPS)
+        if isinstance(node, CfnResource):
+            checks = STACK_WIDE_CHECKOV_SKIPS.get(node.cfn_resource_type)
+            if checks:
+                skip_checkov(node, checks)

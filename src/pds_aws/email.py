@@ -132,10 +132,6 @@ class Email(Construct):
             retention=log_retention(config),
             removal_policy=retain,
         )
-        skip_checkov(
-            handler_log_group,
-            {"CKV_AWS_158": "holds access key ids only, never a secret"},
-        )
         handler = lambda_.Function(
             self,
             "CredentialsHandler",

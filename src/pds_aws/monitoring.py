@@ -91,10 +91,6 @@ class Monitoring(Construct):
             ),
         )
         skip_checkov(
-            self.pds_log_group,
-            {"CKV_AWS_158": "the PDS logs no secrets; CloudWatch encrypts at rest with its keys"},
-        )
-        skip_checkov(
             self.alarm_topic,
             {"CKV_AWS_26": "alarm names and states only; e-mail delivery is unencrypted anyway"},
         )

@@ -28,7 +28,7 @@ from aws_cdk import aws_route53 as route53
 from constructs import Construct, IConstruct
 
 from pds_aws.backup.construct import BackupSidecar
-from pds_aws.compliance import DeployTimeLambdaSkips, skip_checkov
+from pds_aws.compliance import StackWideCheckovSkips, skip_checkov
 from pds_aws.config import Config
 from pds_aws.edge import Edge
 from pds_aws.email import Email
@@ -193,7 +193,7 @@ class PdsStack(Stack):
         CfnOutput(self, "Url", value=f"https://{config.pds.domain}")
         CfnOutput(self, "LoadBalancerDnsName", value=edge.load_balancer.load_balancer_dns_name)
 
-        Aspects.of(self).add(DeployTimeLambdaSkips())
+        Aspects.of(self).add(StackWideCheckovSkips())
 
         tags = {
             "project": PROJECT_TAG,
