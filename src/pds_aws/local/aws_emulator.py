@@ -23,7 +23,10 @@ import json
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +88,7 @@ class Journal:
             "query": environ.get("QUERY_STRING", ""),
             "headers": headers,
             "body": base64.b64encode(body).decode("ascii"),
+            "time": time.time(),
         }
         self._file.write(json.dumps(entry) + "\n")
         self._file.flush()
@@ -124,17 +128,37 @@ def _environ_for(entry: dict[str, Any]) -> dict[str, Any]:
     return environ
 
 
+@contextmanager
+def _s3_clock_at(moment: float | None) -> Iterator[None]:
+    """Replayed S3 objects keep the LastModified of the journaled request: Litestream's
+    point-in-time restore picks LTX files by it, so a replay must not make them all new."""
+    if moment is None:
+        yield
+        return
+    import moto.s3.models as s3_models
+
+    clock = "utcnow"  # what moto's S3 models stamp objects with
+    original = getattr(s3_models, clock)
+    frozen = datetime.fromtimestamp(float(moment), UTC).replace(tzinfo=None)
+    setattr(s3_models, clock, lambda: frozen)
+    try:
+        yield
+    finally:
+        setattr(s3_models, clock, original)
+
+
 def replay(app: WsgiApp, journal: Journal, kms_keys: KmsKeyStore) -> int:
     """Apply every journaled request to a fresh moto, in order; return how many."""
     count = 0
     for entry in journal.entries():
         target = str(entry["headers"].get("HTTP_X_AMZ_TARGET", ""))
-        result = app(_environ_for(entry), lambda *_args, **_kwargs: None)
-        for _chunk in result:
-            pass
-        close = getattr(result, "close", None)
-        if close is not None:
-            close()
+        with _s3_clock_at(entry.get("time")):
+            result = app(_environ_for(entry), lambda *_args, **_kwargs: None)
+            for _chunk in result:
+                pass
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
         if target.startswith("TrentService."):
             kms_keys.adopt_replayed()
         count += 1
