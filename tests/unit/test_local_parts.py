@@ -109,3 +109,15 @@ def test_edge_applies_the_route_table() -> None:
                 assert (robots.status, await robots.text()) == (200, ROBOTS_TXT)
 
     asyncio.run(scenario())
+
+
+def test_cli_registers_the_local_commands(tmp_path: Path) -> None:
+    from pds_aws.cli import build_parser, main
+
+    parser = build_parser()
+    for action in ("up", "down", "status", "crash"):
+        args = parser.parse_args(["local", action, "--workdir", str(tmp_path)])
+        assert callable(args.handler)
+    # Nothing runs in an empty work directory: status says so and fails.
+    assert main(["local", "status", "--workdir", str(tmp_path)]) == 1
+    assert main(["local", "crash", "--workdir", str(tmp_path)]) == 1

@@ -92,6 +92,7 @@ def ready_message(state: dict[str, Any]) -> str:
 def _up(args: argparse.Namespace) -> int:
     from pds_aws.local.processes import StartError
     from pds_aws.local.runtime import LocalRuntime
+    from pds_aws.local.taskdef import TaskDefinitionError
 
     config = load_config(args.config or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_FILE)
     runtime = LocalRuntime(args.workdir, config)
@@ -104,7 +105,7 @@ def _up(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     try:
         state = runtime.start()
-    except StartError as exc:
+    except (StartError, TaskDefinitionError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
