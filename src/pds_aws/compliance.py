@@ -29,6 +29,10 @@ DEPLOY_TIME_LAMBDA_CHECKOV_SKIPS: dict[str, str] = {
 # in the stack (and whichever component) it is created.
 STACK_WIDE_CHECKOV_SKIPS: dict[str, dict[str, str]] = {
     "AWS::Lambda::Function": DEPLOY_TIME_LAMBDA_CHECKOV_SKIPS,
+    "AWS::ECR::Repository": {
+        "CKV_AWS_136": "images hold public code only (the backup program); ECR's default AES-256 "
+        "encryption suffices",
+    },
     "AWS::Logs::LogGroup": {
         "CKV_AWS_158": "no log line carries a secret (secrets are ECS secrets, never logged); "
         "CloudWatch encrypts log data at rest with its own keys, and a customer KMS key "
