@@ -16,7 +16,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export PATH := $(BIN):$(PATH)
 export PDS_AWS_CONFIG := $(CONFIG)
 
-.PHONY: help install test test-unit test-integration lint synth run deploy diff destroy cost cost-guide benchmarks clean benchmarks-backup
+.PHONY: help install test test-unit test-integration lint synth summary run deploy diff destroy cost cost-guide benchmarks clean benchmarks-backup
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -67,11 +67,14 @@ clean: ## Remove installed tools and build output (keeps .local/ state)
 
 # --- the CDK app (stack engineer) ---------------------------------------------------------
 # The CDK CLI from node_modules, run with the venv's Node 24 and Python first on PATH.
-CDK := $(BIN)/npx --no-install cdk -c config=$(CONFIG)
+CDK := $(BIN)/npx --no-install cdk --no-notices -c config=$(CONFIG)
 
 synth: install ## Write the CloudFormation templates of CONFIG to cdk.out/
 	$(CDK) synth --quiet
 	@echo "templates in cdk.out/ (config: $(CONFIG))"
+
+summary: $(VENV)/.synced ## Synthesize CONFIG into cdk.out/ and print what the template holds
+	$(BIN)/python -m pds_aws.synth --summary --config $(CONFIG) --outdir cdk.out
 
 deploy: install ## Deploy the stack of CONFIG (needs AWS credentials and cdk bootstrap)
 	$(CDK) deploy --require-approval broadening
