@@ -113,13 +113,18 @@ def run(accounts: int, posts: int) -> dict[str, Any]:
     t0 = time.monotonic()
     template = synthesize(config)
     synth_s = time.monotonic() - t0
-    quiet = lambda _message: None  # noqa: E731
+    started = time.monotonic()
+
+    def progress(message: str) -> None:
+        print(f"[{time.monotonic() - started:7.1f} s] {message}", file=sys.stderr, flush=True)
+
     with tempfile.TemporaryDirectory(prefix="pds-local-bench-") as tmp:
         workdir = Path(tmp)
-        runtime = LocalRuntime(workdir, config, template=template, progress=quiet)
+        runtime = LocalRuntime(workdir, config, template=template, progress=progress)
         t0 = time.monotonic()
         state = runtime.start()
         cold_s = time.monotonic() - t0
+        cold_phases = state["startup_seconds"]
         try:
             url = state["url"]
             pds_pid = int(state["pids"]["pds"])
@@ -164,10 +169,11 @@ def run(accounts: int, posts: int) -> dict[str, Any]:
         finally:
             runtime.kill()
 
-        runtime = LocalRuntime(workdir, config, template=template, progress=quiet)
+        runtime = LocalRuntime(workdir, config, template=template, progress=progress)
         t0 = time.monotonic()
         state = runtime.start()
         warm_s = time.monotonic() - t0
+        warm_phases = state["startup_seconds"]
         try:
             client = Client(state["url"])
             client.login(last, PASSWORD, fetch_bsky_profile=False)
@@ -202,7 +208,15 @@ def run(accounts: int, posts: int) -> dict[str, Any]:
         "posts_per_second": round(posts / load.wall_seconds, 1),
         "backup_catch_up_s": round(catch_up_s, 2),
         "warm_restart_after_crash_s": round(warm_s, 2),
+        # Seconds from start() to each milestone: local AWS up (journal replayed), backup
+        # HEALTHY (restore done), PDS healthy, ready (edge up).
+        "cold_phases_s": cold_phases,
+        "warm_phases_s": warm_phases,
     }
+
+
+def phases(milestones: dict[str, float]) -> str:
+    return ", ".join(f"{name} {seconds:.1f}" for name, seconds in milestones.items())
 
 
 def section(result: dict[str, Any], command: str) -> str:
@@ -236,6 +250,8 @@ def section(result: dict[str, Any], command: str) -> str:
             f"| PDS CPU during the posts ({result['posts_per_second']:.1f} posts/s, one client) "
             f"| {result['pds_load_cpu_percent_of_one_core']:.0f} % of one core |",
             f"| {result['accounts']} sign-ups, one after another | {result['signup_s']:.1f} s |",
+            f"| cold start milestones (s after start): {phases(result['cold_phases_s'])} | |",
+            f"| warm restart milestones (s after start): {phases(result['warm_phases_s'])} | |",
             f"| backup caught up after the last post | {result['backup_catch_up_s']:.1f} s |",
             "",
             "Cold start includes moto, PLC and SMTP sink, the backup sidecar's first-boot check "

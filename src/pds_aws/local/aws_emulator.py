@@ -24,6 +24,7 @@ import signal
 import sys
 import threading
 import time
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -285,8 +286,13 @@ def main(argv: list[str] | None = None) -> int:
     moto_app: WsgiApp = DomainDispatcherApplication(create_backend_app)
     journal = Journal(state_dir / "requests.jsonl")
     kms_keys = KmsKeyStore(state_dir / "kms-keys.jsonl")
+    started = time.monotonic()
     replayed = replay(moto_app, journal, kms_keys)
-    print(f"aws emulator: replayed {replayed} journaled requests", flush=True)
+    print(
+        f"aws emulator: replayed {replayed} journaled requests "
+        f"in {time.monotonic() - started:.1f} s",
+        flush=True,
+    )
 
     server = make_server(
         "127.0.0.1", args.port, JournalingApp(moto_app, journal, kms_keys), threaded=True

@@ -198,6 +198,9 @@ class LocalRuntime:
         self.container_envs: dict[str, dict[str, str]] = {}
         # Exit code of each process stopped by stop(), by name.
         self.exit_codes: dict[str, int | None] = {}
+        # Seconds from start() to each milestone (aws_ready, <container>_healthy).
+        self.timings: dict[str, float] = {}
+        self._t0 = time.monotonic()
 
     # -- context manager -------------------------------------------------------------
     def __enter__(self) -> LocalRuntime:
@@ -222,6 +225,7 @@ class LocalRuntime:
 
     def _start(self) -> dict[str, Any]:
         paths = self.paths
+        self._t0 = time.monotonic()
         problems = check_prerequisites(paths)
         if problems:
             raise StartError("cannot start the local runtime:\n  - " + "\n  - ".join(problems))
@@ -236,6 +240,7 @@ class LocalRuntime:
             from pds_aws.synth import synthesize
 
             template = synthesize(self.config)
+            self._mark("synthesized")
         region = self.config.aws.region
         public_port, port_warning = choose_public_port(paths)
         if port_warning:
@@ -285,6 +290,7 @@ class LocalRuntime:
         wait_until(
             aws_proc, tcp_open(aws_port), timeout=INFRA_START_TIMEOUT_SECONDS, what="listening"
         )
+        self._mark("aws_ready")
         from pds_aws.local.aws import provision
 
         local = provision(
@@ -387,6 +393,7 @@ class LocalRuntime:
             "pids": {name: proc.pid for name, proc in self.processes.items()},
             "supervisor_pid": os.getpid(),
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "startup_seconds": {**self.timings, "ready": round(time.monotonic() - self._t0, 2)},
         }
         paths.state.parent.mkdir(parents=True, exist_ok=True)
         tmp = paths.state.with_suffix(".tmp")
@@ -463,6 +470,7 @@ class LocalRuntime:
             process, check, timeout=START_TIMEOUT_SECONDS, what="healthy", every=HEALTH_POLL_SECONDS
         )
         self.progress(f"  {container.name} healthy after {time.monotonic() - started:.1f} s")
+        self._mark(f"{container.name}_healthy")
 
     def _wait_dependency(self, dependency: str, condition: str, dependent: str) -> None:
         process = self.processes.get(dependency)
@@ -513,6 +521,9 @@ class LocalRuntime:
                 f"the local runtime is already running (pid {pid}, {state.get('url')}); "
                 f"stop it with `pds-aws local down` or Ctrl-C in its terminal"
             )
+
+    def _mark(self, milestone: str) -> None:
+        self.timings[milestone] = round(time.monotonic() - self._t0, 2)
 
     def warn(self, message: str) -> None:
         self.warnings.append(message)
