@@ -32,7 +32,7 @@ pytestmark = pytest.mark.integration
 
 VENV_BIN = Path(sys.executable).parent
 MOTO_SERVER = VENV_BIN / "moto_server"
-BUCKET = "pds-backup"
+PREFIX = "pds"
 REGION = "us-east-1"
 TOP_LEVEL = ("account.sqlite", "sequencer.sqlite", "did_cache.sqlite")
 WAIT_S = 60.0
@@ -85,7 +85,6 @@ def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Moto]:
                 raise RuntimeError("moto server did not start") from None
             time.sleep(0.2)
     server = Moto(url, process)
-    server.s3().create_bucket(Bucket=BUCKET)
     try:
         yield server
     finally:
@@ -103,13 +102,13 @@ def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Moto]:
 
 
 def sidecar_env(
-    moto: Moto, prefix: str, data_dir: Path, state_dir: Path, **extra: str
+    moto: Moto, bucket: str, data_dir: Path, state_dir: Path, **extra: str
 ) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") or k == "AWS_CA_BUNDLE"}
     # AWS_CA_BUNDLE stays set on purpose: this machine sets it, and the sidecar must remove
     # it from Litestream's environment.
     env.update(
-        BACKUP_URL=f"s3://{BUCKET}/{prefix}",
+        BACKUP_URL=f"s3://{bucket}/{PREFIX}",
         PDS_DATA_DIRECTORY=str(data_dir),
         BACKUP_STATE_DIRECTORY=str(state_dir),
         AWS_REGION=REGION,
@@ -171,15 +170,19 @@ class Sidecar:
 
 @dataclass
 class Case:
-    """One test's backup prefix and directories."""
+    """One test's backup bucket (its own: moto lists a bucket in time linear in its size)
+    and directories."""
 
     moto: Moto
-    prefix: str
+    bucket: str
     root: Path
+
+    def __post_init__(self) -> None:
+        self.moto.s3().create_bucket(Bucket=self.bucket)
 
     def env(self, name: str, **extra: str) -> dict[str, str]:
         return sidecar_env(
-            self.moto, self.prefix, self.root / name, self.root / f"{name}.state", **extra
+            self.moto, self.bucket, self.root / name, self.root / f"{name}.state", **extra
         )
 
     def start(self, name: str, **extra: str) -> Sidecar:
@@ -203,7 +206,7 @@ class Case:
         s3 = self.moto.s3()
         out: dict[str, str] = {}
         for page in s3.get_paginator("list_objects_v2").paginate(
-            Bucket=BUCKET, Prefix=f"{self.prefix}/"
+            Bucket=self.bucket, Prefix=f"{PREFIX}/"
         ):
             for item in page.get("Contents", []):
                 out[item["Key"]] = item["ETag"]
@@ -215,19 +218,15 @@ _case_counter = iter(range(1_000_000))
 
 @pytest.fixture
 def case(moto: Moto, tmp_path: Path) -> Case:
-    return Case(moto, f"pds-{next(_case_counter)}-{os.getpid()}", tmp_path)
+    return Case(moto, f"case-{next(_case_counter)}", tmp_path)
 
 
-def copy_prefix(moto: Moto, source: str, dest: str) -> None:
+def copy_backup(moto: Moto, source: str, dest: str) -> None:
     s3 = moto.s3()
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=f"{source}/"):
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=source):
         for item in page.get("Contents", []):
             key = item["Key"]
-            s3.copy_object(
-                Bucket=BUCKET,
-                Key=dest + key[len(source) :],
-                CopySource={"Bucket": BUCKET, "Key": key},
-            )
+            s3.copy_object(Bucket=dest, Key=key, CopySource={"Bucket": source, "Key": key})
 
 
 # ------------------------------------------------------------------------------------------
@@ -342,18 +341,18 @@ def wait_for(predicate: Any, what: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------
-# A populated backup, made once, copied into each test's own prefix
+# A populated backup, made once, copied into each test's own bucket
 
 
 @dataclass
 class Populated:
-    prefix: str
+    bucket: str
     expected: dict[str, Any]
     dids: list[str]
 
 
 def _populate(moto: Moto, root: Path, name: str, accounts: int) -> Populated:
-    case = Case(moto, f"{name}-{os.getpid()}", root)
+    case = Case(moto, name, root)
     sidecar = case.start("data")
     sidecar.wait_healthy()
     pds = FakePds(case.data("data"))
@@ -364,7 +363,7 @@ def _populate(moto: Moto, root: Path, name: str, accounts: int) -> Populated:
         pds.post(did, i)
     pds.close()
     assert sidecar.stop() == 0, sidecar.log()
-    return Populated(case.prefix, snapshot(case.data("data")), dids)
+    return Populated(case.bucket, snapshot(case.data("data")), dids)
 
 
 @pytest.fixture(scope="module")
@@ -380,7 +379,7 @@ def small(moto: Moto, tmp_path_factory: pytest.TempPathFactory) -> Populated:
 
 
 def populated_copy(case: Case, populated: Populated) -> None:
-    copy_prefix(case.moto, populated.prefix, case.prefix)
+    copy_backup(case.moto, populated.bucket, case.bucket)
 
 
 # ------------------------------------------------------------------------------------------
@@ -478,9 +477,9 @@ def test_fails_closed_on_a_corrupted_object(case: Case, small: Populated) -> Non
     ltx = sorted(k for k in case.objects() if f"{victim}/store.sqlite/" in k and k.endswith(".ltx"))
     assert ltx
     for key in ltx:  # every copy of its pages, whichever level Litestream reads
-        body = bytearray(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+        body = bytearray(s3.get_object(Bucket=case.bucket, Key=key)["Body"].read())
         body[len(body) // 2 :] = os.urandom(len(body) - len(body) // 2)
-        s3.put_object(Bucket=BUCKET, Key=key, Body=bytes(body))
+        s3.put_object(Bucket=case.bucket, Key=key, Body=bytes(body))
     before = case.objects()
     sidecar = case.start("data")
     log = _assert_failed_closed(case, sidecar, before, victim)
@@ -491,7 +490,7 @@ def test_fails_closed_when_an_account_key_is_missing(case: Case, small: Populate
     populated_copy(case, small)
     victim = did_of(11)
     (key,) = [k for k in case.objects() if k.endswith(f"{victim}/key")]
-    case.moto.s3().delete_object(Bucket=BUCKET, Key=key)
+    case.moto.s3().delete_object(Bucket=case.bucket, Key=key)
     before = case.objects()
     sidecar = case.start("data")
     _assert_failed_closed(case, sidecar, before, f"account {victim} has no key file")
@@ -656,4 +655,4 @@ def test_first_boot_on_an_empty_prefix_is_healthy_with_an_empty_directory(case: 
     sidecar.wait_healthy()
     assert [p.name for p in case.data("data").iterdir()] == []
     assert sidecar.stop() == 0
-    assert f"{case.prefix}/CURRENT" in case.objects()
+    assert f"{PREFIX}/CURRENT" in case.objects()

@@ -23,6 +23,7 @@ from pds_aws.backup.plan import (
     StoredObject,
     build_restore_plan,
     database_of_ltx_key,
+    file_replica_path,
     litestream_config,
     parse_timestamp,
     read_generation,
@@ -183,6 +184,24 @@ def test_database_of_ltx_key_reads_s3_and_file_layouts(key: str, rel: str | None
     assert database_of_ltx_key(key) == rel
 
 
+@pytest.mark.parametrize(
+    ("below", "local"),
+    [
+        (
+            "0000/0000000000000001-0000000000000001.ltx",
+            "ltx/0/0000000000000001-0000000000000001.ltx",
+        ),
+        ("0009/1-4.ltx", "ltx/9/1-4.ltx"),
+        ("ltx/1/1-4.ltx", "ltx/1/1-4.ltx"),
+        ("zzzz/1-4.ltx", None),
+        ("0000/.1-4.ltx.tmp", None),
+        ("a/b/c/d.ltx", None),
+    ],
+)
+def test_file_replica_path_maps_s3_levels(below: str, local: str | None) -> None:
+    assert file_replica_path(below) == local
+
+
 def _obj(key: str, minutes: int = 0, size: int = 10) -> StoredObject:
     return StoredObject(f"generations/{GEN}/{key}", size, T0 + timedelta(minutes=minutes))
 
@@ -212,6 +231,7 @@ def test_read_generation_groups_objects_by_database_and_file() -> None:
     }
     account = contents.databases["account.sqlite"]
     assert (account.objects, account.bytes) == (2, 40)
+    assert [local for _, local, _ in account.ltx_files] == ["ltx/0/1-1.ltx", "ltx/1/1-3.ltx"]
     assert account.newest_change == T0 + timedelta(minutes=5)
     assert set(contents.files) == {"actors/reserved_keys/did:key:r1", f"actors/ab/{ALICE}/key"}
     assert contents.unknown == [f"generations/{GEN}/ORIGIN"]

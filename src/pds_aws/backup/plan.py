@@ -54,6 +54,9 @@ class DatabaseBackup:
     objects: int = 0
     bytes: int = 0
     newest_change: datetime | None = None
+    # (object key relative to the backup root, path in a file replica of this database,
+    # when it was stored: Litestream picks files for a point in time by that time)
+    ltx_files: list[tuple[str, str, datetime]] = field(default_factory=list)
 
 
 @dataclass
@@ -134,6 +137,11 @@ def read_generation(objects: Iterable[StoredObject], generation: str) -> Generat
                 contents.unknown.append(obj.key)
                 continue
             db = contents.databases.setdefault(rel, DatabaseBackup())
+            local = file_replica_path(obj.key[len(ls_root) + len(rel) + 1 :])
+            if local is None:
+                contents.unknown.append(obj.key)
+                continue
+            db.ltx_files.append((obj.key, local, obj.last_modified))
             db.objects += 1
             db.bytes += obj.size
             if db.newest_change is None or obj.last_modified > db.newest_change:
@@ -158,6 +166,28 @@ def database_of_ltx_key(key: str) -> str | None:
         if parts[end - 1].endswith(DATABASE_SUFFIX):
             return "/".join(parts[:end])
     return None
+
+
+def file_replica_path(below_database: str) -> str | None:
+    """Where an LTX object of one database goes in a Litestream *file* replica of it.
+
+    S3 names levels with 4 hex digits (`0009/<txids>.ltx`), a file replica `ltx/9/<txids>.ltx`.
+    The sidecar downloads a generation's objects in bulk and restores from such a local replica:
+    one listing and parallel GETs instead of a dozen LISTs per database from each restore.
+    """
+    parts = below_database.split("/")
+    if len(parts) == 3 and parts[0] == "ltx" and parts[1].isdigit():
+        level, name = int(parts[1]), parts[2]
+    elif len(parts) == 2:
+        try:
+            level, name = int(parts[0], 16), parts[1]
+        except ValueError:
+            return None
+    else:
+        return None
+    if not name.endswith(".ltx") or "/" in name or name.startswith("."):
+        return None
+    return f"ltx/{level}/{name}"
 
 
 def build_restore_plan(

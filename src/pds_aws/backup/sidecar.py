@@ -72,7 +72,8 @@ from pds_aws.backup.plan import (
 from pds_aws.backup.settings import Settings
 from pds_aws.backup.store import BackupStore, StoreError, open_store
 
-RESTORE_CONCURRENCY = 8
+RESTORE_CONCURRENCY = 8  # litestream restore processes at once (CPU-bound, small)
+DOWNLOAD_CONCURRENCY = 32  # S3 GETs at once (latency-bound)
 MIRROR_INTERVAL_S = 0.5
 LITESTREAM_READY_TIMEOUT_S = 10.0
 # ECS allows a stop timeout of up to 120 s; leave room for the last key uploads and exit.
@@ -249,17 +250,50 @@ def restore_generation(
         return report
     env = litestream.litestream_env(os.environ)
     ts = litestream_timestamp(at) if at is not None else None
+    # Against S3, fetch each database's LTX objects in bulk into a local file replica and
+    # restore from there (see plan.file_replica_path); a file:// backup is read in place.
+    ltx_mirror = (
+        None
+        if settings.backup_url.scheme == "file"
+        else Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=".pds-aws-ltx-"))
+    )
+
+    def fetch(rels: list[str]) -> list[str]:
+        if ltx_mirror is None:
+            return []
+        jobs = [
+            (key, ltx_mirror / rel / local, stored)
+            for rel in rels
+            for key, local, stored in contents.databases[rel].ltx_files
+        ]
+
+        def get(job: tuple[str, Path, datetime]) -> str | None:
+            key, dest, stored = job
+            try:
+                store.download(key, dest)
+                # A file replica's times are its files' mtimes: keep S3's, or a point-in-time
+                # restore would see every file as written now.
+                os.utime(dest, (stored.timestamp(), stored.timestamp()))
+            except (StoreError, OSError) as exc:
+                return f"object {key}: {exc}"
+            return None
+
+        with ThreadPoolExecutor(max_workers=DOWNLOAD_CONCURRENCY) as pool:
+            return [p for p in pool.map(get, jobs) if p]
 
     def restore_db(rel: str) -> str | None:
         backup = contents.databases.get(rel)
         db_ts = restore_timestamp(at, backup.newest_change if backup else None)
-        url = replica_url(
-            settings.backup_url,
-            generation,
-            rel,
-            endpoint=settings.s3_endpoint,
-            region=settings.region,
-        )
+        if ltx_mirror is None:
+            url = replica_url(
+                settings.backup_url,
+                generation,
+                rel,
+                endpoint=settings.s3_endpoint,
+                region=settings.region,
+            )
+        else:
+            url = f"file://{ltx_mirror / rel}"
         target = out_dir / rel
         try:
             litestream.restore_database(
@@ -282,27 +316,38 @@ def restore_generation(
             return f"file {rel}: the account key is empty in the backup"
         return None
 
-    live: frozenset[str] | None = None
-    if ACCOUNT_DATABASE in contents.databases:
-        problem = restore_db(ACCOUNT_DATABASE)
-        if problem:
-            raise RestoreFailed([problem])
-        live = read_live_dids(out_dir / ACCOUNT_DATABASE)
-    plan = build_restore_plan(contents, live)
-    report.plan = plan
-    if plan.problems:
-        raise RestoreFailed(plan.problems)
+    try:
+        live: frozenset[str] | None = None
+        if ACCOUNT_DATABASE in contents.databases:
+            account_problems = fetch([ACCOUNT_DATABASE])
+            if not account_problems:
+                problem = restore_db(ACCOUNT_DATABASE)
+                account_problems = [problem] if problem else []
+            if account_problems:
+                raise RestoreFailed(account_problems)
+            live = read_live_dids(out_dir / ACCOUNT_DATABASE)
+        plan = build_restore_plan(contents, live)
+        report.plan = plan
+        if plan.problems:
+            raise RestoreFailed(plan.problems)
 
-    rest = [rel for rel in plan.databases if rel != ACCOUNT_DATABASE]
-    db_started = time.monotonic()
-    with ThreadPoolExecutor(max_workers=RESTORE_CONCURRENCY) as pool:
-        file_results = list(pool.map(restore_file, plan.files))
+        rest = [rel for rel in plan.databases if rel != ACCOUNT_DATABASE]
+        db_started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=DOWNLOAD_CONCURRENCY) as pool:
+            file_results = list(pool.map(restore_file, plan.files))
         file_seconds = time.monotonic() - db_started
-        db_results = list(pool.map(restore_db, rest))
-    problems = [p for p in [*db_results, *file_results] if p]
-    if problems:
-        raise RestoreFailed(problems)
-    db_seconds = time.monotonic() - db_started
+        fetch_problems = fetch(rest)
+        if fetch_problems:
+            raise RestoreFailed(fetch_problems)
+        with ThreadPoolExecutor(max_workers=RESTORE_CONCURRENCY) as pool:
+            db_results = list(pool.map(restore_db, rest))
+        problems = [p for p in [*db_results, *file_results] if p]
+        if problems:
+            raise RestoreFailed(problems)
+        db_seconds = time.monotonic() - db_started
+    finally:
+        if ltx_mirror is not None:
+            shutil.rmtree(ltx_mirror, ignore_errors=True)
 
     report.databases = len(plan.databases)
     report.files = len(plan.files)
