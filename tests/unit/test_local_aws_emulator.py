@@ -7,6 +7,7 @@ through WSGI, and moto's state is reset between "runs" as a killed process would
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,7 @@ def test_state_survives_a_crash(tmp_path: Path, fresh_moto: Any) -> None:
     ]["KeyId"]
     kms(client, "CreateAlias", {"AliasName": "alias/rotation", "TargetKeyId": key_id})
     public_key = kms(client, "GetPublicKey", {"KeyId": "alias/rotation"})["PublicKey"]
+    written_at = s3(client, "HEAD", "/blobs-bucket/blocks/a%2Fb").headers["Last-Modified"]
     assert s3(client, "GET", "/blobs-bucket/blocks/a%2Fb").get_data() == blob
     # A failed request changes nothing and is not journaled.
     assert s3(client, "PUT", "/no-such-bucket/x", b"x").status_code == 404
@@ -106,6 +108,7 @@ def test_state_survives_a_crash(tmp_path: Path, fresh_moto: Any) -> None:
     assert len(lines) == 6  # 2 bucket/object PUTs + PUT + DELETE + CreateKey + CreateAlias
     assert oct(journal_path.stat().st_mode & 0o777) == "0o600"
 
+    time.sleep(1.1)  # Last-Modified has 1 s resolution: a fresh write would differ
     moto_api_backend.reset()  # the process is gone: moto's memory with it
     assert s3(Client(fresh_moto()), "GET", "/blobs-bucket/blocks/a%2Fb").status_code == 404
 
@@ -115,6 +118,8 @@ def test_state_survives_a_crash(tmp_path: Path, fresh_moto: Any) -> None:
     client = Client(JournalingApp(moto_app, Journal(journal_path), keys))
     assert s3(client, "GET", "/blobs-bucket/blocks/a%2Fb").get_data() == blob
     assert s3(client, "GET", "/blobs-bucket/tmp/x").status_code == 404
+    # Litestream's point-in-time restore picks LTX files by LastModified: kept by the replay.
+    assert s3(client, "HEAD", "/blobs-bucket/blocks/a%2Fb").headers["Last-Modified"] == written_at
     restored = kms(client, "DescribeKey", {"KeyId": "alias/rotation"})["KeyMetadata"]
     assert restored["KeyId"] == key_id
     assert kms(client, "GetPublicKey", {"KeyId": key_id})["PublicKey"] == public_key

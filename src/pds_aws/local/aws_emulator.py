@@ -24,7 +24,6 @@ import signal
 import sys
 import threading
 import time
-import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
