@@ -184,6 +184,9 @@ def run(accounts: int, posts: int) -> dict[str, Any]:
                 raise RuntimeError(f"restored {len(restored_posts)} posts, expected {posts}")
         finally:
             runtime.stop()
+        journal = runtime.paths.aws / "requests.jsonl"
+        journal_requests = len(journal.read_bytes().splitlines())
+        journal_mib = journal.stat().st_size / 2**20
 
     return {
         "machine": {
@@ -210,6 +213,7 @@ def run(accounts: int, posts: int) -> dict[str, Any]:
         "warm_restart_after_crash_s": round(warm_s, 2),
         # Seconds from start() to each milestone: local AWS up (journal replayed), backup
         # HEALTHY (restore done), PDS healthy, ready (edge up).
+        "aws_journal": {"requests": journal_requests, "mib": round(journal_mib, 1)},
         "cold_phases_s": cold_phases,
         "warm_phases_s": warm_phases,
     }
@@ -250,6 +254,8 @@ def section(result: dict[str, Any], command: str) -> str:
             f"| PDS CPU during the posts ({result['posts_per_second']:.1f} posts/s, one client) "
             f"| {result['pds_load_cpu_percent_of_one_core']:.0f} % of one core |",
             f"| {result['accounts']} sign-ups, one after another | {result['signup_s']:.1f} s |",
+            f"| local AWS journal after the run (replayed at each start) "
+            f"| {result['aws_journal']['requests']} requests, {result['aws_journal']['mib']} MiB |",
             f"| cold start milestones (s after start): {phases(result['cold_phases_s'])} | |",
             f"| warm restart milestones (s after start): {phases(result['warm_phases_s'])} | |",
             f"| backup caught up after the last post | {result['backup_catch_up_s']:.1f} s |",
