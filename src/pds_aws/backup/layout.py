@@ -15,9 +15,13 @@ Backup layout under `BACKUP_URL` (`s3://bucket/prefix` or `file:///path`):
     generations/<id>/litestream/<rel>/ltx/... Litestream 0.5 replica of database <rel>
     generations/<id>/files/<rel>              plain files (account keys, reserved keys)
 
-A generation id is `YYYYMMDDTHHMMSSZ-<4 hex>` (UTC creation time, sortable). The running
-sidecar only ever writes into the generation it restored from; a point-in-time restore writes a
-new generation and then repoints CURRENT, so no history is overwritten or deleted.
+A generation id is `YYYYMMDDTHHMMSSZ-<4 hex>` (UTC creation time, sortable). ORIGIN holds
+`created`, `seeded` (when it first held every database and key), `reason` (first boot, task
+start, restore-at), `source` (the generation it was restored from) and `at` (restore-at's T).
+Every start that restores data replicates into a new generation made from the restored one,
+and a point-in-time restore writes a new generation too; CURRENT is repointed only once the new
+generation is complete, so no history is overwritten or deleted, and a crash at any moment
+leaves CURRENT on a complete generation.
 """
 
 from __future__ import annotations

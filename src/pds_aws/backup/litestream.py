@@ -159,7 +159,11 @@ class Replicator:
             line = raw.rstrip("\n")
             if self.READY_MARK in line:
                 self.ready.set()
-            self._log(log_level(line), f"litestream: {line}")
+            level = log_level(line)
+            if level != "ERROR":
+                # The metric filter matches the term ERROR anywhere in a line.
+                line = line.replace("level=ERROR", "level=WARN")
+            self._log(level, f"litestream: {line}")
 
     @property
     def pid(self) -> int:

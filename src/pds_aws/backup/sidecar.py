@@ -13,16 +13,28 @@ both. Secrets never reach the log: only paths, counts, object keys and AWS error
 2. The data directory must be empty when the generation holds data (a restore never mixes with
    or replaces files it did not restore); `lost+found` is ignored. A non-empty data directory
    with an empty generation is adopted: its files are replicated as they are (migration).
-3. Restore into a staging directory inside the data directory, in parallel: `account.sqlite`
-   first (its `actor` table lists the live accounts, see `plan`), then every other database
-   with `litestream restore`, every key file and reserved key from `files/`; `PRAGMA
-   quick_check` each database; then move everything into place. Any failure: ERROR lines,
+3. Restore into a staging directory inside the data directory: list the generation once,
+   restore `account.sqlite` first (its `actor` table lists the live accounts, see `plan`), then
+   in parallel every other database (its LTX objects fetched with parallel GETs into a local
+   file replica, then one `litestream restore` each), every key file and reserved key;
+   `PRAGMA quick_check` each database; move everything into place. Any failure: ERROR lines,
    staging removed, exit 1, never healthy, nothing written to the backup.
-4. Start `litestream replicate` (directory mode), mirror plain files every 0.5 s (upload when
+4. Replicate into a NEW generation (ORIGIN `source` = the one restored): start `litestream
+   replicate` (directory mode), upload every key file, wait until every restored database has
+   its first snapshot there, record `seeded` in ORIGIN, then point `CURRENT` at it. Each
+   generation is thus written by one Litestream lifetime from TXID 1; a restarted Litestream
+   never reconciles with a replica it did not write (writes made while it does so were seen
+   lost in tests), and the generation restored from stays untouched as history.
+5. Write the health marker that `health` checks; mirror plain files every 0.5 s (upload when
    new or changed; delete the object of a vanished reserved key or PLC operation, never of an
-   account key), then write the health marker that `health` checks.
-5. SIGTERM/SIGINT: drop the health marker, upload plain files a last time, SIGTERM Litestream
+   account key).
+6. SIGTERM/SIGINT: drop the health marker, upload plain files a last time, SIGTERM Litestream
    (its final sync), exit 0 when it exits cleanly.
+
+`restore-at T`: walk back from the current generation along ORIGIN `source` to the newest one
+already seeded at T, restore it as of T into a scratch directory, seed a new generation from it
+(`litestream replicate -once -force-snapshot` + key files), point `CURRENT` at it. `restore-at
+latest --generation ID` points `CURRENT` back at an existing generation. Nothing is deleted.
 """
 
 from __future__ import annotations
