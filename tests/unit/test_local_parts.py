@@ -121,3 +121,44 @@ def test_cli_registers_the_local_commands(tmp_path: Path) -> None:
     # Nothing runs in an empty work directory: status says so and fails.
     assert main(["local", "status", "--workdir", str(tmp_path)]) == 1
     assert main(["local", "crash", "--workdir", str(tmp_path)]) == 1
+
+
+def test_processes_left_by_a_dead_supervisor_are_ended_and_only_those(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from pds_aws.config import parse_config
+    from pds_aws.local.runtime import LocalRuntime
+
+    sleep = "import time; time.sleep(120)"
+    ours = subprocess.Popen(
+        [sys.executable, "-c", sleep, "pds_aws.local.edge"], start_new_session=True
+    )
+    other = subprocess.Popen([sys.executable, "-c", sleep, "unrelated"], start_new_session=True)
+    try:
+        paths = LocalPaths(tmp_path)
+        paths.local.mkdir()
+        dead_supervisor = subprocess.Popen([sys.executable, "-c", "pass"])
+        dead_supervisor.wait()
+        paths.state.write_text(
+            json.dumps(
+                {
+                    "supervisor_pid": dead_supervisor.pid,
+                    "pids": {"edge": ours.pid, "aws": other.pid},
+                }
+            )
+        )
+        example = (runtime.PROJECT_ROOT / "pds.example.toml").read_text()
+        import tomllib
+
+        local = LocalRuntime(
+            tmp_path, parse_config(tomllib.loads(example)), progress=lambda _m: None
+        )
+        local._refuse_if_running()
+        assert ours.wait(timeout=10) == -9
+        assert other.poll() is None
+        assert any("edge" in w and "killed" in w for w in local.warnings)
+    finally:
+        for process in (ours, other):
+            process.kill()
+            process.wait()

@@ -11,9 +11,11 @@ kept in `.local/data.previous` for inspection): the PDS's state comes back from 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -521,6 +523,13 @@ class LocalRuntime:
                 f"the local runtime is already running (pid {pid}, {state.get('url')}); "
                 f"stop it with `pds-aws local down` or Ctrl-C in its terminal"
             )
+        # The supervisor died without stopping its processes (each runs in a session of its
+        # own): end them, or an old sidecar and moto would write beside the new ones.
+        for name, child in dict(state.get("pids", {})).items():
+            if _started_by_local_runtime(int(child)):
+                self.warn(f"{name} (pid {child}) of an earlier run was still running: killed")
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(int(child), signal.SIGKILL)
 
     def _mark(self, milestone: str) -> None:
         self.timings[milestone] = round(time.monotonic() - self._t0, 2)
@@ -585,6 +594,24 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+# Command-line fragments of the processes this runtime starts, checked before ending a
+# process recorded by an earlier run (its pid may have been reused since).
+_OWN_PROCESS_MARKERS = (
+    "pds_aws.local.",
+    "pds_launcher.cjs",
+    "plc_launcher.cjs",
+    "pds-aws-backup",
+)
+
+
+def _started_by_local_runtime(pid: int) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return False
+    return any(marker in cmdline for marker in _OWN_PROCESS_MARKERS)
 
 
 def _installed_pds_version(paths: LocalPaths) -> str:
