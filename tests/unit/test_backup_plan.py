@@ -167,6 +167,17 @@ def test_litestream_log_levels(line: str, level: str) -> None:
     assert litestream.log_level(line) == level
 
 
+def test_sync_errors_of_a_deleted_account_are_expected_but_others_are_not() -> None:
+    line = (
+        'level=ERROR msg="sync error" error="cannot verify wal state: open ltx file '
+        "/pds/actors/df/did:plc:x/.store.sqlite-litestream/ltx/0/1-1.ltx: open "
+        "/pds/actors/df/did:plc:x/.store.sqlite-litestream/ltx/0/1-1.ltx: "
+        'no such file or directory"'
+    )
+    assert litestream.log_level(line, exists=lambda path: False) == "WARN"
+    assert litestream.log_level(line, exists=lambda path: True) == "ERROR"
+
+
 # --- listings and restore plans --------------------------------------------------------------
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -108,10 +109,19 @@ def replicate_once(binary: str, config: Path, *, env: Mapping[str, str]) -> None
 EXPECTED_ERRORS = ('msg="unregister database from store"',)
 
 
-def log_level(line: str) -> str:
+# A sync that raced the removal of its database's directory names that directory here.
+_VANISHED_DB_DIR = re.compile(r"open ltx file (/\S+?)/\.[^/\s]+-litestream/")
+
+
+def log_level(line: str, exists: Callable[[str], bool] = os.path.exists) -> str:
     """Our level for one Litestream log line (ERROR lines count in the stack's metric filter)."""
     if "level=ERROR" in line:
-        return "WARN" if any(mark in line for mark in EXPECTED_ERRORS) else "ERROR"
+        if any(mark in line for mark in EXPECTED_ERRORS):
+            return "WARN"
+        vanished = _VANISHED_DB_DIR.search(line)
+        if vanished and "no such file or directory" in line and not exists(vanished.group(1)):
+            return "WARN"
+        return "ERROR"
     if "level=WARN" in line:
         return "WARN"
     return "INFO"
