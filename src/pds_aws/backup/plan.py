@@ -36,6 +36,8 @@ L0_RETENTION_CHECK_INTERVAL = "5m"
 LITESTREAM_PATTERN = "*.sqlite"
 # Directories in the data directory the sidecar tolerates at start (a fresh ext4 volume has one).
 IGNORED_AT_START = frozenset({"lost+found"})
+# The sidecar's own scratch entries in the data directory (restore staging, fetched LTX files).
+SCRATCH_PREFIX = ".pds-aws-"
 
 
 class InvalidTimestamp(ValueError):
@@ -288,7 +290,9 @@ def litestream_timestamp(moment: datetime) -> str:
 
 def unexpected_at_start(entries: Iterable[str]) -> list[str]:
     """Entries of the data directory that make it 'not empty' for a restore."""
-    return sorted(e for e in entries if e not in IGNORED_AT_START and not e.startswith(".pds-aws-"))
+    return sorted(
+        e for e in entries if e not in IGNORED_AT_START and not e.startswith(SCRATCH_PREFIX)
+    )
 
 
 def counts_by_kind(rels: Iterable[str]) -> Mapping[FileKind, int]:

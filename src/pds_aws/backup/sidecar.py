@@ -71,6 +71,7 @@ from pds_aws.backup.layout import (
     origin_key,
 )
 from pds_aws.backup.plan import (
+    SCRATCH_PREFIX,
     InvalidTimestamp,
     RestorePlan,
     build_restore_plan,
@@ -94,7 +95,7 @@ SEED_TIMEOUT_S = 600.0
 SEED_POLL_S = 0.5
 HEALTH_FILE = "healthy.json"
 LITESTREAM_CONFIG_FILE = "litestream.json"
-STAGING_PREFIX = ".pds-aws-restore-"
+STAGING_PREFIX = f"{SCRATCH_PREFIX}restore-"
 
 _log_lock = threading.Lock()
 
@@ -267,7 +268,7 @@ def restore_generation(
     ltx_mirror = (
         None
         if settings.backup_url.scheme == "file"
-        else Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=".pds-aws-ltx-"))
+        else Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f"{SCRATCH_PREFIX}ltx-"))
     )
 
     def fetch(rels: list[str]) -> list[str]:
@@ -484,7 +485,7 @@ def health(settings: Settings, args: argparse.Namespace) -> int:
 
 def _prepare_data_dir(data_dir: Path) -> list[str]:
     data_dir.mkdir(parents=True, exist_ok=True)
-    for stale in data_dir.glob(f"{STAGING_PREFIX}*"):
+    for stale in data_dir.glob(f"{SCRATCH_PREFIX}*"):  # left by a start that was killed
         shutil.rmtree(stale, ignore_errors=True)
     return unexpected_at_start(os.listdir(data_dir))
 
