@@ -32,6 +32,9 @@ STACK_WIDE_CHECKOV_SKIPS: dict[str, dict[str, str]] = {
     "AWS::ECR::Repository": {
         "CKV_AWS_136": "images hold public code only (the backup program); ECR's default AES-256 "
         "encryption suffices",
+        "CKV_AWS_51": "deploy-time-build tags each build with its asset hash, so a tag always "
+        "names one content; a rebuild of unchanged sources pushes the same tag again, which "
+        "immutable tags would refuse",
     },
     "AWS::Logs::LogGroup": {
         "CKV_AWS_158": "no log line carries a secret (secrets are ECS secrets, never logged); "
