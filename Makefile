@@ -16,7 +16,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export PATH := $(BIN):$(PATH)
 export PDS_AWS_CONFIG := $(CONFIG)
 
-.PHONY: help install test test-unit test-integration lint synth summary run deploy diff destroy cost cost-guide benchmarks clean benchmarks-backup
+.PHONY: help install test test-unit test-integration lint synth summary run deploy diff destroy cost cost-guide benchmarks clean benchmarks-backup benchmarks-local
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -54,6 +54,9 @@ lint: install ## ruff and mypy
 	$(BIN)/mypy
 
 BACKUP_RESULTS := .local/benchmarks
+benchmarks-local: install ## Local runtime benchmarks (~5 min): cold/warm start, createRecord latency, PDS RSS/CPU -> BENCHMARKS.md
+	$(BIN)/python benchmarks/local_runtime.py --accounts 100 --posts 100 --json .local/benchmarks/local_runtime.json --write BENCHMARKS.md
+
 benchmarks-backup: install ## Backup sidecar benchmarks (~30 min): loss window, restore rate, idle S3 requests, write overhead -> BENCHMARKS.md
 	mkdir -p $(BACKUP_RESULTS)
 	$(BIN)/python benchmarks/backup_loss_window.py --trials 10 --sigterm-trials 3 --json $(BACKUP_RESULTS)/backup_loss_window.json
