@@ -53,10 +53,10 @@ lint: install ## ruff and mypy
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
 
-BACKUP_RESULTS := .local/benchmarks
 benchmarks-local: install ## Local runtime benchmarks (~5 min): cold/warm start, createRecord latency, PDS RSS/CPU -> BENCHMARKS.md
 	$(BIN)/python benchmarks/local_runtime.py --accounts 100 --posts 100 --json .local/benchmarks/local_runtime.json --write BENCHMARKS.md
 
+BACKUP_RESULTS := .local/benchmarks
 benchmarks-backup: install ## Backup sidecar benchmarks (~30 min): loss window, restore rate, idle S3 requests, write overhead -> BENCHMARKS.md
 	mkdir -p $(BACKUP_RESULTS)
 	$(BIN)/python benchmarks/backup_loss_window.py --trials 10 --sigterm-trials 3 --json $(BACKUP_RESULTS)/backup_loss_window.json
