@@ -93,6 +93,7 @@ LITESTREAM_READY_TIMEOUT_S = 10.0
 LITESTREAM_STOP_TIMEOUT_S = 90.0
 SEED_TIMEOUT_S = 600.0
 SEED_POLL_S = 0.5
+DISCOVERY_TIMEOUT_S = 20.0  # of the 120 s ECS stop timeout; Litestream needs ~2 s at most
 HEALTH_FILE = "healthy.json"
 LITESTREAM_CONFIG_FILE = "litestream.json"
 STAGING_PREFIX = f"{SCRATCH_PREFIX}restore-"
@@ -676,6 +677,42 @@ def _write_health(settings: Settings, litestream_pid: int, generation: str) -> N
     os.replace(tmp, path)
 
 
+def databases_on_disk(data_dir: Path) -> set[str]:
+    found: set[str] = set()
+    for path in _files_under(data_dir):
+        rel = path.relative_to(data_dir).as_posix()
+        pds_file = classify(rel)
+        if pds_file is not None and pds_file.kind is FileKind.DATABASE:
+            found.add(rel)
+    return found
+
+
+def _wait_for_discovery(
+    store: BackupStore, generation: str, data_dir: Path, replicator: litestream.Replicator
+) -> None:
+    """Before the final sync: wait until Litestream replicates every database on disk.
+
+    Litestream finds a new database a moment (up to ~2 s) after it appears, and its final sync
+    on SIGTERM covers only the databases it knows: an account created just before the stop
+    would have its row in account.sqlite but no store.sqlite in the backup.
+    """
+    started = time.monotonic()
+    while replicator.poll() is None:
+        listing = read_generation(
+            store.list_objects(generation_prefix(generation) + "/"), generation
+        )
+        missing = databases_on_disk(data_dir) - set(listing.databases)
+        if not missing:
+            return
+        if time.monotonic() - started > DISCOVERY_TIMEOUT_S:
+            error(
+                f"{len(missing)} databases are not in the backup after "
+                f"{DISCOVERY_TIMEOUT_S:.0f} s, e.g. {sorted(missing)[0]}; stopping anyway"
+            )
+            return
+        time.sleep(SEED_POLL_S)
+
+
 def _replicate_until_stopped(
     settings: Settings,
     stop: threading.Event,
@@ -696,6 +733,10 @@ def _replicate_until_stopped(
     failures = mirror.sync()
     if failures:
         failures = mirror.sync()
+    try:
+        _wait_for_discovery(mirror.store, mirror.generation, mirror.data_dir, replicator)
+    except StoreError as exc:
+        error(f"cannot check that every database is in the backup: {exc}")
     code = replicator.stop(LITESTREAM_STOP_TIMEOUT_S)
     if failures:
         error(f"{failures} key files could not be uploaded before stopping")
