@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -37,7 +38,7 @@ from pds_aws.backup.settings import (
     parse_backup_url,
     settings_from_env,
 )
-from pds_aws.backup.sidecar import covering_generation
+from pds_aws.backup.sidecar import covering_generation, crash_hints
 
 GEN = "20261129T201500Z-1a2b"
 ALICE = "did:plc:alice"
@@ -268,6 +269,20 @@ def test_restore_plan_fails_closed_on_a_missing_key_or_store() -> None:
     plan = build_restore_plan(contents, frozenset({ALICE, BOB}))
     assert any(ALICE in p and "no key file" in p for p in plan.problems)
     assert any(BOB in p and "store.sqlite" in p for p in plan.problems)
+    assert plan.accounts_without_store == [BOB]
+
+
+def test_a_store_lost_in_a_crash_gets_a_way_out(tmp_path: Path) -> None:
+    account_db = tmp_path / "account.sqlite"
+    conn = sqlite3.connect(account_db)
+    conn.execute('CREATE TABLE actor (did TEXT PRIMARY KEY, "createdAt" TEXT)')
+    conn.execute("INSERT INTO actor VALUES (?, ?)", (BOB, "2026-11-29T20:14:59.120Z"))
+    conn.commit()
+    conn.close()
+    (hint,) = crash_hints(account_db, [BOB])
+    assert "2026-11-29T20:14:59.120Z" in hint
+    assert "restore-at" in hint
+    assert crash_hints(account_db, []) == []
 
 
 def test_restore_plan_fails_closed_when_the_account_list_is_unknown() -> None:

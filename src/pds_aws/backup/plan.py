@@ -81,6 +81,7 @@ class RestorePlan:
     accounts: list[str]  # DIDs restored
     deleted_accounts: list[str]  # DIDs with objects but no `actor` row: not restored
     problems: list[str]
+    accounts_without_store: list[str] = field(default_factory=list)
 
 
 def replica_url(
@@ -237,8 +238,10 @@ def build_restore_plan(
         live = live_dids
     databases = list(top_databases)
     files = list(top_files)
+    without_store: list[str] = []
     for did in sorted(live):
         if did not in store_of:
+            without_store.append(did)
             problems.append(
                 f"account {did} is in {ACCOUNT_DATABASE} but its store.sqlite is not in the backup"
             )
@@ -253,6 +256,7 @@ def build_restore_plan(
         accounts=sorted(live),
         deleted_accounts=sorted(with_objects - live),
         problems=problems,
+        accounts_without_store=without_store,
     )
 
 

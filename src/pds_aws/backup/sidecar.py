@@ -248,6 +248,32 @@ def read_live_dids(account_db: Path) -> frozenset[str] | None:
         conn.close()
 
 
+def crash_hints(account_db: Path, dids: list[str]) -> list[str]:
+    """What to do when accounts were created moments before a crash: Litestream replicated
+    their `actor` row but had not yet found their new store.sqlite."""
+    if not dids:
+        return []
+    created: list[str] = []
+    try:
+        conn = sqlite3.connect(account_db, timeout=30)
+        try:
+            for did in dids:
+                row = conn.execute('SELECT "createdAt" FROM actor WHERE did = ?', (did,)).fetchone()
+                if row and row[0]:
+                    created.append(str(row[0]))
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        pass
+    when = f" (created {min(created)})" if created else ""
+    return [
+        f"if the task stopped abruptly within seconds of creating {len(dids)} account(s){when}, "
+        "their store never reached the backup: restore the state from just before that "
+        "creation with `pds-aws-backup restore-at TIMESTAMP` (`pds-aws backup restore --at`), "
+        "which loses only those last seconds, then replace the task"
+    ]
+
+
 def restore_generation(
     settings: Settings,
     store: BackupStore,
@@ -343,7 +369,9 @@ def restore_generation(
         plan = build_restore_plan(contents, live)
         report.plan = plan
         if plan.problems:
-            raise RestoreFailed(plan.problems)
+            raise RestoreFailed(
+                plan.problems + crash_hints(out_dir / ACCOUNT_DATABASE, plan.accounts_without_store)
+            )
 
         rest = [rel for rel in plan.databases if rel != ACCOUNT_DATABASE]
         db_started = time.monotonic()
