@@ -656,3 +656,21 @@ def test_first_boot_on_an_empty_prefix_is_healthy_with_an_empty_directory(case: 
     assert [p.name for p in case.data("data").iterdir()] == []
     assert sidecar.stop() == 0
     assert f"{PREFIX}/CURRENT" in case.objects()
+
+
+def test_first_boot_adopts_an_existing_data_directory(case: Case) -> None:
+    """Migration: PDS files on disk and an empty backup: they are replicated as they are."""
+    pds = FakePds(case.data("data"))
+    for n in range(3):
+        pds.create_account(n)
+    pds.close()
+    expected = snapshot(case.data("data"))
+    sidecar = case.start("data")
+    sidecar.wait_healthy()
+    assert sidecar.stop() == 0, sidecar.log()
+    assert "adopting" in sidecar.log()
+
+    restored = case.start("restored")
+    restored.wait_healthy()
+    assert snapshot(case.data("restored")) == expected
+    assert restored.stop() == 0
