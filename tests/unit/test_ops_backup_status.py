@@ -95,9 +95,14 @@ def test_restore_command_and_generation_choice() -> None:
         "2026-11-29T21:00:00Z",
     ]
     assert backup.restore_command("latest", "g1")[-2:] == ["--generation", "g1"]
-    generations = ["20261129T200000Z-aaaa", "20261129T210000Z-bbbb", "20261129T220000Z-cccc"]
-    assert backup.previous_generation(generations, generations[2]) == generations[1]
-    assert backup.previous_generation(generations, generations[0]) is None
+    # Newest first: a task start after a restore, the restore, the history before it.
+    chain = [
+        {"generation": "g3", "reason": "task start", "source": "g2"},
+        {"generation": "g2", "reason": "restore-at", "source": "g1", "previous": "g1b"},
+        {"generation": "g1", "reason": "first boot", "source": None},
+    ]
+    assert backup.undo_generation(chain) == "g1b"
+    assert backup.undo_generation(chain[2:]) is None
 
 
 def test_restore_steps_say_what_happens_and_that_history_stays() -> None:

@@ -20,7 +20,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,13 +48,44 @@ def restore_command(at: str, generation: str | None) -> list[str]:
     return command
 
 
-def previous_generation(generations: Sequence[str], current: str | None) -> str | None:
-    """The generation made just before the current one: where the last restore branched off.
+def undo_generation(chain: Sequence[Mapping[str, Any]]) -> str | None:
+    """The history the most recent restore in this lineage branched off (its `previous`).
 
-    Generation ids start with their creation time, so their order is their age.
+    `chain` is the current generation and the ones it was made from, newest first (the
+    backup program's ORIGIN records): every task start makes a new generation from the
+    current one, so the restore is found by walking back, not by taking the last id.
     """
-    older = sorted(g for g in generations if current is None or g < current)
-    return older[-1] if older else None
+    for origin in chain:
+        if origin.get("reason") == "restore-at" and origin.get("previous"):
+            return str(origin["previous"])
+    return None
+
+
+@contextmanager
+def _environment(values: Mapping[str, str]) -> Iterator[None]:
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def latest_generation(backup_env: Mapping[str, str]) -> str | None:
+    """Where `--at latest` goes: the history the last restore branched off, if any."""
+    from pds_aws.backup.settings import settings_from_env
+    from pds_aws.backup.sidecar import generation_chain, read_current
+    from pds_aws.backup.store import open_store
+
+    # The store's S3 client takes credentials from the environment (locally: the emulator's).
+    with _environment(backup_env):
+        store = open_store(settings_from_env({**os.environ, **backup_env}))
+        current = read_current(store)
+        return undo_generation(generation_chain(store, current)) if current else None
 
 
 def restore_steps(target_name: str, at: str, generation: str | None, local: bool) -> list[str]:

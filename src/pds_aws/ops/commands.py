@@ -400,18 +400,14 @@ def _drill(args: argparse.Namespace) -> int:
 def _restore(args: argparse.Namespace) -> int:
     from pds_aws.ops import backup
     from pds_aws.ops.output import confirm
-    from pds_aws.ops.status import read_backup_status
 
     target = target_of(args)
     generation = args.generation
     if args.at == backup.LATEST and not generation:
-        # "latest" undoes a restore: the newest state of the history it branched from.
-        current = read_backup_status(backup_env_of(target))
-        generation = backup.previous_generation(
-            current.get("generations") or [], current.get("current_generation")
-        )
+        # "latest" undoes a restore: the newest state of the history it branched off.
+        generation = backup.latest_generation(backup_env_of(target))
         if generation is None:
-            print("the current generation is the only one: it is already the latest state")
+            print("no restore to undo: the current history is already the latest state")
             return 0
     print(f"Point-in-time restore of {target.name} ({target.url}):")
     for step in backup.restore_steps(target.name, args.at, generation, target.is_local):
