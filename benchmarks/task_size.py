@@ -298,6 +298,39 @@ def firehose(url: str, stop: threading.Event, frames: list[int]) -> None:
     asyncio.run(consume())
 
 
+HOOK = Path(__file__).resolve().parent / "better_sqlite3_hook.cjs"
+
+
+def loaded_sqlite_modules(root: int) -> list[str]:
+    """The better-sqlite3 native modules the PDS process tree has mapped (which copy runs)."""
+    found: set[str] = set()
+    for pid in tree(root, process_table()):
+        try:
+            maps = Path(f"/proc/{pid}/maps").read_text()
+        except OSError:
+            continue
+        found |= {line.split()[-1] for line in maps.splitlines() if "sqlite3" in line}
+    return sorted(found)
+
+
+def use_better_sqlite3(runtime: LocalRuntime, package_dir: Path) -> None:
+    """Start the pds container with the hook that swaps in another better-sqlite3."""
+    if not (package_dir / "lib" / "index.js").is_file():
+        raise SystemExit(f"{package_dir} is not a better-sqlite3 package directory")
+    spawn = runtime._spawn
+
+    def spawn_with_hook(name: str, argv: list[str], env: dict[str, str]) -> Any:
+        if name == "pds":
+            env = {
+                **env,
+                "NODE_OPTIONS": f"--require {HOOK}",
+                "PDS_BENCH_BETTER_SQLITE3": str(package_dir),
+            }
+        return spawn(name, argv, env)
+
+    runtime._spawn = spawn_with_hook  # type: ignore[method-assign]
+
+
 def benchmark_config(path: str) -> Config:
     config = load_config(path)
     # Sign-up without invite codes; nothing else differs from the task definition.
@@ -317,10 +350,16 @@ def main() -> int:
     parser.add_argument(
         "--workdir", help="keep the runtime's files (logs) here; default: a temp dir"
     )
+    parser.add_argument(
+        "--better-sqlite3",
+        help="directory of a better-sqlite3 13 package for the PDS (works around the Node 24.19 "
+        "GC abort of better-sqlite3 12; see benchmarks/better_sqlite3_hook.cjs)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
     config = benchmark_config(args.config)
+    load_before = os.getloadavg()
     image = noise_png(256, 1)  # ~197 KB
     counters = Counters()
     with tempfile.TemporaryDirectory(prefix="pds-task-size-") as scratch:
@@ -328,6 +367,8 @@ def main() -> int:
         runtime = LocalRuntime(
             Path(workdir), config, progress=lambda m: print(f"==> {m}", file=sys.stderr)
         )
+        if args.better_sqlite3:
+            use_better_sqlite3(runtime, Path(args.better_sqlite3).resolve())
         state = runtime.start()
         try:
             roots = {name: state["pids"][name] for name in CONTAINERS if name in state["pids"]}
@@ -341,6 +382,7 @@ def main() -> int:
             )
             relay.start()
             time.sleep(args.idle_seconds)
+            sqlite_modules = loaded_sqlite_modules(roots.get("pds", 0))
 
             sampler.phase = "signup"
             started = time.monotonic()
@@ -381,12 +423,14 @@ def main() -> int:
     }
     report = {
         "machine": f"{os.cpu_count()} cores, {platform.machine()}",
+        "load_average_before_after": [round(load_before[0], 1), round(os.getloadavg()[0], 1)],
         "accounts": args.accounts,
         "signup_seconds": signup_seconds,
         "ops": counters.ops,
         "errors": len(counters.errors),
         "first_errors": counters.errors[:3],
         "firehose_frames": frames[0],
+        "pds_sqlite_modules": sqlite_modules,
         "main_process_peak_rss_mib": hwm,
         "phases": phases,
         "latency": latency,
@@ -394,8 +438,10 @@ def main() -> int:
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
+    print("better-sqlite3 the PDS loaded:", ", ".join(sqlite_modules) or "?")
     print(
-        f"machine: {report['machine']}; accounts: {args.accounts}; ops: {counters.ops}; "
+        f"machine: {report['machine']} (1-min load average {report['load_average_before_after']}"
+        f" before/after); accounts: {args.accounts}; ops: {counters.ops}; "
         f"errors: {len(counters.errors)}; firehose frames: {frames[0]}"
     )
     print(

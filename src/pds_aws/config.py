@@ -187,8 +187,10 @@ class AwsSettings(_Section):
 
 
 class TaskSettings(_Section):
-    cpu: int = 1024
-    memory: int = 2048
+    # 0.5 vCPU / 1 GiB, chosen from the task's measured memory and CPU with 20 accounts under
+    # load (BENCHMARKS.md, "Task size"); the cost of other sizes is in guides/COST.md.
+    cpu: int = 512
+    memory: int = 1024
     architecture: Architecture = Architecture.ARM64
     ephemeral_storage_gib: Annotated[int, Field(ge=21, le=200)] = 21
     spot: bool = False
@@ -212,6 +214,9 @@ class TaskSettings(_Section):
 
 class MonitoringSettings(_Section):
     alarm_emails: tuple[str, ...] = ()
+    # ECS Container Insights, billed as custom metrics (guides/COST.md); the alarms and the
+    # dashboard use the free AWS/ECS and ALB metrics, so it is off unless wanted.
+    container_insights: bool = False
     log_retention_days: Literal[
         1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 3653
     ] = 30

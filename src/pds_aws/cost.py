@@ -19,7 +19,7 @@ import sys
 import tomllib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
+from enum import Enum, StrEnum
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -398,6 +398,7 @@ class _Context:
     backup_idle: MeasuredRate
     charges: list[Charge] = field(default_factory=list)
     unpriced: list[Unpriced] = field(default_factory=list)
+    free: list[tuple[str, str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -552,7 +553,14 @@ def _price_events_rule(ctx: _Context, logical_id: str, res: Mapping[str, Any]) -
     props = res.get("Properties", {})
     schedule = props.get("ScheduleExpression")
     if not schedule:
-        ctx.unpriced.append(Unpriced(logical_id, res["Type"], "event-pattern rule (not modeled)"))
+        sources = props.get("EventPattern", {}).get("source", [])
+        if sources and all(str(source).startswith("aws.") for source in sources):
+            # Events that AWS services emit (e.g. ECS task state changes) are delivered free.
+            ctx.free.append((logical_id, res["Type"], "matches AWS service events, delivered free"))
+        else:
+            ctx.unpriced.append(
+                Unpriced(logical_id, res["Type"], "custom-event rule (not modeled)")
+            )
         return
     runs = runs_per_month(str(schedule), ctx.hours)
     ctx.add(
@@ -894,7 +902,7 @@ def _price_lambda(ctx: _Context, logical_id: str, res: Mapping[str, Any]) -> Non
             "lambda_requests",
         ),
         Charge(
-            "Lambda compute (deploy-time functions)",
+            f"Lambda compute, {'arm64' if arm else 'x86_64'} (deploy-time functions)",
             "lambda_arm_gb_second" if arm else "lambda_x86_gb_second",
             invocations * CUSTOM_RESOURCE_SECONDS * memory_gb,
             Kind.VARIABLE,
@@ -1107,7 +1115,6 @@ def estimate(
         prices=prices,
         backup_idle=backup_idle or backup_idle_rate(config.cost, None),
     )
-    free: list[tuple[str, str, str]] = []
     for logical_id, res in ctx.resources.items():
         resource_type = str(res.get("Type"))
         handler = _HANDLERS.get(resource_type)
@@ -1116,7 +1123,7 @@ def estimate(
         elif resource_type in _STACK_PRICED:
             continue
         elif (reason := prices.free_reason(resource_type)) is not None:
-            free.append((logical_id, resource_type, reason))
+            ctx.free.append((logical_id, resource_type, reason))
         else:
             ctx.unpriced.append(Unpriced(logical_id, resource_type, "type not in the cost model"))
     present = {str(r.get("Type")) for r in ctx.resources.values()}
@@ -1129,7 +1136,7 @@ def estimate(
         hours_per_month=prices.hours_per_month,
         lines=tuple(_aggregate(ctx)),
         unpriced=tuple(ctx.unpriced),
-        free=tuple(free),
+        free=tuple(ctx.free),
         notes=tuple(ctx.notes),
         reference_monthly=prices.reference_monthly,
         reference_name=prices.reference_name,
@@ -1240,28 +1247,64 @@ def render_table(est: Estimate) -> str:
 @dataclass(frozen=True)
 class Shape:
     name: str
-    config_line: str  # what the operator writes in the config
-    task: Mapping[str, Any]  # [task] overrides
+    config_lines: tuple[str, ...]  # what the operator writes in the config
+    overrides: Mapping[str, Mapping[str, Any]]  # section -> settings
     trade_off: str
 
 
+SPOT_TRADE_OFF = (
+    "AWS may reclaim a Spot task with a two-minute notice: ECS sends SIGTERM, the backup "
+    "sidecar makes its final sync (nothing acknowledged is lost), and the service starts a new "
+    "task that restores from S3. The PDS is down for that restart (a few minutes) and, when Spot "
+    "capacity is short, until it returns. Spot prices float."
+)
 SHAPES: tuple[Shape, ...] = (
-    Shape("Default", "(none)", {}, "The measured size (see BENCHMARKS.md), on-demand."),
     Shape(
-        "Fargate Spot",
-        "[task] spot = true",
-        {"spot": True},
-        "Up to ~70 % off compute. AWS may reclaim the task with a two-minute notice: ECS "
-        "sends SIGTERM, the backup sidecar makes its final sync (nothing acknowledged is "
-        "lost), and the service starts a new task that restores from S3, so the PDS is down "
-        "for the restart (a few minutes) and, when Spot capacity is short, until capacity "
-        "returns. Spot prices float.",
+        "Default",
+        (),
+        {},
+        "0.5 vCPU / 1 GiB arm64 on-demand, the size measured to fit the PDS and the backup "
+        "sidecar with 20 accounts under load (BENCHMARKS.md, Task size).",
+    ),
+    Shape("Fargate Spot", ("[task] spot = true",), {"task": {"spot": True}}, SPOT_TRADE_OFF),
+    Shape(
+        "0.25 vCPU",
+        ("[task] cpu = 256",),
+        {"task": {"cpu": 256}},
+        "Same memory, a quarter of a vCPU. The measured load used more than that at its peaks, "
+        "so sign-ups, bursts of posts and the restore after a task replacement run slower; fine "
+        "for a few quiet accounts.",
     ),
     Shape(
-        "Reference size, x86",
-        '[task] cpu = 1024, memory = 2048, architecture = "x86_64"',
-        {"cpu": 1024, "memory": 2048, "architecture": Architecture.X86_64},
-        "The reference's task shape, for a like-for-like comparison.",
+        "Spot + 0.25 vCPU (cheapest)",
+        ("[task] spot = true", "[task] cpu = 256"),
+        {"task": {"spot": True, "cpu": 256}},
+        "Both trade-offs above.",
+    ),
+    Shape(
+        "2 GiB memory",
+        ("[task] memory = 2048",),
+        {"task": {"memory": 2048}},
+        "Headroom for more accounts or larger repositories than the measured 20.",
+    ),
+    Shape(
+        "Container Insights on",
+        ("[monitoring] container_insights = true",),
+        {"monitoring": {"container_insights": True}},
+        "Task-level CPU, memory, network and storage metrics, billed as custom metrics. The "
+        "alarms and the dashboard do not need them.",
+    ),
+    Shape(
+        "Reference's shape",
+        ("[task] cpu = 1024", "[task] memory = 2048", '[task] architecture = "x86_64"'),
+        {"task": {"cpu": 1024, "memory": 2048, "architecture": Architecture.X86_64}},
+        "The reference's 1 vCPU / 2 GB x86 task in this stack, for a like-for-like comparison.",
+    ),
+    Shape(
+        "Default in us-east-1",
+        ('[aws] region = "us-east-1"',),
+        {"aws": {"region": "us-east-1"}},
+        "N. Virginia lists the same prices as Ohio for everything this stack uses.",
     ),
 )
 
@@ -1274,7 +1317,16 @@ def _markdown_table(header: Iterable[str], rows: Iterable[Iterable[str]]) -> lis
 
 
 def shape_config(config: Config, shape: Shape) -> Config:
-    return config.model_copy(update={"task": config.task.model_copy(update=dict(shape.task))})
+    """`config` with the shape's settings, validated like a config file."""
+    from pds_aws.config import parse_config
+
+    data = config.model_dump(mode="json", exclude={"source"})
+    for section, settings in shape.overrides.items():
+        data[section] = {
+            **data[section],
+            **{k: v.value if isinstance(v, Enum) else v for k, v in settings.items()},
+        }
+    return parse_config(data, config.source)
 
 
 def render_guide(
@@ -1310,7 +1362,7 @@ def render_guide(
         rows.append(
             (
                 shape.name,
-                f"`{shape.config_line}`" if shape.task else shape.config_line,
+                "<br>".join(f"`{line}`" for line in shape.config_lines) or "(none)",
                 _usd(est.fixed_monthly),
                 _usd(est.total_monthly),
                 f"{_usd(default.reference_monthly - est.fixed_monthly)} less"
@@ -1331,7 +1383,7 @@ def render_guide(
     cheapest = min(shapes, key=lambda s: estimates[s.name].fixed_monthly)
     out += [
         "",
-        f"Default: {task.cpu / 1024:g} vCPU / {task.memory / 1024:g} GB, "
+        f"Default: {task.cpu / 1024:g} vCPU / {task.memory / 1024:g} GiB, "
         f"{task.architecture.value}, {'Spot' if task.spot else 'on-demand'}: "
         f"**{_usd(default.fixed_monthly)} fixed a month** against the reference's "
         f"${default.reference_monthly:.2f}. Cheapest documented shape: {cheapest.name}, "
@@ -1340,7 +1392,7 @@ def render_guide(
         "### Trade-offs",
         "",
     ]
-    out += [f"- **{s.name}** (`{s.config_line}`): {s.trade_off}" for s in shapes]
+    out += [f"- **{s.name}**: {s.trade_off}" for s in shapes]
     out += [
         "",
         "### Savings that cost nothing in resilience or security (already in the default)",
@@ -1355,6 +1407,8 @@ def render_guide(
         "AWS-managed keys (no extra KMS key-months); the one customer key is the PLC rotation key.",
         "- Alarms, metric filters and one dashboard within CloudWatch's always-free allowances; "
         "log retention from `[monitoring] log_retention_days`.",
+        "- ECS Container Insights off by default (`[monitoring] container_insights`): the alarms "
+        "and the dashboard use the free AWS/ECS service and ALB metrics.",
         "- Idle backup replication tuned to near-zero S3 requests (see BENCHMARKS.md).",
         "",
         f"## The default config in detail ({default.region})",
@@ -1372,9 +1426,14 @@ def render_guide(
         f"Fixed {_usd(default.fixed_monthly)} + variable {_usd(default.variable_monthly)} = "
         f"**{_usd(default.total_monthly)}** a month.",
         "",
-        f"Unpriced resources: {len(default.unpriced) or 'none'}. Free by type: "
+        "Unpriced resources: "
+        + (
+            "; ".join(f"{u.logical_id} ({u.resource_type}, {u.why})" for u in default.unpriced)
+            or "none"
+        )
+        + ". Free: "
         + ", ".join(sorted({t for _, t, _ in default.free}))
-        + ".",
+        + " (the reason for each is in prices.toml or `pds-aws cost --json`).",
         "",
         "## Usage assumptions (`[cost]` in the config)",
         "",

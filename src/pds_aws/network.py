@@ -12,13 +12,22 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from constructs import Construct
 
+from pds_aws.compliance import skip_checkov
+
 AZ_COUNT = 2
+NO_CONTAINER_INSIGHTS = (
+    "Container Insights is opt-in with the monitoring.container_insights setting. Its custom "
+    "metrics would cost more than the rest of the monitoring, see guides/COST.md, and the alarms "
+    "and dashboard use the free AWS/ECS service and ALB metrics. One task: service = task metrics."
+)
 
 
 class Network(Construct):
     """VPC, S3 gateway endpoint and ECS cluster."""
 
-    def __init__(self, scope: Construct, construct_id: str) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, container_insights: bool = False
+    ) -> None:
         super().__init__(scope, construct_id)
         self.vpc = ec2.Vpc(
             self,
@@ -61,6 +70,15 @@ class Network(Construct):
             self,
             "Cluster",
             vpc=self.vpc,
-            container_insights_v2=ecs.ContainerInsights.ENABLED,
+            container_insights_v2=(
+                ecs.ContainerInsights.ENABLED
+                if container_insights
+                else ecs.ContainerInsights.DISABLED
+            ),
             enable_fargate_capacity_providers=True,
         )
+        if not container_insights:
+            Validations.of(self.cluster).acknowledge(
+                Acknowledgment(id="AwsSolutions-ECS4", reason=NO_CONTAINER_INSIGHTS)
+            )
+            skip_checkov(self.cluster, {"CKV_AWS_65": NO_CONTAINER_INSIGHTS})

@@ -47,7 +47,7 @@ def test_example_config_loads_with_documented_defaults() -> None:
         ("aws", "account", "12345", ["aws.account = '12345'", "12-digit"]),
         ("aws", "mode", "staging", ["aws.mode = 'staging'", "'test' or 'prod'"]),
         ("task", "cpu", 3000, ["cpu = 3000 is not a Fargate CPU value", "example: cpu = 1024"]),
-        ("task", "memory", 1024, ["memory = 1024 is not valid with cpu = 1024", "2048..8192"]),
+        ("task", "memory", 512, ["memory = 512 is not valid with cpu = 512", "1024..4096"]),
         ("task", "architecture", "mips", ["task.architecture = 'mips'", "'arm64' or 'x86_64'"]),
         ("monitoring", "alarm_emails", ["ops-at-example"], ["monitoring.alarm_emails", "ops@example.com"]),
         ("monitoring", "log_retention_days", 10, ["monitoring.log_retention_days = 10"]),

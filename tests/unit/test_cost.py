@@ -440,3 +440,20 @@ def test_example_config_has_the_documented_cost_defaults() -> None:
     documented = tomllib.loads(EXAMPLE.read_text())["cost"]
     assert config.cost.model_dump() == {**config.cost.model_dump(), **documented}
     assert set(documented) == set(config.cost.model_dump())
+
+
+def test_event_rules_on_aws_service_events_are_free_custom_ones_unpriced() -> None:
+    template = known_template()
+    template["Resources"]["TaskStopped"] = {
+        "Type": "AWS::Events::Rule",
+        "Properties": {"EventPattern": {"source": ["aws.ecs"]}},
+    }
+    template["Resources"]["Custom"] = {
+        "Type": "AWS::Events::Rule",
+        "Properties": {"EventPattern": {"source": ["my.app"]}},
+    }
+    base = estimate(known_template(), config_with(), prices=book())
+    est = estimate(template, config_with(), prices=book())
+    assert est.total_monthly == base.total_monthly
+    assert ("TaskStopped", "AWS::Events::Rule") in {(i, t) for i, t, _ in est.free}
+    assert [u.logical_id for u in est.unpriced] == ["Custom"]

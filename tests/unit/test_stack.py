@@ -288,7 +288,7 @@ def test_task_size_and_architecture_follow_the_config(
 ) -> None:
     default = service_task_definition(stack_template)["Properties"]
     assert default["RuntimePlatform"]["CpuArchitecture"] == "ARM64"
-    assert (default["Cpu"], default["Memory"]) == ("1024", "2048")
+    assert (default["Cpu"], default["Memory"]) == ("512", "1024")
     assert default["EphemeralStorage"] == {"SizeInGiB": 21}
     other = service_task_definition(prod_stack_template)["Properties"]
     assert other["RuntimePlatform"]["CpuArchitecture"] == "X86_64"

@@ -1,0 +1,147 @@
+"""The cost model over the real synthesized stack: nothing unpriced, shapes change the
+template and the bill, the committed guide matches the model, `pds-aws cost --json`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pds_aws import cost
+from pds_aws.cli import main as cli_main
+from pds_aws.config import Config, load_config
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "pds.example.toml"
+_TEMPLATES: dict[str, dict[str, Any]] = {}
+
+
+def synthesize(config: Config) -> dict[str, Any]:
+    """The real synthesis, once per distinct config in this test session."""
+    key = config.model_dump_json()
+    if key not in _TEMPLATES:
+        from pds_aws.synth import synthesize as real_synthesize
+
+        _TEMPLATES[key] = real_synthesize(config)
+    return _TEMPLATES[key]
+
+
+@pytest.fixture(scope="module")
+def config() -> Config:
+    return load_config(EXAMPLE)
+
+
+def with_task(config: Config, **task: Any) -> Config:
+    return config.model_copy(update={"task": config.task.model_copy(update=task)})
+
+
+def priced(config: Config) -> cost.Estimate:
+    return cost.estimate(synthesize(config), config)
+
+
+def resources_of(template: Mapping[str, Any], kind: str) -> list[Mapping[str, Any]]:
+    return [r.get("Properties", {}) for r in template["Resources"].values() if r["Type"] == kind]
+
+
+def service_quantity(est: cost.Estimate, price_key: str) -> float:
+    return sum(
+        line.quantity
+        for line in est.lines
+        if line.price_key == price_key and line.resource.startswith("ECS service")
+    )
+
+
+def test_every_resource_of_the_synthesized_stack_is_priced_or_known_free(config: Config) -> None:
+    template = synthesize(config)
+    est = cost.estimate(template, config)
+    assert est.unpriced == (), est.unpriced
+    prices = cost.load_prices(config.aws.region)
+    for logical_id, resource in template["Resources"].items():
+        kind = resource["Type"]
+        assert kind in cost.priced_types() or prices.free_reason(kind), (logical_id, kind)
+    # The always-on parts the reference also pays for are all there.
+    keys = {line.price_key for line in est.lines}
+    assert {"alb_hour", "public_ipv4_hour", "kms_key_month", "secret_month"} <= keys
+    assert est.fixed_monthly > 0 and est.variable_monthly > 0
+
+
+def test_spot_changes_the_template_and_the_estimate(config: Config) -> None:
+    spot = with_task(config, spot=True)
+    on_demand_services = resources_of(synthesize(config), "AWS::ECS::Service")
+    spot_services = resources_of(synthesize(spot), "AWS::ECS::Service")
+    assert [s["CapacityProviderStrategy"][0]["CapacityProvider"] for s in spot_services] == [
+        "FARGATE_SPOT"
+    ]
+    assert on_demand_services[0]["CapacityProviderStrategy"][0]["CapacityProvider"] == "FARGATE"
+
+    arch = "arm" if config.task.architecture.value == "arm64" else "x86"
+    base, cheap = priced(config), priced(spot)
+    hours = base.hours_per_month
+    assert service_quantity(cheap, f"fargate_spot_{arch}_vcpu_hour") == pytest.approx(
+        config.task.cpu / 1024 * hours
+    )
+    assert service_quantity(cheap, f"fargate_{arch}_vcpu_hour") == 0
+    prices = cost.load_prices(config.aws.region)
+    saving = hours * (
+        config.task.cpu
+        / 1024
+        * (prices[f"fargate_{arch}_vcpu_hour"].usd - prices[f"fargate_spot_{arch}_vcpu_hour"].usd)
+        + config.task.memory
+        / 1024
+        * (prices[f"fargate_{arch}_gb_hour"].usd - prices[f"fargate_spot_{arch}_gb_hour"].usd)
+    )
+    assert base.fixed_monthly - cheap.fixed_monthly == pytest.approx(saving, abs=1e-6)
+
+
+@pytest.mark.parametrize(("cpu", "memory"), [(256, 512), (2048, 4096)])
+def test_task_size_changes_the_template_and_the_estimate(
+    config: Config, cpu: int, memory: int
+) -> None:
+    resized = with_task(config, cpu=cpu, memory=memory)
+    sizes = {
+        (t["Cpu"], t["Memory"])
+        for t in resources_of(synthesize(resized), "AWS::ECS::TaskDefinition")
+    }
+    assert (str(cpu), str(memory)) in sizes
+    base, other = priced(config), priced(resized)
+    arch = "arm" if config.task.architecture.value == "arm64" else "x86"
+    hours = base.hours_per_month
+    assert service_quantity(other, f"fargate_{arch}_vcpu_hour") == pytest.approx(cpu / 1024 * hours)
+    assert service_quantity(other, f"fargate_{arch}_gb_hour") == pytest.approx(
+        memory / 1024 * hours
+    )
+    assert (other.fixed_monthly < base.fixed_monthly) == (cpu < config.task.cpu)
+
+
+def test_the_committed_cost_guide_matches_the_default_config(config: Config) -> None:
+    committed = (ROOT / cost.GUIDE_FILE).read_text(encoding="utf-8")
+    generated = cost.build_guide(config, synthesize)
+    assert committed == generated, "guides/COST.md is stale: run `make cost-guide` and commit it"
+
+
+def test_the_default_config_beats_the_reference_target(config: Config) -> None:
+    est = priced(config)
+    assert config.aws.region == "us-east-2"
+    assert est.fixed_monthly <= 45.0, cost.render_table(est)
+
+
+def test_pds_aws_cost_json(
+    config: Config, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import pds_aws.synth
+
+    monkeypatch.setattr(pds_aws.synth, "synthesize", synthesize)
+    assert cli_main(["cost", "-c", str(EXAMPLE), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["unpriced"] == []
+    for key in ("fixed_monthly", "variable_monthly", "total_monthly"):
+        assert isinstance(out[key], float)
+    assert out["fixed_monthly"] == round(priced(config).fixed_monthly, 2)
+    assert out["reference"]["fixed_monthly"] == 65.45
+
+    assert cli_main(["cost", "-c", str(EXAMPLE)]) == 0
+    table = capsys.readouterr().out
+    assert "Fixed monthly:" in table and "$65.45" in table and "Unpriced resources: none" in table
