@@ -59,6 +59,12 @@ def stop_process(process: subprocess.Popen[Any], timeout: float = 30.0) -> int:
         return process.wait(timeout=10)
 
 
+def command_line() -> str:
+    """How this benchmark was started, for BENCHMARKS.md."""
+    script = Path(sys.argv[0]).resolve().relative_to(HERE.parent).as_posix()
+    return " ".join([".venv/bin/python", script, *sys.argv[1:]])
+
+
 def machine() -> str:
     load = os.getloadavg()
     return (
@@ -152,18 +158,35 @@ def sidecar_env(moto: Moto, prefix: str, data_dir: Path, state_dir: Path) -> dic
     return env
 
 
+# Runs the sidecar with extra top-level Litestream settings merged into the config it writes:
+# for what-if measurements only (benchmarks/backup_idle_requests.py --litestream-override).
+_OVERRIDDEN_RUN = """
+import json, sys
+from pds_aws.backup import litestream
+from pds_aws.backup.__main__ import main
+base = litestream.litestream_config
+override = json.loads(sys.argv[1])
+litestream.litestream_config = lambda *args: {**base(*args), **override}
+sys.exit(main(["run"]))
+"""
+
+
 @dataclass
 class Sidecar:
     """`pds-aws-backup run` as the container runs it."""
 
     env: dict[str, str]
     log_path: Path
+    litestream_override: dict[str, Any] | None = None
     process: subprocess.Popen[bytes] = field(init=False)
 
     def __post_init__(self) -> None:
         self._log = self.log_path.open("ab")
+        command = [BACKUP_PROGRAM, "run"]
+        if self.litestream_override:
+            command = [sys.executable, "-c", _OVERRIDDEN_RUN, json.dumps(self.litestream_override)]
         self.process = subprocess.Popen(
-            [BACKUP_PROGRAM, "run"], env=self.env, stdout=self._log, stderr=subprocess.STDOUT
+            command, env=self.env, stdout=self._log, stderr=subprocess.STDOUT
         )
 
     def healthy(self) -> bool:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from backup_common import (
     Sidecar,
+    command_line,
     machine,
     moto_server,
     populate,
@@ -34,6 +35,13 @@ def main() -> int:
     parser.add_argument("--window", type=float, default=600.0, help="seconds counted")
     parser.add_argument("--settle", type=float, default=30.0, help="seconds before counting")
     parser.add_argument("--json", type=Path, help="also write the result here")
+    parser.add_argument(
+        "--litestream-override",
+        type=json.loads,
+        default=None,
+        help="what-if: JSON merged into the sidecar's Litestream config, e.g. "
+        '\'{"l0-retention-check-interval": "1h"}\'',
+    )
     args = parser.parse_args()
     host = machine()
     with tempfile.TemporaryDirectory(prefix="bench-idle-") as tmp, moto_server(Path(tmp)) as moto:
@@ -41,13 +49,19 @@ def main() -> int:
         data = root / "data"
         databases = populate(data, args.accounts)
         env = sidecar_env(moto, "idle", data, root / "state")
-        sidecar = Sidecar(env, root / "sidecar.log")
+        sidecar = Sidecar(env, root / "sidecar.log", args.litestream_override)
         sidecar.wait_healthy(timeout=600)
         wait_replicated(env, databases, timeout=1800)
         time.sleep(args.settle)
         moto.reset_requests()
         started = time.monotonic()
-        time.sleep(args.window)
+        per_minute: list[int] = []  # requests in each minute of the window
+        seen = 0
+        while time.monotonic() - started < args.window:
+            time.sleep(min(60.0, args.window - (time.monotonic() - started)))
+            total_so_far = sum(moto.requests().values())
+            per_minute.append(total_so_far - seen)
+            seen = total_so_far
         counts = moto.requests()
         window = time.monotonic() - started
         still_running = sidecar.process.poll() is None
@@ -56,11 +70,14 @@ def main() -> int:
     summary = {
         "benchmark": "idle_requests",
         "machine": host,
+        "command": command_line(),
         "accounts": args.accounts,
+        "litestream_override": args.litestream_override,
         "databases": databases,
         "window_s": round(window, 1),
         "requests_in_window": total,
         "by_operation": counts,
+        "per_minute": per_minute,
         "requests_per_hour": round(total * 3600 / window),
         "sidecar_running_throughout": still_running,
     }

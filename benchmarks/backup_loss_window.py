@@ -26,6 +26,7 @@ from typing import Any
 from backup_common import (
     Moto,
     Sidecar,
+    command_line,
     machine,
     max_row_id,
     moto_server,
@@ -106,6 +107,7 @@ def main() -> int:
     summary = {
         "benchmark": "loss_window",
         "machine": host,
+        "command": command_line(),
         "rate_per_s": RATE,
         "trials": results,
         "sigkill_lost_rows": killed,

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from backup_common import (
     Sidecar,
+    command_line,
     machine,
     moto_server,
     percentile,
@@ -85,6 +86,7 @@ def main() -> int:
     summary = {
         "benchmark": "write_overhead",
         "machine": host,
+        "command": command_line(),
         "rate_per_s": RATE,
         "commits_per_mode": len(alone),
         "alone_ms": {"p50": p50_alone, "p95": ms(alone, 0.95), "p99": ms(alone, 0.99)},
