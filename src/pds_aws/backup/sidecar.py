@@ -450,20 +450,33 @@ class FileMirror:
         """One pass; returns how many uploads or deletions failed (retried next pass)."""
         now = self._scan()
         failures = 0
-        for rel, stamp in now.items():
-            if self.seen.get(rel) == stamp:
-                continue
+        changed = [(rel, stamp) for rel, stamp in now.items() if self.seen.get(rel) != stamp]
+
+        def upload(rel: str) -> Exception | None:
             try:
                 self.store.upload(self.data_dir / rel, file_key(self.generation, rel))
             except (StoreError, OSError) as exc:
+                return exc
+            return None
+
+        if len(changed) > 1:  # a start seeding a generation: every key at once
+            with ThreadPoolExecutor(max_workers=DOWNLOAD_CONCURRENCY) as pool:
+                results = list(pool.map(upload, [rel for rel, _ in changed]))
+        else:
+            results = [upload(rel) for rel, _ in changed]
+        for (rel, stamp), problem in zip(changed, results, strict=True):
+            if problem is not None:
                 failures += 1
                 if rel not in self._failing:  # one ERROR per file until it recovers
-                    error(f"uploading {rel} failed, retrying: {exc}")
+                    error(f"uploading {rel} failed, retrying: {problem}")
                     self._failing.add(rel)
                 continue
             self._failing.discard(rel)
             self.seen[rel] = stamp
-            info(f"uploaded {rel}")
+            if len(changed) == 1:
+                info(f"uploaded {rel}")
+        if len(changed) > 1:
+            info(f"uploaded {len(changed) - failures} of {len(changed)} key files")
         for rel in [r for r in self.seen if r not in now]:
             pds_file = classify(rel)
             if pds_file is not None and not pds_file.kept_after_removal:
