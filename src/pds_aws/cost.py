@@ -329,6 +329,11 @@ def _refs(value: Any) -> Iterator[str]:
             yield from _refs(item)
 
 
+def _name(logical_id: str) -> str:
+    """A logical id without CDK's 8-character hash suffix, for people to read."""
+    return re.sub(r"(?<=[a-z0-9])[0-9A-F]{8}$", "", logical_id) or logical_id
+
+
 def _ref_id(value: Any) -> str | None:
     return next(_refs(value), None)
 
@@ -539,7 +544,7 @@ def _price_ecs_service(ctx: _Context, logical_id: str, res: Mapping[str, Any]) -
         ctx.add(
             *_fargate_charges(
                 ctx,
-                f"ECS service {logical_id}",
+                f"ECS service {_name(logical_id)}",
                 (logical_id, task_definition),
                 shape,
                 provider,
@@ -589,7 +594,7 @@ def _price_events_rule(ctx: _Context, logical_id: str, res: Mapping[str, Any]) -
             ctx.add(
                 *_fargate_charges(
                     ctx,
-                    f"Scheduled task {logical_id} ({runs:.1f} runs)",
+                    f"Scheduled task {_name(logical_id)} ({runs:.1f} runs a month)",
                     (logical_id, task_definition),
                     _fargate_shape(ctx, task_definition),
                     provider,
@@ -603,7 +608,9 @@ def _price_load_balancer(ctx: _Context, logical_id: str, res: Mapping[str, Any])
     props = res.get("Properties", {})
     ids = (logical_id,)
     ctx.add(
-        Charge(f"Application Load Balancer {logical_id}", "alb_hour", ctx.hours, Kind.FIXED, ids)
+        Charge(
+            f"Application Load Balancer {_name(logical_id)}", "alb_hour", ctx.hours, Kind.FIXED, ids
+        )
     )
     ctx.add(
         Charge(
@@ -810,7 +817,7 @@ def _price_buckets(ctx: _Context) -> None:
         else:
             ctx.add(
                 Charge(
-                    f"S3 bucket {logical_id} storage",
+                    f"S3 bucket {_name(logical_id)} storage",
                     "s3_standard_gb_month",
                     usage.other_bucket_storage_gb,
                     Kind.VARIABLE,
