@@ -257,6 +257,8 @@ class CostSettings(_Section):
 
     # Always-free allowances (CloudWatch, data transfer, Lambda, CodeBuild) go to this stack.
     use_free_tier: bool = True
+    # Accounts on the PDS; scales per-database costs (the backup sidecar's idle requests).
+    accounts: Annotated[int, Field(ge=1)] = 20
     blob_storage_gb: Annotated[float, Field(ge=0)] = 5.0
     blob_write_requests_per_month: Annotated[int, Field(ge=0)] = 20_000
     blob_read_requests_per_month: Annotated[int, Field(ge=0)] = 200_000

@@ -135,8 +135,17 @@ def load_prices(region: str, data: Mapping[str, Any] | None = None) -> PriceBook
 _IDLE_RATE_RE = re.compile(r"idle S3 requests per hour", re.IGNORECASE)
 _IDLE_HEADING_RE = re.compile(r"^#+ .*idle S3 requests", re.IGNORECASE)
 _PER_HOUR_RE = re.compile(r"\*\*~?(\d[\d,]*(?:\.\d+)?) (?:S3 )?(?:requests )?per hour\*\*")
-_ACCOUNTS_RE = re.compile(r"(\d[\d,]*) accounts")
+_SCOPE_RE = re.compile(r"(\d[\d,]*) accounts(?: \((\d[\d,]*) databases\))?")
 _NUMBER_RE = re.compile(r"(?<![\w.])(\d[\d,]*(?:\.\d+)?)(?![\w.])")
+
+
+@dataclass(frozen=True)
+class IdleMeasurement:
+    """The backup sidecar's measured idle S3 requests per hour, and what it was measured on."""
+
+    requests_per_hour: float
+    accounts: int | None = None
+    databases: int | None = None
 
 
 @dataclass(frozen=True)
@@ -149,12 +158,13 @@ def _number(text: str) -> float:
     return float(text.replace(",", ""))
 
 
-def parse_backup_idle_rate(markdown: str) -> tuple[float, str] | None:
-    """The measured idle S3 requests per hour in BENCHMARKS.md text, and what it was measured on.
+def parse_backup_idle_rate(markdown: str) -> IdleMeasurement | None:
+    """The measured idle S3 requests per hour in BENCHMARKS.md text, if recorded.
 
     Two shapes are read: the backup section written by benchmarks/backup_report.py (a heading
-    "Idle S3 requests" whose text says "**N per hour**"), and any line naming "idle S3
-    requests per hour" (a table row's last number, or the first number after the phrase).
+    "Idle S3 requests" whose text says "N accounts (M databases) ... **R per hour**"), and any
+    line naming "idle S3 requests per hour" (a table row's last number, or the first number
+    after the phrase).
     """
     lines = markdown.splitlines()
     for index, line in enumerate(lines):
@@ -168,10 +178,14 @@ def parse_backup_idle_rate(markdown: str) -> tuple[float, str] | None:
         text = " ".join(section)
         match = _PER_HOUR_RE.search(text)
         if match:
-            # The account count nearest before the figure (the measurement, not the target).
-            accounts = _ACCOUNTS_RE.findall(text[: match.start()])
-            scope = f"{accounts[-1]} accounts" if accounts else "idle"
-            return _number(match.group(1)), scope
+            # The scope nearest before the figure (the measurement, not the target).
+            scopes = _SCOPE_RE.findall(text[: match.start()])
+            accounts, databases = scopes[-1] if scopes else ("", "")
+            return IdleMeasurement(
+                _number(match.group(1)),
+                int(_number(accounts)) if accounts else None,
+                int(_number(databases)) if databases else None,
+            )
     for line in lines:
         match = _IDLE_RATE_RE.search(line)
         if not match:
@@ -181,24 +195,43 @@ def parse_backup_idle_rate(markdown: str) -> tuple[float, str] | None:
             for cell in reversed(cells[1:]):
                 number = _NUMBER_RE.search(cell.replace("*", "").replace("~", ""))
                 if number:
-                    return _number(number.group(1)), "idle"
+                    return IdleMeasurement(_number(number.group(1)))
             continue
         number = _NUMBER_RE.search(line[match.end() :].replace("~", ""))
         if number:
-            return _number(number.group(1)), "idle"
+            return IdleMeasurement(_number(number.group(1)))
     return None
 
 
 def backup_idle_rate(settings: CostSettings, benchmarks: Path | None) -> MeasuredRate:
-    """The measured figure when BENCHMARKS.md has one, else the documented assumption."""
+    """The idle rate for the config's accounts: measured when BENCHMARKS.md has it, else assumed.
+
+    Idle replication work is per database (Litestream checks each one), so a figure measured on
+    M databases is scaled to the config's accounts plus the PDS's top-level databases.
+    """
+    measured = None
     if benchmarks is not None and benchmarks.is_file():
         measured = parse_backup_idle_rate(benchmarks.read_text(encoding="utf-8"))
-        if measured is not None:
-            rate, scope = measured
-            return MeasuredRate(rate, f"measured ({scope}), {BENCHMARKS_FILE}")
+    if measured is None:
+        return MeasuredRate(
+            settings.backup_idle_requests_per_hour,
+            "assumed ([cost] backup_idle_requests_per_hour; no measured figure in "
+            f"{BENCHMARKS_FILE})",
+        )
+    from pds_aws.backup.layout import TOP_LEVEL_DATABASES
+
+    databases = measured.databases or (
+        measured.accounts + len(TOP_LEVEL_DATABASES) if measured.accounts else None
+    )
+    if not databases:
+        return MeasuredRate(
+            measured.requests_per_hour, f"measured, {BENCHMARKS_FILE} (scope not stated)"
+        )
+    ours = settings.accounts + len(TOP_LEVEL_DATABASES)
     return MeasuredRate(
-        settings.backup_idle_requests_per_hour,
-        f"assumed ([cost] backup_idle_requests_per_hour; no measured figure in {BENCHMARKS_FILE})",
+        measured.requests_per_hour * ours / databases,
+        f"{BENCHMARKS_FILE}: {measured.requests_per_hour:,g}/hour measured on {databases:,} "
+        f"databases, scaled to {ours} ([cost] accounts = {settings.accounts})",
     )
 
 
@@ -799,7 +832,7 @@ def _price_buckets(ctx: _Context) -> None:
                     ids,
                 ),
                 Charge(
-                    f"S3 backup idle requests ({idle.requests_per_hour:g}/hour)",
+                    f"S3 backup idle requests ({idle.requests_per_hour:,.4g}/hour)",
                     "s3_write_request",
                     idle.requests_per_hour * ctx.hours,
                     Kind.FIXED,

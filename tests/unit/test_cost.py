@@ -14,6 +14,7 @@ import pytest
 
 from pds_aws.config import Config, load_config
 from pds_aws.cost import (
+    IdleMeasurement,
     Kind,
     MeasuredRate,
     PricingError,
@@ -387,15 +388,15 @@ settled: 14 requests (ListObjectsV2 14), extrapolated to **84 per hour**: meets 
 @pytest.mark.parametrize(
     ("text", "measured"),
     [
-        (BENCH_TABLE, (12.0, "idle")),
-        (BENCH_PROSE, (3.5, "idle")),
-        (BENCH_BACKUP_SECTION, (84.0, "200 accounts")),
+        (BENCH_TABLE, IdleMeasurement(12.0)),
+        (BENCH_PROSE, IdleMeasurement(3.5)),
+        (BENCH_BACKUP_SECTION, IdleMeasurement(84.0, accounts=200, databases=603)),
         ("# Benchmarks\n### Idle S3 requests: not measured\n", None),
         ("# Benchmarks\nnothing yet\n", None),
     ],
 )
 def test_measured_backup_rate_is_read_from_benchmarks(
-    text: str, measured: tuple[float, str] | None
+    text: str, measured: IdleMeasurement | None
 ) -> None:
     assert parse_backup_idle_rate(text) == measured
 
@@ -407,8 +408,19 @@ def test_without_a_measurement_the_assumption_is_used_and_said(tmp_path: Path) -
     assert assumed.requests_per_hour == 7.0
     assert "assumed" in assumed.source and "backup_idle_requests_per_hour" in assumed.source
     bench.write_text(BENCH_TABLE)
-    measured = backup_idle_rate(settings, bench)
-    assert measured == MeasuredRate(12.0, "measured (idle), BENCHMARKS.md")
+    unscoped = backup_idle_rate(settings, bench)
+    assert unscoped.requests_per_hour == 12.0 and "scope not stated" in unscoped.source
+
+
+def test_a_measured_idle_rate_is_scaled_per_database_to_the_configs_accounts(
+    tmp_path: Path,
+) -> None:
+    bench = tmp_path / "BENCHMARKS.md"
+    bench.write_text(BENCH_BACKUP_SECTION)  # 84 per hour on 603 databases
+    rate = backup_idle_rate(config_with(accounts=20).cost, bench)
+    # 20 account databases + account, sequencer and did_cache.
+    assert rate.requests_per_hour == pytest.approx(84 * 23 / 603)
+    assert "603 databases" in rate.source and "accounts = 20" in rate.source
 
 
 def test_price_data_has_every_price_for_both_required_regions() -> None:
