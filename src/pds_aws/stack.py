@@ -78,9 +78,7 @@ class PdsStack(Stack):
             hosted_zone_id=config.pds.hosted_zone_id,
             zone_name=config.pds.hosted_zone_name,
         )
-        network = Network(
-            self, "Network", container_insights=config.monitoring.container_insights
-        )
+        network = Network(self, "Network", container_insights=config.monitoring.container_insights)
         edge = Edge(
             self,
             "Edge",

@@ -6,6 +6,7 @@ Each test names one property of DESIGN.md / issue 2 and fails if the stack loses
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from aws_cdk.assertions import Match, Template
@@ -646,3 +647,29 @@ def test_outputs_name_the_url_secret_buckets_cluster_and_service(
     assert ref_type(stack_template, outputs["BackupBucketName"]["Value"]) == "AWS::S3::Bucket"
     assert ref_type(stack_template, outputs["ClusterName"]["Value"]) == "AWS::ECS::Cluster"
     assert outputs["ServiceName"]["Value"]["Fn::GetAtt"][1] == "Name"
+
+
+# --- the environment names are the PDS's own ------------------------------------------
+
+NODE_MODULES = Path(__file__).resolve().parents[2] / "node_modules"
+
+
+def test_every_pds_variable_set_is_read_by_the_pds_package(stack_template: dict[str, Any]) -> None:
+    # The installed @atproto/pds (package-lock.json) is the reference: a misspelt name would
+    # be ignored silently by the PDS.
+    env_js = (NODE_MODULES / "@atproto" / "pds" / "dist" / "config" / "env.js").read_text(
+        encoding="utf-8"
+    )
+    logger_js = (NODE_MODULES / "@atproto" / "common" / "dist" / "logger.js").read_text(
+        encoding="utf-8"
+    )
+    names = set(environment(stack_template)) | {
+        s["Name"] for s in container(stack_template, PDS_CONTAINER_NAME)["Secrets"]
+    }
+    unknown = [
+        name
+        for name in sorted(names)
+        if name.startswith("PDS_") and f"'{name}'" not in env_js and f'"{name}"' not in env_js
+    ]
+    assert not unknown
+    assert all(f"process.env.{name}" in logger_js for name in ("LOG_ENABLED", "LOG_LEVEL"))
