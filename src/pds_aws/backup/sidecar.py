@@ -659,6 +659,18 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
             )
             replicator.stop(LITESTREAM_STOP_TIMEOUT_S)
             return 1
+        try:
+            moved = read_current(store)
+        except StoreError as exc:
+            moved = f"unreadable ({exc})"
+        if moved != source:
+            # An operator's restore-at ran meanwhile: theirs wins, this task must not serve.
+            error(
+                f"CURRENT changed to {moved} while this task restored {source}; not becoming "
+                "healthy: replace the task so it restores the new CURRENT"
+            )
+            replicator.stop(LITESTREAM_STOP_TIMEOUT_S)
+            return 1
         set_current(store, generation)
         info(f"generation {generation} holds every database and key: CURRENT points at it")
     else:
