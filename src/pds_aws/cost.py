@@ -1276,7 +1276,10 @@ def render_table(est: Estimate) -> str:
         out += ["", "UNPRICED (not in the total; add them to the cost model):"]
         out += [f"  {u.logical_id} ({u.resource_type}): {u.why}" for u in est.unpriced]
     else:
-        out += ["", f"Unpriced resources: none ({len(est.free)} resources are free by type)."]
+        out += [
+            "",
+            f"Unpriced resources: none ({len(est.free)} resources cost nothing by themselves).",
+        ]
     return "\n".join(out)
 
 

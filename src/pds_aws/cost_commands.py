@@ -20,7 +20,9 @@ def add_commands(subparsers: Any) -> None:
         help="estimate the monthly AWS bill of the stack this config would deploy",
         description=(
             "Synthesize the stack from the config, price every resource in the template "
-            "(prices: src/pds_aws/prices/prices.toml), and print the monthly estimate."
+            "(prices: src/pds_aws/prices/prices.toml), and print the monthly estimate. Usage "
+            "assumptions are the config's [cost] section. Exits 1 when a resource is unpriced "
+            "(the table lists it)."
         ),
     )
     parser.add_argument(

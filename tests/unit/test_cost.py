@@ -6,6 +6,7 @@ worked out here by hand. tests/unit/test_cost_stack.py prices the real synthesiz
 
 from __future__ import annotations
 
+import json
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -469,3 +470,19 @@ def test_event_rules_on_aws_service_events_are_free_custom_ones_unpriced() -> No
     assert est.total_monthly == base.total_monthly
     assert ("TaskStopped", "AWS::Events::Rule") in {(i, t) for i, t, _ in est.free}
     assert [u.logical_id for u in est.unpriced] == ["Custom"]
+
+
+def test_pds_aws_cost_exits_non_zero_when_something_is_unpriced(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import pds_aws.cost
+    from pds_aws.cli import main
+
+    template = known_template()
+    template["Resources"]["Mystery"] = {"Type": "AWS::Mystery::Thing"}
+    monkeypatch.setattr(
+        pds_aws.cost, "estimate_config", lambda config: estimate(template, config, prices=book())
+    )
+    assert main(["cost", "-c", str(EXAMPLE), "--json"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["unpriced"][0]["type"] == "AWS::Mystery::Thing"
