@@ -12,8 +12,8 @@ from pds_aws.synth import CDK_CONTEXT, add_stack
 app = App(context=dict(CDK_CONTEXT))
 try:
     config = load_config(app.node.try_get_context("config") or DEFAULT_CONFIG_FILE)
+    add_stack(app, config)
 except ConfigError as exc:
     print(f"error: {exc}", file=sys.stderr)
     sys.exit(2)
-add_stack(app, config)
 app.synth()

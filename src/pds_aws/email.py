@@ -29,7 +29,7 @@ from aws_cdk import aws_ses as ses
 from constructs import Construct
 
 from pds_aws.compliance import skip_checkov
-from pds_aws.config import Config
+from pds_aws.config import Config, ConfigError
 from pds_aws.email_smtp.handler import smtp_endpoint
 from pds_aws.monitoring import log_retention
 
@@ -37,6 +37,18 @@ HANDLER_DIRECTORY = Path(__file__).resolve().parent / "email_smtp"
 MAIL_FROM_SUBDOMAIN = "mail"
 # Bump to rotate the SMTP credentials: a new key is made and CloudFormation deletes the old.
 CREDENTIALS_GENERATION = "1"
+
+
+def check_sender(config: Config) -> None:
+    """SES sends only from the verified identity: the PDS domain or one of its subdomains."""
+    domain = config.pds.domain
+    sender_domain = config.pds.email_from_address.rpartition("@")[2]
+    if sender_domain != domain and not sender_domain.endswith("." + domain):
+        raise ConfigError(
+            f"{config.source}: pds.email_from = {config.pds.email_from!r}: the stack verifies "
+            f"{domain!r} in SES, so account e-mails must come from an address in it; "
+            f"example: email_from = 'noreply@{domain}' (or leave it empty)"
+        )
 
 
 class Email(Construct):
@@ -52,6 +64,7 @@ class Email(Construct):
         region: str,
     ) -> None:
         super().__init__(scope, construct_id)
+        check_sender(config)
         domain = config.pds.domain
         mail_from_domain = f"{MAIL_FROM_SUBDOMAIN}.{domain}"
         retain = RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY

@@ -75,10 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         config = load_config(args.config)
+        app, stack = build_app(config, outdir=args.outdir)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    app, stack = build_app(config, outdir=args.outdir)
     assembly = app.synth()
     artifact = assembly.get_stack_by_name(stack.stack_name)
     template_path = Path(args.outdir) / artifact.template_file

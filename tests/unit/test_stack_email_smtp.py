@@ -8,11 +8,14 @@ import hmac
 import logging
 import sys
 import types
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import pytest
 
+from pds_aws.config import Config, ConfigError
+from pds_aws.email import check_sender
 from pds_aws.email_smtp import handler
 
 # An example secret key (not a real one) whose SES SMTP password holds both '+' and '/'.
@@ -128,3 +131,15 @@ def test_delete_removes_the_key_and_skips_placeholder_ids(
     assert iam.calls == [
         ("delete_access_key", {"UserName": "smtp-user", "AccessKeyId": ACCESS_KEY_ID})
     ]
+
+
+def test_sender_outside_the_ses_identity_stops_synth_with_the_key(
+    config_factory: Callable[..., Config],
+) -> None:
+    check_sender(config_factory(pds={"email_from": "pds@mail.pds.example.com"}))  # subdomain
+    check_sender(config_factory())  # default noreply@<domain>
+    with pytest.raises(ConfigError) as error:
+        check_sender(config_factory(pds={"email_from": "noreply@gmail.com"}))
+    message = str(error.value)
+    assert "pds.email_from = 'noreply@gmail.com'" in message
+    assert "example: email_from = 'noreply@pds.example.com'" in message
