@@ -187,7 +187,10 @@ class Stack:
         backup = self.service_task.containers.get(BACKUP_CONTAINER)
         if backup is None or "BACKUP_URL" not in backup.environment:
             raise StackOperationError("the service's task has no backup container with BACKUP_URL")
-        return {"BACKUP_URL": backup.environment["BACKUP_URL"], "AWS_REGION": self.resources.region}
+        env = {"BACKUP_URL": backup.environment["BACKUP_URL"], "AWS_REGION": self.resources.region}
+        if self.resources.profile:
+            env["AWS_PROFILE"] = self.resources.profile
+        return env
 
     def drill_task(self) -> TaskDefinitionFacts:
         arn = self.resources.drill_task_definition
