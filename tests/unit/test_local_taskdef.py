@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import copy
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pds_aws.config import Config, parse_config
 from pds_aws.local import taskdef
 from pds_aws.local.taskdef import (
     LocalAws,
@@ -24,22 +22,14 @@ from pds_aws.local.taskdef import (
     read_task_definition,
     resolve,
 )
-from pds_aws.synth import synthesize
 
-ROOT = Path(__file__).resolve().parents[2]
 SECRET_ARN_PREFIX = "arn:aws:secretsmanager:us-east-2:123456789012:secret:"
-EXAMPLE = tomllib.loads((ROOT / "pds.example.toml").read_text())
-
-
-def config_with(**pds: Any) -> Config:
-    data = copy.deepcopy(EXAMPLE)
-    data["pds"].update(pds)
-    return parse_config(data)
 
 
 @pytest.fixture(scope="module")
-def template() -> dict[str, Any]:
-    return synthesize(config_with())
+def template(stack_template: dict[str, Any]) -> dict[str, Any]:
+    """The example config's template (synthesized once per session in conftest.py)."""
+    return stack_template
 
 
 def local_aws_for(template: dict[str, Any]) -> LocalAws:
@@ -76,16 +66,17 @@ def pds_env(template: dict[str, Any]) -> dict[str, str]:
     return container_environment(pds, secret_values=secrets, endpoints=ENDPOINTS)
 
 
-def test_stack_environment_change_reaches_the_local_run_with_no_second_edit() -> None:
-    # Same code path, two configs: the stack computes the environment, the local runtime follows.
-    open_env = pds_env(
-        synthesize(config_with(invite_required=False, blob_upload_limit_bytes=2_000_000))
-    )
-    closed_env = pds_env(synthesize(config_with(invite_required=True)))
-    assert open_env["PDS_INVITE_REQUIRED"] == "false"
-    assert closed_env["PDS_INVITE_REQUIRED"] == "true"
-    assert open_env["PDS_BLOB_UPLOAD_LIMIT"] == "2000000"
-    assert closed_env["PDS_BLOB_UPLOAD_LIMIT"] == "104857600"
+def test_stack_environment_change_reaches_the_local_run_with_no_second_edit(
+    stack_template: dict[str, Any], prod_stack_template: dict[str, Any]
+) -> None:
+    # Two configs through the same code path (conftest: the prod variant has
+    # invite_required = false and a contact e-mail): the stack computes the environment,
+    # the local runtime follows.
+    example_env, prod_env = pds_env(stack_template), pds_env(prod_stack_template)
+    assert example_env["PDS_INVITE_REQUIRED"] == "true"
+    assert prod_env["PDS_INVITE_REQUIRED"] == "false"
+    assert "PDS_CONTACT_EMAIL_ADDRESS" not in example_env
+    assert prod_env["PDS_CONTACT_EMAIL_ADDRESS"] == "admin@example.com"
 
 
 def test_a_variable_added_to_the_task_definition_appears_locally(template: dict[str, Any]) -> None:
