@@ -21,7 +21,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -674,3 +674,54 @@ def test_first_boot_adopts_an_existing_data_directory(case: Case) -> None:
     restored.wait_healthy()
     assert snapshot(case.data("restored")) == expected
     assert restored.stop() == 0
+
+
+def test_a_crashed_task_restores_what_was_replicated(case: Case, small: Populated) -> None:
+    """SIGKILL (a crashed task): Litestream dies with the sidecar, the next start restores."""
+    populated_copy(case, small)
+    first = case.start("first")
+    first.wait_healthy()
+    did = small.dids[0]
+    pds = FakePds(case.data("first"))
+    for i in range(100, 120):
+        pds.post(did, i)
+    pds.close()
+    # S3 times have whole seconds: an upload stored two seconds after the last post came
+    # after Litestream noticed it (250 ms), and Litestream uploads in order. Filler posts keep
+    # uploads coming until then.
+    after = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
+    filler = connect(account_dir(case.data("first"), did) / "store.sqlite")
+
+    def replicated() -> bool:
+        filler.execute(
+            "INSERT INTO record VALUES (?, ?, ?)", (f"at://{did}/filler/{time.time_ns()}", "", b"")
+        )
+        s3 = case.moto.s3()
+        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=case.bucket, Prefix=PREFIX)
+        return any(
+            item["LastModified"] >= after
+            for page in pages
+            for item in page.get("Contents", [])
+            if f"{did}/store.sqlite/" in item["Key"]
+        )
+
+    wait_for(replicated, "the posts in the backup")
+    filler.close()
+    marker = json.loads((case.root / "first.state" / "healthy.json").read_text())
+    first.process.kill()
+    assert first.wait_exit() != 0
+
+    def litestream_gone() -> bool:
+        try:
+            os.kill(marker["litestream_pid"], 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+    wait_for(litestream_gone, "Litestream to die with the sidecar")
+
+    second = case.start("second")
+    second.wait_healthy()
+    posts = _post_uris(case.data("second"), did)
+    assert second.stop() == 0, second.log()
+    assert {f"at://{did}/app.bsky.feed.post/p{i}" for i in range(100, 120)} <= posts
