@@ -8,13 +8,16 @@ operation or a check failed, 2 bad input or an unreachable target.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
+import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pds_aws.config import DEFAULT_CONFIG_FILE, Config, load_config
+from pds_aws.config import DEFAULT_CONFIG_FILE, Config, ConfigError, load_config
 from pds_aws.ops.target import (
     CONFIG_ENV,
     DEFAULT_STATE_FILE,
@@ -75,6 +78,30 @@ def target_of(args: argparse.Namespace) -> Target:
 
 def config_of(args: argparse.Namespace) -> Config:
     return load_config(args.config or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_FILE)
+
+
+def _operational(exc: Exception) -> bool:
+    """Failures of the PDS, AWS or the backup program: reported in one line, no traceback."""
+    from pds_aws.ops.aws import StackOperationError
+    from pds_aws.ops.xrpc import XrpcError
+
+    known = (StackOperationError, XrpcError, RuntimeError, subprocess.TimeoutExpired, OSError)
+    return isinstance(exc, known) or type(exc).__module__.startswith(("botocore", "boto3"))
+
+
+def _guarded(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    @functools.wraps(handler)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except ConfigError:
+            raise  # the CLI prints these with exit code 2
+        except Exception as exc:
+            if not _operational(exc):
+                raise
+            return fail(str(exc))
+
+    return run
 
 
 def fail(message: str, code: int = 1) -> int:
@@ -176,7 +203,7 @@ def _add_admin(subparsers: Subparsers) -> None:
             parser.add_argument("account", help="handle (alice.pds.example.com) or DID")
         parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
         add_target_options(parser)
-        parser.set_defaults(handler=_admin, admin_action=name)
+        parser.set_defaults(handler=_guarded(_admin), admin_action=name)
         return parser
 
     action("list", "list every account with handle, DID, e-mail and status", takes_account=False)
@@ -210,7 +237,7 @@ def _add_admin(subparsers: Subparsers) -> None:
     create_invites.add_argument("--for-account", help="DID that owns the codes (default: admin)")
     create_invites.add_argument("--json", action="store_true", help="print JSON")
     add_target_options(create_invites)
-    create_invites.set_defaults(handler=_admin, admin_action="invites")
+    create_invites.set_defaults(handler=_guarded(_admin), admin_action="invites")
 
 
 # -- request-crawl -----------------------------------------------------------------------
@@ -238,7 +265,7 @@ def _add_request_crawl(subparsers: Subparsers) -> None:
     parser.add_argument("relays", nargs="*", metavar="RELAY", help="relay URL or host")
     parser.add_argument("--hostname", help="the PDS hostname to announce (default: the target's)")
     add_target_options(parser)
-    parser.set_defaults(handler=_request_crawl)
+    parser.set_defaults(handler=_guarded(_request_crawl))
 
 
 # -- smoke -------------------------------------------------------------------------------
@@ -272,7 +299,7 @@ def _add_smoke(subparsers: Subparsers) -> None:
     parser.add_argument("url", help="the PDS's public URL, e.g. https://pds.example.com")
     parser.add_argument("--handle", help="an account to test reading and writing with")
     parser.add_argument("--password", help="that account's password (an app password works)")
-    parser.set_defaults(handler=_smoke)
+    parser.set_defaults(handler=_guarded(_smoke))
 
 
 # -- status ------------------------------------------------------------------------------
@@ -361,7 +388,7 @@ def _add_status(subparsers: Subparsers) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print JSON")
     add_target_options(parser)
-    parser.set_defaults(handler=_status)
+    parser.set_defaults(handler=_guarded(_status))
 
 
 # -- backup ------------------------------------------------------------------------------
@@ -466,7 +493,7 @@ def _add_backup(subparsers: Subparsers) -> None:
         "one-off Fargate task of the stack's drill task definition (its log is read back).",
     )
     add_target_options(drill)
-    drill.set_defaults(handler=_drill)
+    drill.set_defaults(handler=_guarded(_drill))
     restore = actions.add_parser(
         "restore",
         help="guided point-in-time restore of the whole PDS",
@@ -484,7 +511,7 @@ def _add_backup(subparsers: Subparsers) -> None:
     restore.add_argument("--generation", metavar="ID", help="restore from this generation")
     restore.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     add_target_options(restore)
-    restore.set_defaults(handler=_restore)
+    restore.set_defaults(handler=_guarded(_restore))
 
 
 # -- shell and logs ----------------------------------------------------------------------
@@ -550,7 +577,7 @@ def _add_shell_and_logs(subparsers: Subparsers) -> None:
     shell.add_argument("--container", default="pds", help="container name (default: pds)")
     shell.add_argument("--command", default="/bin/sh", help="command to run (default: /bin/sh)")
     add_target_options(shell)
-    shell.set_defaults(handler=_shell)
+    shell.set_defaults(handler=_guarded(_shell))
 
     logs = subparsers.add_parser(
         "logs",
@@ -566,7 +593,7 @@ def _add_shell_and_logs(subparsers: Subparsers) -> None:
     logs.add_argument("--since", default="10m", help="how far back, e.g. 10m, 2h (default: 10m)")
     logs.add_argument("-f", "--follow", action="store_true", help="keep following new events")
     add_target_options(logs)
-    logs.set_defaults(handler=_logs)
+    logs.set_defaults(handler=_guarded(_logs))
 
 
 # -- registration ------------------------------------------------------------------------
