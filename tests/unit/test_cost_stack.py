@@ -30,8 +30,11 @@ def synthesize(config: Config) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def config() -> Config:
-    return load_config(EXAMPLE)
+def config(example_config: Config, stack_template: dict[str, Any]) -> Config:
+    """pds.example.toml; its template is the session fixture of conftest.py (one synth)."""
+    assert example_config == load_config(EXAMPLE)
+    _TEMPLATES.setdefault(example_config.model_dump_json(), stack_template)
+    return example_config
 
 
 def with_task(config: Config, **task: Any) -> Config:
