@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import re
 import tomllib
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 
 from pds_aws.versions import PDS_IMAGE_TAG
 
@@ -33,12 +34,35 @@ FARGATE_SIZES: dict[int, tuple[int, ...]] = {
 # Commercial regions where Fargate, SES and KMS secp256k1 keys are all offered.
 AWS_REGIONS: frozenset[str] = frozenset(
     {
-        "us-east-1", "us-east-2", "us-west-1", "us-west-2", "ca-central-1", "ca-west-1",
-        "sa-east-1", "eu-west-1", "eu-west-2", "eu-west-3", "eu-central-1", "eu-central-2",
-        "eu-north-1", "eu-south-1", "eu-south-2", "ap-south-1", "ap-south-2",
-        "ap-northeast-1", "ap-northeast-2", "ap-northeast-3", "ap-southeast-1",
-        "ap-southeast-2", "ap-southeast-3", "ap-southeast-4", "ap-east-1", "me-south-1",
-        "me-central-1", "il-central-1", "af-south-1",
+        "us-east-1",
+        "us-east-2",
+        "us-west-1",
+        "us-west-2",
+        "ca-central-1",
+        "ca-west-1",
+        "sa-east-1",
+        "eu-west-1",
+        "eu-west-2",
+        "eu-west-3",
+        "eu-central-1",
+        "eu-central-2",
+        "eu-north-1",
+        "eu-south-1",
+        "eu-south-2",
+        "ap-south-1",
+        "ap-south-2",
+        "ap-northeast-1",
+        "ap-northeast-2",
+        "ap-northeast-3",
+        "ap-southeast-1",
+        "ap-southeast-2",
+        "ap-southeast-3",
+        "ap-southeast-4",
+        "ap-east-1",
+        "me-south-1",
+        "me-central-1",
+        "il-central-1",
+        "af-south-1",
     }
 )
 
@@ -54,12 +78,12 @@ class ConfigError(Exception):
     """A config problem, already worded for the person who wrote the file."""
 
 
-class Mode(str, Enum):
+class Mode(StrEnum):
     TEST = "test"  # everything is deleted with the stack
     PROD = "prod"  # data (buckets, rotation key, secrets, logs) is retained
 
 
-class Architecture(str, Enum):
+class Architecture(StrEnum):
     ARM64 = "arm64"
     X86_64 = "x86_64"
 
@@ -129,7 +153,9 @@ class PdsSettings(_Section):
     def _handle_domains(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for suffix in value:
             if not suffix.startswith(".") or not _DOMAIN_RE.match(suffix[1:]):
-                raise ValueError(f"entry {suffix!r} must be '.' + a domain, example: '.example.com'")
+                raise ValueError(
+                    f"entry {suffix!r} must be '.' + a domain, example: '.example.com'"
+                )
         return value
 
     @field_validator("crawlers", "plc_url", "app_view_url", "report_service_url")
@@ -170,10 +196,10 @@ class AwsSettings(_Section):
     @field_validator("account")
     @classmethod
     def _account(cls, value: Any) -> str:
-        value = str(value)
-        if not _ACCOUNT_RE.match(value):
+        account = str(value)
+        if not _ACCOUNT_RE.match(account):
             raise ValueError("must be a 12-digit AWS account id, example: '123456789012'")
-        return value
+        return account
 
     @field_validator("region")
     @classmethod
@@ -298,13 +324,17 @@ class Config(_Section):
         return self.aws.mode is Mode.PROD
 
 
-def _describe(error: dict[str, Any], data: dict[str, Any]) -> str:
+def _describe(error: ErrorDetails, data: dict[str, Any]) -> str:
     loc = [str(part) for part in error["loc"]]
+    section = ".".join(loc[:-1])
     message = str(error["msg"]).removeprefix("Value error, ")
     if error["type"] == "missing":
-        return f"[{'.'.join(loc[:-1]) or 'top level'}] {loc[-1]} is missing; add it (see pds.example.toml)"
+        return f"[{section or 'top level'}] {loc[-1]} is missing; add it (see pds.example.toml)"
     if error["type"] == "extra_forbidden":
-        return f"[{'.'.join(loc[:-1])}] {loc[-1]} is not a known setting; check its spelling against pds.example.toml"
+        return (
+            f"[{section}] {loc[-1]} is not a known setting; "
+            "check its spelling against pds.example.toml"
+        )
     value: Any = data
     for part in error["loc"]:
         value = value.get(part) if isinstance(value, dict) else None

@@ -32,13 +32,28 @@ def test_example_config_loads_with_documented_defaults() -> None:
     assert config.pds.email_from_address == "noreply@pds.example.com"
 
 
-@pytest.mark.parametrize(
+@pytest.mark.parametrize(  # one row per bad value: easier to read unwrapped
     ("section", "key", "value", "expected"),
     [
-        ("pds", "domain", "not a domain", ["pds.domain", "'not a domain'", "example: 'pds.example.com'"]),
+        (
+            "pds",
+            "domain",
+            "not a domain",
+            ["pds.domain", "'not a domain'", "example: 'pds.example.com'"],
+        ),
         ("pds", "domain", "PDS.Example.com", ["pds.domain", "lower-case"]),
-        ("pds", "hosted_zone_name", "other.org", ["hosted_zone_name 'other.org' is not a suffix of domain 'pds.example.com'", "example"]),
-        ("pds", "hosted_zone_id", "zone-1", ["pds.hosted_zone_id = 'zone-1'", "Z0123456789ABCDEFGHIJ"]),
+        (
+            "pds",
+            "hosted_zone_name",
+            "other.org",
+            ["hosted_zone_name 'other.org' is not a suffix of domain 'pds.example.com'", "example"],
+        ),
+        (
+            "pds",
+            "hosted_zone_id",
+            "zone-1",
+            ["pds.hosted_zone_id = 'zone-1'", "Z0123456789ABCDEFGHIJ"],
+        ),
         ("pds", "image_tag", "latest", ["pds.image_tag = 'latest'", "pinned"]),
         ("pds", "email_from", "nobody", ["pds.email_from = 'nobody'", "ops@example.com"]),
         ("pds", "crawlers", ["http://bsky.network"], ["pds.crawlers", "https://"]),
@@ -49,7 +64,12 @@ def test_example_config_loads_with_documented_defaults() -> None:
         ("task", "cpu", 3000, ["cpu = 3000 is not a Fargate CPU value", "example: cpu = 1024"]),
         ("task", "memory", 512, ["memory = 512 is not valid with cpu = 512", "1024..4096"]),
         ("task", "architecture", "mips", ["task.architecture = 'mips'", "'arm64' or 'x86_64'"]),
-        ("monitoring", "alarm_emails", ["ops-at-example"], ["monitoring.alarm_emails", "ops@example.com"]),
+        (
+            "monitoring",
+            "alarm_emails",
+            ["ops-at-example"],
+            ["monitoring.alarm_emails", "ops@example.com"],
+        ),
         ("monitoring", "log_retention_days", 10, ["monitoring.log_retention_days = 10"]),
         ("pds", "domian", "typo.example.com", ["[pds] domian is not a known setting"]),
     ],
