@@ -76,10 +76,15 @@ def restore_rate(result: dict[str, Any]) -> list[str]:
     if thousand:
         seconds = thousand[0]["start_to_healthy_s"]
         lines += ["", f"1,000 accounts: {seconds} s: {verdict(seconds < 60)}."]
-    lines.append(
+    lines += [
+        "",
+        "Start to healthy is the restore (the logged phase) plus what the sidecar does before "
+        "it reports healthy: it uploads the restored data as a new backup generation (a full "
+        "snapshot of every database and every key file, by design: each generation is "
+        "written by one Litestream lifetime) and starts Litestream on every database.",
         "Each account: a store.sqlite of 20 records (~20 KB) and its key file; real "
-        "repositories are larger, so per-database overhead dominates here."
-    )
+        "repositories are larger, so per-database overhead dominates here.",
+    ]
     return lines
 
 

@@ -49,16 +49,18 @@ def measure(moto: Moto, root: Path, accounts: int, logs: Path | None) -> dict[st
         root / f"{prefix}-restore.log",
     )
     started = time.monotonic()
-    healthy_s = restorer.wait_healthy(timeout=1800)
-    restorer.stop()
+    try:
+        healthy_s = restorer.wait_healthy(timeout=1800)
+    finally:
+        restorer.stop()
+        if logs is not None:
+            logs.mkdir(parents=True, exist_ok=True)
+            (logs / f"{prefix}-restore.log").write_text(restorer.log_path.read_text())
     restored_stores = len(list(target.glob("actors/*/*/store.sqlite")))
     restored_keys = len(list(target.glob("actors/*/*/key")))
     if restored_stores != accounts or restored_keys != accounts:
         raise RuntimeError(f"restored {restored_stores} stores and {restored_keys} keys")
     log = restorer.log_path.read_text(errors="replace")
-    if logs is not None:
-        logs.mkdir(parents=True, exist_ok=True)
-        (logs / f"{prefix}-restore.log").write_text(log)
     # The sidecar's own phase lines (the databases phase includes the key files phase).
     reported = re.search(r"restored (\d+) databases in ([\d.]+) s", log)
     key_files = re.search(r"restored (\d+) key files and reserved keys in ([\d.]+) s", log)

@@ -202,10 +202,12 @@ def test_backup_container_runs_the_sidecar_with_its_environment(built: Built) ->
 def test_health_check_runs_the_health_command_and_waits_for_a_long_restore(built: Built) -> None:
     check = _container(built, "backup")["HealthCheck"]
     assert check["Command"] == ["CMD", "pds-aws-backup", "health"]
-    # Fargate's longest start period, then ten more failed checks before the task is failed.
+    # Fargate's longest start period, then ten more failed checks before the task is failed:
+    # at least 10 minutes for a restore before ECS replaces the task.
     assert check["StartPeriod"] == 300
     assert check["Retries"] == 10
-    assert check["Interval"] * check["Retries"] >= 150
+    assert check["StartPeriod"] + check["Interval"] * check["Retries"] >= 600
+    assert check["Timeout"] < check["Interval"]
 
 
 def test_data_volume_is_mounted_read_write_at_pds(built: Built) -> None:

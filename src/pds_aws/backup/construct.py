@@ -50,8 +50,12 @@ DRILL_SCRATCH_VOLUME = "drill-scratch"
 DRILL_SCRATCH_DIRECTORY = "/scratch"
 
 # ECS allows a start period of at most 300 s. A container still restoring after it is not
-# failed until `retries` more checks fail: 300 + 10 x 15 s = 7.5 minutes for a restore.
-HEALTH_CHECK_INTERVAL = Duration.seconds(15)
+# failed until `retries` more checks fail: 300 + 10 x 30 s = 10 minutes for the restore and
+# the upload of the new generation (1,000 small accounts took ~7 min on a loaded 2-core
+# machine against moto, BENCHMARKS.md). An unhealthy sidecar gets the task replaced, which
+# restarts the restore: the window must exceed the slowest start. The price: the PDS may
+# start up to one interval after the restore is done.
+HEALTH_CHECK_INTERVAL = Duration.seconds(30)
 HEALTH_CHECK_TIMEOUT = Duration.seconds(10)
 HEALTH_CHECK_RETRIES = 10
 HEALTH_CHECK_START_PERIOD = Duration.seconds(300)
@@ -116,8 +120,8 @@ def grant_backup_access(bucket: s3.IBucket, role: iam.IRole, *, write: bool) -> 
     """
     object_actions = ["s3:GetObject"]
     if write:
-        # Litestream compacts and retires its LTX files; the sidecar removes the key files of
-        # deleted accounts. Bucket versioning keeps the history either way.
+        # Litestream compacts and retires its LTX files; the sidecar removes the objects of
+        # reserved keys the PDS consumed. Bucket versioning keeps the history either way.
         object_actions += [
             "s3:PutObject",
             "s3:DeleteObject",
