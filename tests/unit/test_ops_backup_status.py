@@ -113,9 +113,9 @@ def test_restore_steps_say_what_happens_and_that_history_stays() -> None:
     assert "scale the ECS service of MyPds to 0" in remote and "--generation g1" in remote
 
 
-def test_last_json_line() -> None:
-    assert backup.last_json('log line\n{"ok": true}\n') == {"ok": True}
-    assert backup.last_json("no json here") is None
+def test_last_summary_line() -> None:
+    assert backup.last_summary(["log line", '{"ok": true}', "{broken"]) == {"ok": True}
+    assert backup.last_summary(["no json here"]) is None
 
 
 TASK_DEFINITION = {
@@ -182,8 +182,7 @@ def test_run_task_request_overrides_command_and_role() -> None:
     assert "overrides" not in plain
 
 
-def test_container_exit_and_json_lines() -> None:
+def test_container_exit() -> None:
     task = {"containers": [{"name": "drill", "exitCode": 1}], "stoppedReason": "Essential exited"}
     assert aws.container_exit(task, "drill") == (1, "Essential exited")
     assert aws.container_exit(task, "other")[0] is None
-    assert aws.json_lines(["x", '{"ok": false}', "{broken"]) == [{"ok": False}]

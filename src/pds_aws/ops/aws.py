@@ -138,21 +138,6 @@ def container_exit(task: Mapping[str, Any], container: str) -> tuple[int | None,
     return None, str(task.get("stoppedReason", "container not found in the task"))
 
 
-def json_lines(messages: Sequence[str]) -> list[dict[str, Any]]:
-    """The JSON objects among log lines (the backup program's summaries)."""
-    found = []
-    for line in messages:
-        line = line.strip()
-        if line.startswith("{"):
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(value, dict):
-                found.append(value)
-    return found
-
-
 # -- calls ------------------------------------------------------------------------------------
 
 

@@ -113,8 +113,9 @@ def restore_steps(target_name: str, at: str, generation: str | None, local: bool
     ]
 
 
-def last_json(text: str) -> dict[str, Any] | None:
-    for line in reversed(text.strip().splitlines()):
+def last_summary(lines: Sequence[str]) -> dict[str, Any] | None:
+    """The backup program's JSON summary: the last JSON object among its output lines."""
+    for line in reversed(lines):
         line = line.strip()
         if line.startswith("{"):
             try:
@@ -139,7 +140,8 @@ def run_backup_program(
         timeout=timeout,
         check=False,
     )
-    return ProgramResult(result.returncode, last_json(result.stdout), result.stdout)
+    summary = last_summary(result.stdout.splitlines())
+    return ProgramResult(result.returncode, summary, result.stdout)
 
 
 # -- local ------------------------------------------------------------------------------------

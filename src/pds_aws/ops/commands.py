@@ -400,7 +400,7 @@ def _progress(message: str) -> None:
 
 def _drill(args: argparse.Namespace) -> int:
     from pds_aws.ops import backup
-    from pds_aws.ops.aws import DRILL_CONTAINER, json_lines
+    from pds_aws.ops.aws import DRILL_CONTAINER
 
     target = target_of(args)
     if target.local_state is not None:
@@ -412,8 +412,7 @@ def _drill(args: argparse.Namespace) -> int:
         drill_task = stack.drill_task()
         _progress(f"running the restore drill as a one-off task ({drill_task.arn})")
         code, lines = stack.run_one_off(drill_task, DRILL_CONTAINER, None, _progress)
-        summaries = json_lines(lines)
-        summary = summaries[-1] if summaries else None
+        summary = backup.last_summary(lines)
         if summary is None:
             print("\n".join(lines[-20:]), file=sys.stderr)
     print(json.dumps(summary, indent=2) if summary else "(the drill printed no summary)")
@@ -454,7 +453,7 @@ def _restore(args: argparse.Namespace) -> int:
     else:
         stack = _stack_of(target)
         drill_task = stack.drill_task()
-        from pds_aws.ops.aws import DRILL_CONTAINER, json_lines
+        from pds_aws.ops.aws import DRILL_CONTAINER
 
         stack.scale(0, _progress)
         try:
@@ -469,8 +468,7 @@ def _restore(args: argparse.Namespace) -> int:
             )
         finally:
             stack.scale(1, _progress)
-        summaries = json_lines(lines)
-        summary = summaries[-1] if summaries else None
+        summary = backup.last_summary(lines)
         if code != 0:
             print("\n".join(lines[-20:]), file=sys.stderr)
     print(json.dumps(summary, indent=2) if summary else "(restore-at printed no summary)")

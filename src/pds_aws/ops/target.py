@@ -65,7 +65,6 @@ class Target:
     url: str
     admin_password: str = field(repr=False)
     local_state: Mapping[str, Any] | None = field(default=None, repr=False)
-    local_state_path: Path | None = None
     stack: StackResources | None = None
     # The URL the PDS's DID documents name, when it differs from `url` (locally).
     public_url: str | None = None
@@ -93,7 +92,6 @@ def local_target(state: Mapping[str, Any], state_path: Path) -> Target:
         url=str(state["url"]).rstrip("/"),
         admin_password=str(state["admin_password"]),
         local_state=state,
-        local_state_path=state_path,
         public_url=str(state["public_url"]) if state.get("public_url") else None,
     )
 
