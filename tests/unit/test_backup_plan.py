@@ -141,12 +141,16 @@ def test_file_replica_url() -> None:
 
 def test_litestream_config_is_directory_mode_with_cheap_idle_and_short_loss_window() -> None:
     config = litestream_config("/pds", "s3://bk/x")
-    assert config["l0-retention-check-interval"] == "5m"
+    # Idle: one compaction level ticking every 6 h and daily snapshot/L0 sweeps (plan.py).
+    assert config["levels"] == [{"interval": "6h"}]
+    assert config["snapshot"] == {"interval": "24h", "retention": "24h"}
+    assert config["l0-retention"] == "5m"
+    assert config["l0-retention-check-interval"] == "24h"
     (db,) = config["dbs"]
     assert db["dir"] == "/pds"
     assert db["pattern"] == "*.sqlite"
     assert db["recursive"] is True and db["watch"] is True
-    assert db["replica"] == {"url": "s3://bk/x", "sync-interval": "1s"}
+    assert db["replica"] == {"url": "s3://bk/x", "sync-interval": "250ms"}
     assert db["monitor-interval"] == "250ms"
 
 

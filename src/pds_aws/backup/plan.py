@@ -26,13 +26,35 @@ from pds_aws.backup.layout import (
 )
 from pds_aws.backup.settings import BackupUrl
 
-# Litestream notices a commit within MONITOR_INTERVAL and uploads it within SYNC_INTERVAL:
-# at most ~1.25 s of commits are at risk on a crash (SIGTERM loses nothing: final sync).
+# Litestream settings, in one place. Facts from Litestream 0.5's source (store.go, db.go,
+# replica.go, compactor.go) that decide them:
+# - Loss window: the database monitor turns new WAL frames into one L0 file (one TXID) per
+#   MONITOR_INTERVAL; the replica uploads the pending ones at its next SYNC_INTERVAL tick. A
+#   commit is at risk for at most MONITOR_INTERVAL + SYNC_INTERVAL + one upload (~0.5 s here;
+#   at 1 s it was 1.25 s, and 1.05 s of commits were lost at worst). Uploads are one PUT per
+#   L0 file, so a shorter SYNC_INTERVAL adds no request; an idle replica tick compares two
+#   positions in memory and makes none. SIGTERM loses nothing (final sync).
+# - Idle requests: each compaction level ticks for every database on wall-clock multiples of
+#   its interval, and an unchanged database still costs one LIST per tick (Store.CompactDB
+#   compares the source level's max TXID with the destination's *min* TXID, so it falls
+#   through to listing the source level). Litestream's default levels (30 s, 5 min, 1 h) are
+#   ~133 LISTs per database per hour; one L1 level every 6 h is 4 a day. The snapshot tick
+#   (daily) lists the snapshot and L1 levels to enforce retention (2 LISTs), and the L0
+#   retention monitor lists L1 and L0 per check (2 LISTs): with daily checks ~8 LISTs per
+#   idle database per day, ~68 an hour for 200 accounts (203 databases).
+# - Restore: L0 files wait for the next L1 compaction (up to 6 h), which removes the
+#   compacted ones older than L0_RETENTION. A restore applies snapshot + L1 + the L0 files
+#   since the last compaction: at most 6 h of L0 files per database (only databases written
+#   in that time have any). A point in time within those 6 h restores to the exact sync;
+#   older points to the 6-hourly L1 files (history kept: SNAPSHOT_RETENTION).
 MONITOR_INTERVAL = "250ms"
-SYNC_INTERVAL = "1s"
-# Litestream's default checks L0 retention every 15 s by listing every database's L0 on S3;
-# at 500 accounts that is ~4,000 LISTs a minute while idle.
-L0_RETENTION_CHECK_INTERVAL = "5m"
+SYNC_INTERVAL = "250ms"
+COMPACTION_LEVELS = ("6h",)  # L1, L2...: one level; each level costs a LIST per database per tick
+SNAPSHOT_INTERVAL = "24h"
+SNAPSHOT_RETENTION = "24h"
+L0_RETENTION = "5m"
+# Compacting into L1 already enforces L0 retention; the separate check only sweeps the rest.
+L0_RETENTION_CHECK_INTERVAL = "24h"
 LITESTREAM_PATTERN = "*.sqlite"
 # Directories in the data directory the sidecar tolerates at start (a fresh ext4 volume has one).
 IGNORED_AT_START = frozenset({"lost+found"})
@@ -114,6 +136,9 @@ def litestream_config(data_dir: str, directory_replica_url: str) -> dict[str, An
     Written as JSON, which Litestream's YAML reader accepts; run with `-no-expand-env`.
     """
     return {
+        "levels": [{"interval": interval} for interval in COMPACTION_LEVELS],
+        "snapshot": {"interval": SNAPSHOT_INTERVAL, "retention": SNAPSHOT_RETENTION},
+        "l0-retention": L0_RETENTION,
         "l0-retention-check-interval": L0_RETENTION_CHECK_INTERVAL,
         "dbs": [
             {
