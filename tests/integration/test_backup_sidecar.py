@@ -22,6 +22,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +116,9 @@ def sidecar_env(
         AWS_ENDPOINT_URL_S3=moto.url,
         AWS_ACCESS_KEY_ID="testing",
         AWS_SECRET_ACCESS_KEY="testing",
+        # These tests stand in for the PDS (no PDS runs beside the sidecar): replicate right
+        # after the restore. The tests of waiting for the PDS set a URL of their own.
+        PDS_HEALTH_URL="none",
     )
     env.update(extra)
     return env
@@ -725,3 +729,143 @@ def test_a_crashed_task_restores_what_was_replicated(case: Case, small: Populate
     posts = _post_uris(case.data("second"), did)
     assert second.stop() == 0, second.log()
     assert {f"at://{did}/app.bsky.feed.post/p{i}" for i in range(100, 120)} <= posts
+
+
+# ------------------------------------------------------------------------------------------
+# Waiting for the PDS before replicating (PDS_HEALTH_URL)
+
+
+class PdsHealthStandIn:
+    """The PDS's health URL: 503 until `listen()`, as the PDS migrates its databases inside
+    PDS.create before it serves anything; 200 afterwards."""
+
+    def __init__(self) -> None:
+        self.answering = threading.Event()
+        answering = self.answering
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200 if answering.is_set() else 503)
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/xrpc/_health"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def listen(self) -> None:
+        self.answering.set()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def pds_health() -> Iterator[PdsHealthStandIn]:
+    stand_in = PdsHealthStandIn()
+    try:
+        yield stand_in
+    finally:
+        stand_in.close()
+
+
+def health_line(sidecar: Sidecar) -> str:
+    done = subprocess.run(
+        backup_command("health"), env=sidecar.env, capture_output=True, text=True, timeout=30
+    )
+    return done.stdout.strip()
+
+
+def litestream_traces(data: Path) -> list[str]:
+    """What Litestream leaves once it has opened a database: its tables and its meta dir."""
+    traces = [p.name for p in data.rglob(".*-litestream")]
+    for path in sorted(data.rglob("*.sqlite")):
+        conn = sqlite3.connect(path, timeout=30)
+        traces += [
+            f"{path.name}:{r[0]}"
+            for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE name LIKE '\\_litestream%' ESCAPE '\\'"
+            )
+        ]
+        conn.close()
+    return traces
+
+
+def backed_up_databases(case: Case) -> set[str]:
+    """The file names of the databases `status` lists in the current generation."""
+    done = case.cli("status")
+    assert done.returncode == 0, done.stderr
+    return {rel.split("/")[-1] for rel in json.loads(done.stdout.splitlines()[-1])["databases"]}
+
+
+def test_replication_starts_only_once_the_pds_answers(
+    case: Case, pds_health: PdsHealthStandIn
+) -> None:
+    """First boot: the PDS creates and migrates its databases before it answers its health
+    URL; Litestream must not touch them until then (the PDS uses busy timeout 0)."""
+    sidecar = case.start("data", PDS_HEALTH_URL=pds_health.url)
+    sidecar.wait_healthy()  # healthy before replicating: the PDS container may start
+    assert health_line(sidecar).startswith("healthy: restored, waiting for the PDS")
+    pds = FakePds(case.data("data"))  # the PDS's first-boot migrations
+    did = pds.create_account(1)
+    key = f"{account_dir(case.data('data'), did).relative_to(case.data('data'))}/key"
+    # Key files do not wait for the PDS: once this one is in the backup, the sidecar has been
+    # looping for a while with the databases on disk.
+    wait_for(lambda: any(k.endswith(key) for k in case.objects()), "the key file upload")
+    time.sleep(2)  # Litestream, if it ran, would open a new database within ~250 ms
+    assert litestream_traces(case.data("data")) == []
+    assert backed_up_databases(case) == set()
+    assert "healthy: restored, waiting for the PDS" in health_line(sidecar)
+
+    pds_health.listen()
+    wait_for(lambda: health_line(sidecar).startswith("healthy: replicating"), "Litestream to start")
+    pds.post(did, 1)  # a write made after the PDS answers
+    pds.close()
+    wait_for(
+        lambda: {"account.sqlite", "store.sqlite"} <= backed_up_databases(case),
+        "the databases in the backup while running",
+    )
+    # The check above can see Litestream's traces: now that it runs, they are there.
+    assert litestream_traces(case.data("data")) != []
+    expected = snapshot(case.data("data"))
+    assert sidecar.stop() == 0, sidecar.log()
+    assert "the PDS answers" in sidecar.log()
+
+    restored = case.start("restored")
+    restored.wait_healthy()
+    assert snapshot(case.data("restored")) == expected
+    assert f"at://{did}/app.bsky.feed.post/p1" in _post_uris(case.data("restored"), did)
+    assert restored.stop() == 0, restored.log()
+
+
+def test_sigterm_while_waiting_for_the_pds_keeps_what_the_pds_wrote(
+    case: Case, small: Populated
+) -> None:
+    """ECS stops the PDS first: a PDS that wrote (a migration, or a write acknowledged between
+    two health probes) and stopped before the sidecar saw it answer loses nothing."""
+    populated_copy(case, small)
+    before = read_current_object(case)
+    nobody = f"http://127.0.0.1:{_free_port()}/xrpc/_health"  # the PDS never listens
+    sidecar = case.start("data", PDS_HEALTH_URL=nobody)
+    sidecar.wait_healthy()
+    assert health_line(sidecar).startswith("healthy: restored, waiting for the PDS")
+    pds = FakePds(case.data("data"))
+    pds.post(small.dids[0], 7)
+    pds.close()
+    expected = snapshot(case.data("data"))
+    assert sidecar.stop() == 0, sidecar.log()
+    assert read_current_object(case) != before  # the new generation was seeded and made current
+
+    restored = case.start("restored")
+    restored.wait_healthy()
+    assert snapshot(case.data("restored")) == expected
+    assert restored.stop() == 0, restored.log()
+
+
+def read_current_object(case: Case) -> str:
+    body = case.moto.s3().get_object(Bucket=case.bucket, Key=f"{PREFIX}/CURRENT")["Body"]
+    return str(body.read().decode().strip())

@@ -277,3 +277,19 @@ def test_image_and_log_settings_are_not_needed_locally() -> None:
     assert read_task_definition(template, EMPTY_AWS).containers["pds"].name == "pds"
     arn = resolve({"Fn::GetAtt": ["Repo", "Arn"]}, template, EMPTY_AWS)
     assert resolve({"Fn::Select": [4, {"Fn::Split": [":", arn]}]}, template, EMPTY_AWS)
+
+
+def test_backup_sidecar_waits_for_the_local_pds(template: dict[str, Any]) -> None:
+    """The task's containers share localhost: the sidecar's PDS health URL (the PDS's
+    container port) becomes the port the local PDS listens on."""
+    task = read_task_definition(template, local_aws_for(template))
+    backup = task.containers["backup"]
+    assert backup.environment["PDS_HEALTH_URL"] == "http://127.0.0.1:3000/xrpc/_health"
+    env = container_environment(
+        backup,
+        secret_values={},
+        endpoints=ENDPOINTS,
+        task_ports=taskdef.task_local_ports(task, ENDPOINTS),
+    )
+    assert env["PDS_HEALTH_URL"] == "http://127.0.0.1:4005/xrpc/_health"
+    assert env["BACKUP_URL"] == backup.environment["BACKUP_URL"]

@@ -33,6 +33,8 @@ from constructs import Construct, IConstruct
 from deploy_time_build import ContainerImageBuild
 
 from pds_aws.config import Architecture, Config
+from pds_aws.routes import HEALTH_CHECK_PATH
+from pds_aws.service import PDS_PORT
 
 # The repository root is the image's build context; /.dockerignore keeps it to our package.
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
@@ -44,6 +46,8 @@ DATA_DIRECTORY = "/pds"
 # Every backup object lives under this key prefix of the backup bucket; the task role may
 # touch only these keys, so the bucket can later hold other things (e.g. exports) safely.
 BACKUP_PREFIX = "pds"
+
+PDS_HEALTH_URL = f"http://127.0.0.1:{PDS_PORT}{HEALTH_CHECK_PATH}"
 
 DRILL_CONTAINER_NAME = "drill"
 DRILL_SCRATCH_VOLUME = "drill-scratch"
@@ -206,6 +210,9 @@ class BackupSidecar(Construct):
                 "PDS_DATA_DIRECTORY": DATA_DIRECTORY,
                 "BACKUP_URL": self.backup_url,
                 "AWS_REGION": region,
+                # Litestream starts once the PDS answers here (after its migrations, which a
+                # watching Litestream would lock out); the task's containers share localhost.
+                "PDS_HEALTH_URL": PDS_HEALTH_URL,
             },
             health_check=ecs.HealthCheck(
                 command=["CMD", "pds-aws-backup", "health"],

@@ -12,7 +12,16 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
+from pds_aws.routes import HEALTH_CHECK_PATH
+
 DEFAULT_DATA_DIRECTORY = "/pds"
+# The PDS container of the same task: Fargate's containers share localhost. The port is
+# pds_aws.service.PDS_PORT (not imported: the sidecar image has no CDK); the task definition
+# sets PDS_HEALTH_URL explicitly and a unit test keeps the two equal.
+DEFAULT_PDS_HEALTH_URL = f"http://127.0.0.1:3000{HEALTH_CHECK_PATH}"
+# PDS_HEALTH_URL=none: no PDS runs beside this sidecar (tests that stand in for the PDS,
+# benchmarks); replication starts right after the restore.
+NO_PDS = "none"
 
 
 class SettingsError(Exception):
@@ -41,6 +50,9 @@ class Settings:
     s3_endpoint: str | None
     state_dir: Path
     litestream_bin: str
+    # Litestream starts only once this answers (the PDS has migrated its databases); None:
+    # no PDS beside the sidecar, replicate right after the restore.
+    pds_health_url: str | None = DEFAULT_PDS_HEALTH_URL
 
 
 def parse_backup_url(value: str) -> BackupUrl:
@@ -63,6 +75,22 @@ def parse_backup_url(value: str) -> BackupUrl:
             )
         return BackupUrl("file", "", parts.path.rstrip("/") or "/")
     raise SettingsError(f"BACKUP_URL={value!r} is neither s3:// nor file://; use e.g. {example}")
+
+
+def parse_pds_health_url(value: str | None) -> str | None:
+    """`PDS_HEALTH_URL`: an http(s) URL, unset (the default), or `none`."""
+    raw = (value or "").strip()
+    if not raw:
+        return DEFAULT_PDS_HEALTH_URL
+    if raw.lower() == NO_PDS:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise SettingsError(
+            f"PDS_HEALTH_URL={raw!r} is not an http(s) URL; use e.g. {DEFAULT_PDS_HEALTH_URL} "
+            f"(the PDS of the same task), or {NO_PDS!r} only when no PDS runs beside the sidecar"
+        )
+    return raw
 
 
 def default_state_dir(data_dir: Path) -> Path:
@@ -99,4 +127,5 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
         s3_endpoint=endpoint,
         state_dir=Path(state) if state else default_state_dir(data_dir),
         litestream_bin=env.get("LITESTREAM_BIN") or find_litestream(),
+        pds_health_url=parse_pds_health_url(env.get("PDS_HEALTH_URL")),
     )

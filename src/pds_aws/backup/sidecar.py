@@ -19,17 +19,29 @@ both. Secrets never reach the log: only paths, counts, object keys and AWS error
    file replica, then one `litestream restore` each), every key file and reserved key;
    `PRAGMA quick_check` each database; move everything into place. Any failure: ERROR lines,
    staging removed, exit 1, never healthy, nothing written to the backup.
-4. Replicate into a NEW generation (ORIGIN `source` = the one restored): start `litestream
+4. Become healthy (the PDS container may start), then wait until the PDS answers
+   `PDS_HEALTH_URL`, uploading key files meanwhile. The PDS creates and migrates its databases
+   inside `PDS.create`, before it listens, and opens SQLite with busy timeout 0: a Litestream
+   already watching the directory takes write locks on each new database within ~250 ms and
+   the migration fails with SQLITE_BUSY (migration 004 does not roll back: every restart then
+   fails). So Litestream starts only once the PDS listens. `PDS_HEALTH_URL=none` (no PDS beside
+   the sidecar: tests standing in for it, benchmarks) starts it right away.
+5. Replicate into a NEW generation (ORIGIN `source` = the one restored): start `litestream
    replicate` (directory mode), upload every key file, wait until every restored database has
    its first snapshot there, record `seeded` in ORIGIN, then point `CURRENT` at it. Each
    generation is thus written by one Litestream lifetime from TXID 1; a restarted Litestream
    never reconciles with a replica it did not write (writes made while it does so were seen
    lost in tests), and the generation restored from stays untouched as history.
-5. Write the health marker that `health` checks; mirror plain files every 0.5 s (upload when
-   new or changed; delete the object of a vanished reserved key or PLC operation, never of an
-   account key).
-6. SIGTERM/SIGINT: drop the health marker, upload plain files a last time, SIGTERM Litestream
-   (its final sync), exit 0 when it exits cleanly.
+   The health marker now names Litestream's pid (`health` fails when it dies); mirror plain
+   files every 0.5 s (upload when new or changed; delete the object of a vanished reserved key
+   or PLC operation, never of an account key).
+6. SIGTERM/SIGINT: drop the health marker, upload plain files a last time, wait until every
+   database on disk is in the backup, SIGTERM Litestream (its final sync), exit 0 when it exits
+   cleanly. A SIGTERM while waiting for the PDS (ECS stops the PDS first, it depends on us):
+   when any database is on disk (restored, or written by a PDS that started), Litestream still
+   starts, seeds and does this final sync, because the PDS may have changed a database (or
+   acknowledged a write between two health probes); with no database there is nothing it
+   could have acknowledged, and the key files are uploaded a last time.
 
 `restore-at T`: walk back from the current generation along ORIGIN `source` to the newest one
 already seeded at T, restore it as of T into a scratch directory, seed a new generation from it
@@ -49,7 +61,9 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -93,6 +107,9 @@ LITESTREAM_READY_TIMEOUT_S = 10.0
 LITESTREAM_STOP_TIMEOUT_S = 90.0
 SEED_TIMEOUT_S = 600.0
 SEED_POLL_S = 0.5
+PDS_POLL_S = 0.5  # how often the PDS health URL is probed while waiting for the PDS
+PDS_PROBE_TIMEOUT_S = 2.0
+PDS_PROGRESS_S = 30.0  # one "still waiting" line this often
 DISCOVERY_TIMEOUT_S = 20.0  # of the 120 s ECS stop timeout; Litestream needs ~2 s at most
 HEALTH_FILE = "healthy.json"
 LITESTREAM_CONFIG_FILE = "litestream.json"
@@ -523,11 +540,59 @@ def health(settings: Settings, args: argparse.Namespace) -> int:
         return 1
     for name in ("pid", "litestream_pid"):
         pid = marker.get(name)
+        if name == "litestream_pid" and pid is None:
+            continue  # restored, Litestream starts once the PDS is up
         if not isinstance(pid, int) or not _pid_alive(pid):
             print(f"unhealthy: {name} {pid} is not running")
             return 1
-    print(f"healthy: replicating generation {marker.get('generation')}")
+    if marker.get("litestream_pid") is None:
+        print(f"healthy: restored, waiting for the PDS to replicate {marker.get('generation')}")
+    else:
+        print(f"healthy: replicating generation {marker.get('generation')}")
     return 0
+
+
+def wait_for_pds(
+    pds_up: Callable[[], bool],
+    stop: threading.Event,
+    *,
+    url: str,
+    on_tick: Callable[[], object] = lambda: None,
+    interval: float = PDS_POLL_S,
+    progress_every: float = PDS_PROGRESS_S,
+    clock: Callable[[], float] = time.monotonic,
+    report: Callable[[str], None] = info,
+) -> bool:
+    """Probe until the PDS answers (True) or a stop signal arrives (False).
+
+    `on_tick` runs before each probe (key uploads must not wait for the PDS); one progress
+    line every `progress_every` seconds says how long we have waited.
+    """
+    started = clock()
+    next_report = started + progress_every
+    while True:
+        on_tick()
+        if pds_up():
+            report(f"the PDS answers {url} after {clock() - started:.1f} s")
+            return True
+        now = clock()
+        if now >= next_report:
+            report(
+                f"still waiting for the PDS at {url} ({now - started:.0f} s); Litestream starts "
+                "once it answers (the PDS migrates its databases before it listens)"
+            )
+            next_report = now + progress_every
+        if stop.wait(interval):
+            return False
+
+
+def pds_answers(url: str) -> bool:
+    """True when `url` answers 2xx: the PDS has migrated its databases and listens."""
+    try:
+        with urllib.request.urlopen(url, timeout=PDS_PROBE_TIMEOUT_S) as response:
+            return 200 <= int(response.status) < 300
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
 
 
 def _prepare_data_dir(data_dir: Path) -> list[str]:
@@ -626,10 +691,50 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         error(f"restore failed on the data directory: {exc}; not becoming healthy")
         return 1
 
-    # Replicate. Signal handlers from here: a SIGTERM during the restore just ends us (nothing
-    # was replicated yet, the backup is untouched).
+    # Signal handlers from here: a SIGTERM during the restore just ends us (nothing was
+    # replicated yet, the backup is untouched).
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    mirror = FileMirror(store, data_dir, generation)
+    # The PDS may write from the moment we are healthy: from then on a stop signal must not
+    # abandon the seeding of the new generation (CURRENT would keep naming the old one).
+    pds_may_write = False
+    if settings.pds_health_url is not None:
+        _write_health(settings, None, generation)
+        pds_may_write = True
+        info(
+            f"healthy: restored {data_dir}; Litestream starts once the PDS answers "
+            f"{settings.pds_health_url}"
+        )
+        if not wait_for_pds(
+            lambda: pds_answers(str(settings.pds_health_url)),
+            stop,
+            url=settings.pds_health_url,
+            on_tick=mirror.sync,
+        ):
+            if not databases_on_disk(data_dir):
+                info("stopped before the PDS started; no database to replicate")
+                _health_path(settings).unlink(missing_ok=True)
+                failures = mirror.sync() and mirror.sync()  # one retry, as at any stop
+                if failures:
+                    error(f"{failures} key files could not be uploaded before stopping")
+                return 1 if failures else 0
+            info("stopped before the PDS answered: replicating the databases on disk first")
+    return _replicate(settings, store, source, generation, restored, mirror, stop, pds_may_write)
+
+
+def _replicate(
+    settings: Settings,
+    store: BackupStore,
+    source: str,
+    generation: str,
+    restored: RestoreReport | None,
+    mirror: FileMirror,
+    stop: threading.Event,
+    pds_may_write: bool,
+) -> int:
+    """Start Litestream, seed the new generation (after a restore), replicate until stopped."""
+    data_dir = settings.data_dir
     config_path = settings.state_dir / LITESTREAM_CONFIG_FILE
     directory_url = replica_url(
         settings.backup_url,
@@ -639,7 +744,6 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         region=settings.region,
     )
     litestream.write_config(config_path, data_dir, directory_url)
-    mirror = FileMirror(store, data_dir, generation)
     replicator = litestream.Replicator(
         settings.litestream_bin,
         config_path,
@@ -647,15 +751,27 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         log=log,
     )
     if not replicator.ready.wait(LITESTREAM_READY_TIMEOUT_S) and replicator.poll() is not None:
-        error(f"litestream exited with {replicator.poll()} at start; not becoming healthy")
+        _health_path(settings).unlink(missing_ok=True)
+        error(f"litestream exited with {replicator.poll()} at start; the task must be replaced")
         return 1
+    if pds_may_write:
+        _write_health(settings, replicator.pid, generation)
     if restored is not None and restored.plan is not None:
         try:
-            _seed(store, generation, set(restored.plan.databases), mirror, replicator, stop)
+            _seed(
+                store,
+                generation,
+                set(restored.plan.databases),
+                mirror,
+                replicator,
+                None if pds_may_write else stop,
+            )
         except (StoreError, SeedFailed) as exc:
+            _health_path(settings).unlink(missing_ok=True)
             error(
-                f"seeding generation {generation} failed: {exc}; not becoming healthy. "
-                f"CURRENT still names {source}, which is complete; the next start retries"
+                f"seeding generation {generation} failed: {exc}; the task must be replaced. "
+                f"CURRENT still names {source}, which is complete as restored; the next start "
+                "retries"
             )
             replicator.stop(LITESTREAM_STOP_TIMEOUT_S)
             return 1
@@ -665,8 +781,9 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
             moved = f"unreadable ({exc})"
         if moved != source:
             # An operator's restore-at ran meanwhile: theirs wins, this task must not serve.
+            _health_path(settings).unlink(missing_ok=True)
             error(
-                f"CURRENT changed to {moved} while this task restored {source}; not becoming "
+                f"CURRENT changed to {moved} while this task restored {source}; not "
                 "healthy: replace the task so it restores the new CURRENT"
             )
             replicator.stop(LITESTREAM_STOP_TIMEOUT_S)
@@ -676,7 +793,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     else:
         mirror.sync()  # adopted files, if any
     _write_health(settings, replicator.pid, generation)
-    info(f"healthy: replicating {data_dir} to generation {generation}")
+    info(f"{'' if pds_may_write else 'healthy: '}replicating {data_dir} to generation {generation}")
     return _replicate_until_stopped(settings, stop, mirror, replicator)
 
 
@@ -690,10 +807,11 @@ def _seed(
     databases: set[str],
     mirror: FileMirror,
     replicator: litestream.Replicator,
-    stop: threading.Event,
+    stop: threading.Event | None,
 ) -> None:
     """Wait until Litestream has a first snapshot of every restored database in the new
-    generation, and upload every key file to it."""
+    generation, and upload every key file to it. `stop` None: a stop signal does not end the
+    wait (the PDS may have written: the final sync needs the new generation complete)."""
     started = time.monotonic()
     if mirror.sync():
         raise SeedFailed("could not upload every key file")
@@ -706,7 +824,7 @@ def _seed(
             break
         if replicator.poll() is not None:
             raise SeedFailed(f"litestream exited with {replicator.poll()}")
-        if stop.is_set():
+        if stop is not None and stop.is_set():
             raise SeedFailed("stopped by a signal")
         if time.monotonic() - started > SEED_TIMEOUT_S:
             raise SeedFailed(
@@ -721,7 +839,8 @@ def _seed(
     )
 
 
-def _write_health(settings: Settings, litestream_pid: int, generation: str) -> None:
+def _write_health(settings: Settings, litestream_pid: int | None, generation: str) -> None:
+    """`litestream_pid` None: restored, waiting for the PDS before replicating."""
     marker = {
         "pid": os.getpid(),
         "litestream_pid": litestream_pid,

@@ -343,7 +343,10 @@ class LocalRuntime:
                 for env_name, ref in container.secrets.items()
             }
             envs[name] = taskdef.container_environment(
-                container, secret_values=values, endpoints=endpoints
+                container,
+                secret_values=values,
+                endpoints=endpoints,
+                task_ports=taskdef.task_local_ports(task, endpoints),
             )
             self.container_envs[name] = envs[name]
             self._start_container(container, envs[name], endpoints)

@@ -470,17 +470,29 @@ def local_ports(container: ContainerDefinition, endpoints: LocalEndpoints) -> di
     return {}
 
 
+def task_local_ports(task: TaskDefinition, endpoints: LocalEndpoints) -> dict[int, int]:
+    """Container port -> local port, for every container of the task."""
+    ports: dict[int, int] = {}
+    for container in task.containers.values():
+        ports.update(local_ports(container, endpoints))
+    return ports
+
+
 def container_environment(
     container: ContainerDefinition,
     *,
     secret_values: Mapping[str, str],
     endpoints: LocalEndpoints,
+    task_ports: Mapping[int, int] | None = None,
 ) -> dict[str, str]:
     """The complete environment of a container's local process.
 
     Built from scratch like a container's: the image's ENV, the task definition's environment
     and secrets, what ECS adds (AWS_REGION), then the local substitutions. Nothing of the
     caller's environment leaks in (AWS_CA_BUNDLE on these machines breaks Litestream).
+    `task_ports` (`task_local_ports`): the containers of a Fargate task share localhost, so a
+    value naming 127.0.0.1:PORT of another container (the backup sidecar's PDS_HEALTH_URL)
+    is given that container's local port.
     """
     missing = sorted(set(container.secrets) - set(secret_values))
     if missing:
@@ -504,6 +516,8 @@ def container_environment(
         for name, value in env.items():
             if value == container_path or value.startswith(container_path.rstrip("/") + "/"):
                 env[name] = host_path + value[len(container_path.rstrip("/")) :]
+    if task_ports:
+        env = {name: _local_ports(value, task_ports) for name, value in env.items()}
     if container.name == PDS_CONTAINER:
         for name in REMOVED_PDS_ENVIRONMENT:
             env.pop(name, None)
