@@ -298,9 +298,6 @@ def firehose(url: str, stop: threading.Event, frames: list[int]) -> None:
     asyncio.run(consume())
 
 
-HOOK = Path(__file__).resolve().parent / "better_sqlite3_hook.cjs"
-
-
 def loaded_sqlite_modules(root: int) -> list[str]:
     """The better-sqlite3 native modules the PDS process tree has mapped (which copy runs)."""
     found: set[str] = set()
@@ -311,24 +308,6 @@ def loaded_sqlite_modules(root: int) -> list[str]:
             continue
         found |= {line.split()[-1] for line in maps.splitlines() if "sqlite3" in line}
     return sorted(found)
-
-
-def use_better_sqlite3(runtime: LocalRuntime, package_dir: Path) -> None:
-    """Start the pds container with the hook that swaps in another better-sqlite3."""
-    if not (package_dir / "lib" / "index.js").is_file():
-        raise SystemExit(f"{package_dir} is not a better-sqlite3 package directory")
-    spawn = runtime._spawn
-
-    def spawn_with_hook(name: str, argv: list[str], env: dict[str, str]) -> Any:
-        if name == "pds":
-            env = {
-                **env,
-                "NODE_OPTIONS": f"--require {HOOK}",
-                "PDS_BENCH_BETTER_SQLITE3": str(package_dir),
-            }
-        return spawn(name, argv, env)
-
-    runtime._spawn = spawn_with_hook  # type: ignore[method-assign]
 
 
 def benchmark_config(path: str) -> Config:
@@ -350,11 +329,6 @@ def main() -> int:
     parser.add_argument(
         "--workdir", help="keep the runtime's files (logs) here; default: a temp dir"
     )
-    parser.add_argument(
-        "--better-sqlite3",
-        help="directory of a better-sqlite3 13 package for the PDS (works around the Node 24.19 "
-        "GC abort of better-sqlite3 12; see benchmarks/better_sqlite3_hook.cjs)",
-    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -367,8 +341,6 @@ def main() -> int:
         runtime = LocalRuntime(
             Path(workdir), config, progress=lambda m: print(f"==> {m}", file=sys.stderr)
         )
-        if args.better_sqlite3:
-            use_better_sqlite3(runtime, Path(args.better_sqlite3).resolve())
         state = runtime.start()
         try:
             roots = {name: state["pids"][name] for name in CONTAINERS if name in state["pids"]}
