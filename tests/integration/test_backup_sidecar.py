@@ -866,6 +866,24 @@ def test_sigterm_while_waiting_for_the_pds_keeps_what_the_pds_wrote(
     assert restored.stop() == 0, restored.log()
 
 
+def test_sigterm_while_waiting_with_nothing_changed_seeds_no_generation(
+    case: Case, small: Populated
+) -> None:
+    """A PDS that never started (a crash loop) leaves the restored databases as they are:
+    the backup already holds them, so a stop seeds no new generation."""
+    populated_copy(case, small)
+    before = case.objects()
+    nobody = f"http://127.0.0.1:{_free_port()}/xrpc/_health"
+    sidecar = case.start("data", PDS_HEALTH_URL=nobody)
+    sidecar.wait_healthy()
+    assert sidecar.stop() == 0, sidecar.log()
+    assert "no database changed since the restore" in sidecar.log()
+    after = case.objects()
+    assert after[f"{PREFIX}/CURRENT"] == before[f"{PREFIX}/CURRENT"]
+    # The new generation got its ORIGIN and key files, never a database.
+    assert not [k for k in set(after) - set(before) if ".sqlite" in k]
+
+
 def read_current_object(case: Case) -> str:
     body = case.moto.s3().get_object(Bucket=case.bucket, Key=f"{PREFIX}/CURRENT")["Body"]
     return str(body.read().decode().strip())

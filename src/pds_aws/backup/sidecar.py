@@ -38,10 +38,11 @@ both. Secrets never reach the log: only paths, counts, object keys and AWS error
 6. SIGTERM/SIGINT: drop the health marker, upload plain files a last time, wait until every
    database on disk is in the backup, SIGTERM Litestream (its final sync), exit 0 when it exits
    cleanly. A SIGTERM while waiting for the PDS (ECS stops the PDS first, it depends on us):
-   when any database is on disk (restored, or written by a PDS that started), Litestream still
-   starts, seeds and does this final sync, because the PDS may have changed a database (or
-   acknowledged a write between two health probes); with no database there is nothing it
-   could have acknowledged, and the key files are uploaded a last time.
+   when a database on disk was created or changed since the restore (size or mtime of it or
+   its WAL), Litestream still starts, seeds and does this final sync: the PDS may have
+   migrated, or acknowledged a write between two health probes. Otherwise the backup already
+   holds exactly what is on disk (a PDS that never started: no new generation per crash) and
+   only the key files are uploaded a last time.
 
 `restore-at T`: walk back from the current generation along ORIGIN `source` to the newest one
 already seeded at T, restore it as of T into a scratch directory, seed a new generation from it
@@ -638,6 +639,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     store = open_store(settings)
     staging = data_dir / f"{STAGING_PREFIX}{os.getpid()}"
     restored: RestoreReport | None = None
+    restored_stamps: dict[str, tuple[int, int]] = {}
     try:
         store.check_access()
         source = _resolve_generation_for_run(store)
@@ -655,6 +657,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
             staging.mkdir()
             restored = restore_generation(settings, store, source, staging)
             _move_into_place(staging, data_dir)
+            restored_stamps = database_stamps(data_dir)
         elif blocking:
             warn(
                 f"empty backup generation {source}: adopting the {len(blocking)} existing "
@@ -712,8 +715,12 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
             url=settings.pds_health_url,
             on_tick=mirror.sync,
         ):
-            if not databases_on_disk(data_dir):
-                info("stopped before the PDS started; no database to replicate")
+            if not databases_on_disk(data_dir) or (
+                restored is not None and database_stamps(data_dir) == restored_stamps
+            ):
+                # Nothing the PDS could have written: the backup holds exactly this (no new
+                # generation is seeded for a PDS that failed to start, e.g. in a crash loop).
+                info("stopped before the PDS started; no database changed since the restore")
                 _health_path(settings).unlink(missing_ok=True)
                 failures = mirror.sync() and mirror.sync()  # one retry, as at any stop
                 if failures:
@@ -770,8 +777,9 @@ def _replicate(
             _health_path(settings).unlink(missing_ok=True)
             error(
                 f"seeding generation {generation} failed: {exc}; the task must be replaced. "
-                f"CURRENT still names {source}, which is complete as restored; the next start "
-                "retries"
+                f"CURRENT still names {source}, which is complete as restored"
+                f"{' (without what the PDS wrote since this start)' if pds_may_write else ''}; "
+                "the next start retries"
             )
             replicator.stop(LITESTREAM_STOP_TIMEOUT_S)
             return 1
@@ -862,6 +870,19 @@ def databases_on_disk(data_dir: Path) -> set[str]:
         if pds_file is not None and pds_file.kind is FileKind.DATABASE:
             found.add(rel)
     return found
+
+
+def database_stamps(data_dir: Path) -> dict[str, tuple[int, int]]:
+    """Size and mtime of every database file and its WAL, shared-memory or journal file."""
+    stamps: dict[str, tuple[int, int]] = {}
+    for path in _files_under(data_dir):
+        if ".sqlite" in path.name:
+            try:
+                stat = path.stat()
+            except FileNotFoundError:
+                continue
+            stamps[path.relative_to(data_dir).as_posix()] = (stat.st_size, stat.st_mtime_ns)
+    return stamps
 
 
 def _wait_for_discovery(
