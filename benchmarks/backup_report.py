@@ -90,10 +90,10 @@ def restore_rate(result: dict[str, Any]) -> list[str]:
         lines += ["", f"1,000 accounts: {seconds} s: {verdict(seconds < 60)}."]
     lines += [
         "",
-        "Start to healthy is the restore (the logged phase) plus what the sidecar does before "
-        "it reports healthy: it uploads the restored data as a new backup generation (a full "
-        "snapshot of every database and every key file, by design: each generation is "
-        "written by one Litestream lifetime) and starts Litestream on every database.",
+        "Start to healthy is what a replacement task waits before its PDS starts: the sidecar "
+        "reports healthy when the restore is done (the logged phase plus listing the backup); "
+        "it uploads the restored data as a new generation afterwards, once the PDS answers "
+        "(not included).",
         "Each account: a store.sqlite of 20 records (~20 KB) and its key file; real "
         "repositories are larger, so per-database overhead dominates here.",
     ]

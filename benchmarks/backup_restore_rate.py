@@ -24,6 +24,7 @@ from backup_common import (
     Moto,
     Sidecar,
     command_line,
+    free_port,
     machine,
     moto_server,
     populate,
@@ -44,10 +45,12 @@ def measure(moto: Moto, root: Path, accounts: int, logs: Path | None) -> dict[st
         raise RuntimeError(f"backup sidecar failed to stop cleanly; see {backup.log_path}")
 
     target = root / f"{prefix}-restored"
-    restorer = Sidecar(
-        sidecar_env(moto, prefix, target, root / f"{prefix}-restored-state"),
-        root / f"{prefix}-restore.log",
-    )
+    restore_env = sidecar_env(moto, prefix, target, root / f"{prefix}-restored-state")
+    # As in the task: the PDS starts only once this sidecar is healthy, so nothing answers its
+    # health URL yet, and the sidecar reports healthy as soon as the restore is done (it
+    # uploads the new generation after the PDS is up).
+    restore_env["PDS_HEALTH_URL"] = f"http://127.0.0.1:{free_port()}/xrpc/_health"
+    restorer = Sidecar(restore_env, root / f"{prefix}-restore.log")
     started = time.monotonic()
     try:
         healthy_s = restorer.wait_healthy(timeout=1800)
