@@ -9,6 +9,7 @@ The section sits between two marker lines and is replaced as a whole; the rest o
 from __future__ import annotations
 
 import json
+import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +36,17 @@ def seconds(duration: str) -> float:
         if duration.endswith(unit) and duration[: -len(unit)].replace(".", "", 1).isdigit():
             return float(duration[: -len(unit)]) * factor
     raise ValueError(f"unknown duration {duration!r}")
+
+
+def shown_command(result: dict[str, Any], default: str) -> str:
+    """The command that produced a result, without `--json PATH` (where it was saved)."""
+    return re.sub(r" --json \S+", "", result.get("command") or default)
+
+
+def what_if_command(result: dict[str, Any]) -> str:
+    """A what-if's command with its override quoted for a shell (the recorded one is not)."""
+    command = shown_command(result, "").split(" --litestream-override ", 1)[0]
+    return f"{command} --litestream-override '{json.dumps(result['litestream_override'])}'"
 
 
 def verdict(ok: bool) -> str:
@@ -262,7 +274,7 @@ def idle_what_ifs(what_ifs: list[dict[str, Any]]) -> list[str]:
         "",
         "Commands:",
         "",
-        *(f"- `{result['command']}`" for result in what_ifs if result.get("command")),
+        *(f"- `{what_if_command(result)}`" for result in what_ifs if result.get("command")),
     ]
 
 
@@ -292,7 +304,7 @@ def render(
             lines += ["", *idle_what_ifs(what_ifs)]
         lines += [
             "",
-            f"Command: `{result.get('command', COMMANDS[name])}`  ",
+            f"Command: `{shown_command(result, COMMANDS[name])}`  ",
             f"Machine: {result['machine']}.",
             "",
         ]
