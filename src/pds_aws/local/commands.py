@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pds_aws.config import DEFAULT_CONFIG_FILE, load_config
+from pds_aws.local.processes import pid_alive
 from pds_aws.routes import HEALTH_CHECK_PATH
 
 if TYPE_CHECKING:
@@ -143,27 +144,17 @@ def _read_state(workdir: Path) -> dict[str, Any] | None:
     return data
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _down(args: argparse.Namespace) -> int:
     state = _read_state(args.workdir)
     pid = int(state.get("supervisor_pid", 0)) if state else 0
-    if not pid or not _alive(pid):
+    if not pid or not pid_alive(pid):
         print("the local runtime is not running", file=sys.stderr)
         return 0
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + 120
-    while _alive(pid) and time.monotonic() < deadline:
+    while pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.5)
-    if _alive(pid):
+    if pid_alive(pid):
         print(f"error: pid {pid} is still running after 120 s; see .local/logs/", file=sys.stderr)
         return 1
     print("stopped")
@@ -173,7 +164,7 @@ def _down(args: argparse.Namespace) -> int:
 def _crash(args: argparse.Namespace) -> int:
     state = _read_state(args.workdir)
     pid = int(state.get("supervisor_pid", 0)) if state else 0
-    if not state or not pid or not _alive(pid):
+    if not state or not pid or not pid_alive(pid):
         print("the local runtime is not running", file=sys.stderr)
         return 1
     # The supervisor first, so it cannot start an ordered stop; then each process group
@@ -190,7 +181,7 @@ def _crash(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     state = _read_state(args.workdir)
     pid = int(state.get("supervisor_pid", 0)) if state else 0
-    if not state or not pid or not _alive(pid):
+    if not state or not pid or not pid_alive(pid):
         print("not running (start it with `make run`)")
         return 1
     try:
@@ -201,5 +192,5 @@ def _status(args: argparse.Namespace) -> int:
         return 1
     print(f"running at {state['url']} (PDS {health.get('version', '?')})")
     for name, child in state.get("pids", {}).items():
-        print(f"  {name:<8} pid {child:<8} {'up' if _alive(int(child)) else 'EXITED'}")
+        print(f"  {name:<8} pid {child:<8} {'up' if pid_alive(int(child)) else 'EXITED'}")
     return 0

@@ -33,6 +33,7 @@ from pds_aws.local.processes import (
     command_ok,
     free_port,
     http_ok,
+    pid_alive,
     port_is_free,
     start_process,
     tcp_open,
@@ -521,7 +522,7 @@ class LocalRuntime:
             pid = int(state.get("supervisor_pid", 0))
         except (ValueError, TypeError):
             return
-        if pid and pid != os.getpid() and _pid_alive(pid):
+        if pid and pid != os.getpid() and pid_alive(pid):
             raise StartError(
                 f"the local runtime is already running (pid {pid}, {state.get('url')}); "
                 f"stop it with `pds-aws local down` or Ctrl-C in its terminal"
@@ -587,16 +588,6 @@ class LocalRuntime:
     def exited(self) -> list[str]:
         """Names of processes that have stopped on their own (the task is unhealthy)."""
         return [name for name, process in self.processes.items() if not process.alive()]
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # Command-line fragments of the processes this runtime starts, checked before ending a

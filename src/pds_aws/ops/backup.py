@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pds_aws.local.processes import pid_alive
+
 BACKUP_PROGRAM = ("pds-aws-backup",)
 PROGRAM_TIMEOUT_S = 3600.0
 LATEST = "latest"
@@ -162,27 +164,17 @@ def local_backup_env(state: Mapping[str, Any]) -> dict[str, str]:
     return env
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def stop_local_runtime(
     state: Mapping[str, Any], progress: Progress, timeout: float = 180.0
 ) -> None:
     """Ask the `local up` supervisor to stop (as `pds-aws local down`) and wait for it."""
     pid = int(state.get("supervisor_pid", 0))
-    if not pid or not _alive(pid):
+    if not pid or not pid_alive(pid):
         return
     progress(f"stopping the local runtime (pid {pid}); the sidecar syncs before it exits")
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while _alive(pid):
+    while pid_alive(pid):
         if time.monotonic() > deadline:
             raise RuntimeError(f"the local runtime (pid {pid}) did not stop in {timeout:.0f} s")
         time.sleep(0.5)
