@@ -130,7 +130,16 @@ def _up(args: argparse.Namespace) -> int:
     print("stopping (backup sidecar last, after its final sync)...", file=sys.stderr, flush=True)
     runtime.stop()
     print("stopped", file=sys.stderr)
+    sys.unraisablehook = _ignore_broken_pipe
     return code
+
+
+def _ignore_broken_pipe(unraisable: Any) -> None:
+    # Ctrl-C reaches the whole process group, the CDK's Node kernel (left from synthesis)
+    # included; jsii's exit hook then fails to close the pipe to it. Nothing is lost.
+    if isinstance(unraisable.exc_value, BrokenPipeError):
+        return
+    sys.__unraisablehook__(unraisable)
 
 
 def _read_state(workdir: Path) -> dict[str, Any] | None:
