@@ -73,6 +73,14 @@ def machine() -> str:
     )
 
 
+def emit_summary(summary: dict[str, Any], path: Path | None) -> None:
+    """Print a benchmark's summary as one JSON line and keep it for backup_report.py."""
+    print(json.dumps(summary), flush=True)
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(summary, indent=2))
+
+
 # --- moto ----------------------------------------------------------------------------------
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from backup_common import (
     Sidecar,
     command_line,
+    emit_summary,
     machine,
     moto_server,
     populate,
@@ -81,10 +82,7 @@ def main() -> int:
         "requests_per_hour": round(total * 3600 / window),
         "sidecar_running_throughout": still_running,
     }
-    print(json.dumps(summary), flush=True)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(summary, indent=2))
+    emit_summary(summary, args.json)
     return 0
 
 

@@ -27,6 +27,7 @@ from backup_common import (
     Moto,
     Sidecar,
     command_line,
+    emit_summary,
     machine,
     max_row_id,
     moto_server,
@@ -116,10 +117,7 @@ def main() -> int:
         "sigterm_lost_rows": termed,
         "seconds": round(time.monotonic() - started, 1),
     }
-    print(json.dumps(summary), flush=True)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(summary, indent=2))
+    emit_summary(summary, args.json)
     return 0
 
 

@@ -24,6 +24,7 @@ from backup_common import (
     Moto,
     Sidecar,
     command_line,
+    emit_summary,
     free_port,
     machine,
     moto_server,
@@ -100,10 +101,7 @@ def main() -> int:
         "command": command_line(),
         "sizes": results,
     }
-    print(json.dumps(summary), flush=True)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(summary, indent=2))
+    emit_summary(summary, args.json)
     return 0
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from backup_common import (
     Sidecar,
     command_line,
+    emit_summary,
     machine,
     moto_server,
     percentile,
@@ -103,10 +104,7 @@ def main() -> int:
         },
         "p50_overhead_percent": round((p50_replicated / p50_alone - 1) * 100, 1),
     }
-    print(json.dumps(summary), flush=True)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(summary, indent=2))
+    emit_summary(summary, args.json)
     return 0
 
 
