@@ -1,1 +1,0 @@
-"""Price data of the cost model (prices.toml), read by pds_aws.cost."""
