@@ -42,11 +42,11 @@ node_modules/.installed: package.json package-lock.json $(VENV)/.synced
 install: $(VENV)/.synced node_modules/.installed ## Install everything the project needs
 
 test: install ## Run every test (unit, then integration with real processes)
-	$(BIN)/pytest tests/unit
+	$(BIN)/pytest tests/unit tests/template
 	$(BIN)/pytest tests/integration
 
 test-unit: install ## Run the fast tests only
-	$(BIN)/pytest tests/unit
+	$(BIN)/pytest tests/unit tests/template
 
 lint: install ## ruff and mypy
 	$(BIN)/ruff check src tests benchmarks
@@ -77,7 +77,7 @@ synth: install ## Write the CloudFormation templates of CONFIG to cdk.out/
 	@echo "templates in cdk.out/ (config: $(CONFIG))"
 
 summary: $(VENV)/.synced ## Synthesize CONFIG into cdk.out/ and print what the template holds
-	$(BIN)/python -m pds_aws.synth --summary --config $(CONFIG) --outdir cdk.out
+	$(BIN)/python -m pds_aws.infra.synth --summary --config $(CONFIG) --outdir cdk.out
 
 deploy: install ## Deploy the stack of CONFIG (needs AWS credentials and cdk bootstrap)
 	$(CDK) deploy --require-approval broadening
@@ -95,4 +95,4 @@ cost: $(VENV)/.synced ## Monthly AWS cost of the stack CONFIG would deploy (pds-
 	$(BIN)/pds-aws cost -c $(CONFIG)
 
 cost-guide: $(VENV)/.synced ## Regenerate guides/COST.md from the cost model and pds.example.toml
-	$(BIN)/python -m pds_aws.cost --write-guide
+	$(BIN)/python -m pds_aws.cost.model --write-guide

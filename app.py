@@ -7,7 +7,7 @@ import sys
 from aws_cdk import App
 
 from pds_aws.config import DEFAULT_CONFIG_FILE, ConfigError, load_config
-from pds_aws.synth import CDK_CONTEXT, add_stack
+from pds_aws.infra.synth import CDK_CONTEXT, add_stack
 
 app = App(context=dict(CDK_CONTEXT))
 try:

@@ -37,8 +37,8 @@ import httpx
 from atproto import Client, models
 
 from pds_aws.config import load_config
+from pds_aws.infra.synth import synthesize
 from pds_aws.local.runtime import LocalRuntime
-from pds_aws.synth import synthesize
 
 ROOT = Path(__file__).resolve().parents[1]
 BEGIN = "<!-- local-benchmarks:begin (benchmarks/local_runtime.py writes this section) -->"

@@ -2,7 +2,7 @@
 
 Each area registers its own subcommands (`add_commands(subparsers)`), so this module only
 composes them: local runtime (pds_aws.local.commands), operations (pds_aws.ops.commands) and
-the cost model (pds_aws.cost_commands). A handler returns the process exit code.
+the cost model (pds_aws.cost.commands). A handler returns the process exit code.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from pds_aws.cost_commands import add_commands as add_cost
+    from pds_aws.cost.commands import add_commands as add_cost
     from pds_aws.local.commands import add_commands as add_local
     from pds_aws.ops.commands import add_commands as add_ops
 

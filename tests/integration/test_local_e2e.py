@@ -25,10 +25,10 @@ import pytest
 from atproto import CAR, Client, FirehoseSubscribeReposClient, models, parse_subscribe_repos_message
 
 from pds_aws.config import Config, load_config
-from pds_aws.local.aws import rotation_public_key
+from pds_aws.infra.synth import synthesize
+from pds_aws.local.provision import rotation_public_key
 from pds_aws.local.runtime import LocalRuntime
 from pds_aws.local.smtp_sink import read_messages
-from pds_aws.synth import synthesize
 
 pytestmark = pytest.mark.integration
 

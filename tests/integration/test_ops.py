@@ -546,7 +546,7 @@ def test_stack_status_reads_the_backup_location_from_the_task_definition(
 def test_stack_drill_task_is_found_among_the_stack_resources(aws: dict[str, str]) -> None:
     import boto3
 
-    from pds_aws.ops.aws import Stack
+    from pds_aws.ops.ecs import Stack
     from pds_aws.ops.target import TargetChoice, resolve_target
 
     target = resolve_target(TargetChoice(stack_name=aws["stack"], region=aws["region"]))

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from pds_aws import cost
 from pds_aws.cli import main as cli_main
 from pds_aws.config import Config, load_config
+from pds_aws.cost import model as cost
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "pds.example.toml"
@@ -23,7 +23,7 @@ def synthesize(config: Config) -> dict[str, Any]:
     """The real synthesis, once per distinct config in this test session."""
     key = config.model_dump_json()
     if key not in _TEMPLATES:
-        from pds_aws.synth import synthesize as real_synthesize
+        from pds_aws.infra.synth import synthesize as real_synthesize
 
         _TEMPLATES[key] = real_synthesize(config)
     return _TEMPLATES[key]
@@ -142,9 +142,9 @@ def test_the_default_config_beats_the_reference_target(config: Config) -> None:
 def test_pds_aws_cost_json(
     config: Config, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import pds_aws.synth
+    import pds_aws.infra.synth
 
-    monkeypatch.setattr(pds_aws.synth, "synthesize", synthesize)
+    monkeypatch.setattr(pds_aws.infra.synth, "synthesize", synthesize)
     assert cli_main(["cost", "-c", str(EXAMPLE), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["unpriced"] == []

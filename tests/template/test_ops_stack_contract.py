@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from pds_aws.ops import aws, target
+from pds_aws.ops import ecs, target
 
 
 def _task_definitions(template: dict[str, Any]) -> list[dict[str, Any]]:
     return [
         r["Properties"]
         for r in template["Resources"].values()
-        if r["Type"] == aws.TASK_DEFINITION_TYPE
+        if r["Type"] == ecs.TASK_DEFINITION_TYPE
     ]
 
 
@@ -34,10 +34,10 @@ def test_service_and_drill_task_definitions(stack_template: dict[str, Any]) -> N
     definitions = [_containers(td) for td in _task_definitions(stack_template)]
     # The drill is found as "the other task definition": there must be exactly two.
     assert len(definitions) == 2
-    service = next(d for d in definitions if aws.PDS_CONTAINER in d)
-    drill = next(d for d in definitions if aws.DRILL_CONTAINER in d)
-    assert aws.BACKUP_CONTAINER in service
-    backup_env = {e["Name"] for e in service[aws.BACKUP_CONTAINER]["Environment"]}
+    service = next(d for d in definitions if ecs.PDS_CONTAINER in d)
+    drill = next(d for d in definitions if ecs.DRILL_CONTAINER in d)
+    assert ecs.BACKUP_CONTAINER in service
+    backup_env = {e["Name"] for e in service[ecs.BACKUP_CONTAINER]["Environment"]}
     assert "BACKUP_URL" in backup_env
     for container in (*service.values(), *drill.values()):
         options = container["LogConfiguration"]["Options"]

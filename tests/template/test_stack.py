@@ -12,8 +12,8 @@ from typing import Any
 from aws_cdk.assertions import Match, Template
 
 from pds_aws.config import Config
+from pds_aws.infra.service import DATA_DIRECTORY, PDS_CONTAINER_NAME, PDS_PORT
 from pds_aws.routes import HEALTH_CHECK_PATH, ROBOTS_PATH, ROBOTS_TXT, alb_rule_groups
-from pds_aws.service import DATA_DIRECTORY, PDS_CONTAINER_NAME, PDS_PORT
 from pds_aws.versions import PDS_IMAGE_REPOSITORY
 
 Resources = dict[str, dict[str, Any]]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pds_aws import synth
+from pds_aws.infra import synth
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_CONFIG = PROJECT_ROOT / "pds.example.toml"

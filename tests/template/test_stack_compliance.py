@@ -19,7 +19,7 @@ from aws_cdk import App, Validations
 from cdk_nag import AwsSolutionsChecks, NIST80053R5Checks
 
 from pds_aws.config import Config
-from pds_aws.synth import CDK_CONTEXT, add_stack
+from pds_aws.infra.synth import CDK_CONTEXT, add_stack
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # checkov pins a boto3 our lock file cannot share: it runs in its own uv tool environment.
@@ -142,7 +142,7 @@ def test_checkov_has_no_failed_or_unjustified_checks(
                 unjustified.append(f"{check['check_id']} {check['resource']}")
     assert not failed, (
         "checkov failed checks; fix them or skip each with a reason next to the resource "
-        "(pds_aws.compliance.skip_checkov):\n" + "\n".join(failed)
+        "(pds_aws.infra.compliance.skip_checkov):\n" + "\n".join(failed)
     )
     assert not unjustified, "checkov skips without a reason:\n" + "\n".join(unjustified)
     assert skipped > 0  # the skips were read, so the metadata format is the one checkov uses

@@ -15,8 +15,8 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 from pds_aws.config import Config, ConfigError
-from pds_aws.email import check_sender
-from pds_aws.email_smtp import handler
+from pds_aws.email.construct import check_sender
+from pds_aws.email.smtp_url import handler
 
 # An example secret key (not a real one) whose SES SMTP password holds both '+' and '/'.
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY002"

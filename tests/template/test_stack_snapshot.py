@@ -2,7 +2,7 @@
 
 After an intended change, refresh the snapshot and commit it with the change:
 
-    UPDATE_SNAPSHOTS=1 .venv/bin/pytest tests/unit/test_stack_snapshot.py
+    UPDATE_SNAPSHOTS=1 .venv/bin/pytest tests/template/test_stack_snapshot.py
 """
 
 from __future__ import annotations
@@ -48,6 +48,6 @@ def test_template_matches_the_snapshot(stack_template: dict[str, Any]) -> None:
             )
         )
         raise AssertionError(
-            "the template differs from tests/unit/snapshots (if intended: UPDATE_SNAPSHOTS=1 "
-            f"pytest tests/unit/test_stack_snapshot.py):\n{diff[:6000]}"
+            "the template differs from tests/template/snapshots (if intended: UPDATE_SNAPSHOTS=1 "
+            f"pytest tests/template/test_stack_snapshot.py):\n{diff[:6000]}"
         )

@@ -1,7 +1,7 @@
 """The cost model: exact totals for a known template, nothing skipped, free tiers, schedules.
 
 These tests use hand-made templates and a hand-made price list, so every expected figure is
-worked out here by hand. tests/unit/test_cost_stack.py prices the real synthesized stack.
+worked out here by hand. tests/template/test_cost_stack.py prices the real synthesized stack.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from pds_aws.config import Config, load_config
-from pds_aws.cost import (
+from pds_aws.cost.model import (
     IdleMeasurement,
     Kind,
     MeasuredRate,
@@ -488,13 +488,15 @@ def test_event_rules_on_aws_service_events_are_free_custom_ones_unpriced() -> No
 def test_pds_aws_cost_exits_non_zero_when_something_is_unpriced(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import pds_aws.cost
+    import pds_aws.cost.model
     from pds_aws.cli import main
 
     template = known_template()
     template["Resources"]["Mystery"] = {"Type": "AWS::Mystery::Thing"}
     monkeypatch.setattr(
-        pds_aws.cost, "estimate_config", lambda config: estimate(template, config, prices=book())
+        pds_aws.cost.model,
+        "estimate_config",
+        lambda config: estimate(template, config, prices=book()),
     )
     assert main(["cost", "-c", str(EXAMPLE), "--json"]) == 1
     out = json.loads(capsys.readouterr().out)

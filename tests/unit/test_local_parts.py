@@ -12,7 +12,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from pds_aws.local import edge, runtime
+from pds_aws.local import proxy as local_proxy
+from pds_aws.local import runtime
 from pds_aws.local.commands import ready_message
 from pds_aws.local.runtime import LocalPaths, check_prerequisites, choose_public_port
 from pds_aws.local.smtp_sink import MailDirHandler, read_messages
@@ -94,7 +95,7 @@ def test_edge_applies_the_route_table() -> None:
 
         upstream.router.add_route("*", "/{tail:.*}", echo)
         async with TestServer(upstream) as pds:
-            proxy = edge.build_app(str(pds.make_url("")))
+            proxy = local_proxy.build_app(str(pds.make_url("")))
             async with TestClient(TestServer(proxy)) as client:
                 ok = await client.post("/xrpc/com.atproto.repo.createRecord?x=1", data=b"{}")
                 assert ok.status == 200
@@ -132,7 +133,7 @@ def test_processes_left_by_a_dead_supervisor_are_ended_and_only_those(tmp_path: 
 
     sleep = "import time; time.sleep(120)"
     ours = subprocess.Popen(
-        [sys.executable, "-c", sleep, "pds_aws.local.edge"], start_new_session=True
+        [sys.executable, "-c", sleep, "pds_aws.local.proxy"], start_new_session=True
     )
     other = subprocess.Popen([sys.executable, "-c", sleep, "unrelated"], start_new_session=True)
     try:

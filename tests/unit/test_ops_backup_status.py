@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pds_aws.ops import aws, backup, status
+from pds_aws.ops import backup_commands, ecs, status
 from pds_aws.ops.status import Status
 
 DID_A = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa"
@@ -89,33 +89,35 @@ def test_judge() -> None:
 
 
 def test_restore_command_and_generation_choice() -> None:
-    assert backup.restore_command("2026-11-29T21:00:00Z", None) == [
+    assert backup_commands.restore_command("2026-11-29T21:00:00Z", None) == [
         "pds-aws-backup",
         "restore-at",
         "2026-11-29T21:00:00Z",
     ]
-    assert backup.restore_command("latest", "g1")[-2:] == ["--generation", "g1"]
+    assert backup_commands.restore_command("latest", "g1")[-2:] == ["--generation", "g1"]
     # Newest first: a task start after a restore, the restore, the history before it.
     chain = [
         {"generation": "g3", "reason": "task start", "source": "g2"},
         {"generation": "g2", "reason": "restore-at", "source": "g1", "previous": "g1b"},
         {"generation": "g1", "reason": "first boot", "source": None},
     ]
-    assert backup.undo_generation(chain) == "g1b"
-    assert backup.undo_generation(chain[2:]) is None
+    assert backup_commands.undo_generation(chain) == "g1b"
+    assert backup_commands.undo_generation(chain[2:]) is None
 
 
 def test_restore_steps_say_what_happens_and_that_history_stays() -> None:
-    local = " ".join(backup.restore_steps("local", "2026-11-29T21:00:00Z", None, local=True))
+    local = " ".join(
+        backup_commands.restore_steps("local", "2026-11-29T21:00:00Z", None, local=True)
+    )
     assert "stop the local runtime" in local and "restore-at 2026-11-29T21:00:00Z" in local
     assert "Nothing is deleted" in local
-    remote = " ".join(backup.restore_steps("MyPds", "latest", "g1", local=False))
+    remote = " ".join(backup_commands.restore_steps("MyPds", "latest", "g1", local=False))
     assert "scale the ECS service of MyPds to 0" in remote and "--generation g1" in remote
 
 
 def test_last_summary_line() -> None:
-    assert backup.last_summary(["log line", '{"ok": true}', "{broken"]) == {"ok": True}
-    assert backup.last_summary(["no json here"]) is None
+    assert backup_commands.last_summary(["log line", '{"ok": true}', "{broken"]) == {"ok": True}
+    assert backup_commands.last_summary(["no json here"]) is None
 
 
 TASK_DEFINITION = {
@@ -137,7 +139,7 @@ TASK_DEFINITION = {
 
 
 def test_container_facts_and_log_streams() -> None:
-    facts = aws.container_facts(TASK_DEFINITION)
+    facts = ecs.container_facts(TASK_DEFINITION)
     assert facts.task_role_arn == "arn:aws:iam::1:role/task"
     backup_container = facts.containers["backup"]
     assert backup_container.environment == {"BACKUP_URL": "s3://b/pds"}
@@ -154,14 +156,14 @@ def test_drill_task_definition_is_the_other_one() -> None:
         {"ResourceType": "AWS::ECS::TaskDefinition", "PhysicalResourceId": drill},
         {"ResourceType": "AWS::ECS::Service", "PhysicalResourceId": "svc"},
     ]
-    assert aws.drill_task_definition(resources, service) == drill
-    with pytest.raises(aws.StackOperationError, match="found 0"):
-        aws.drill_task_definition(resources[:1], service)
+    assert ecs.drill_task_definition(resources, service) == drill
+    with pytest.raises(ecs.StackOperationError, match="found 0"):
+        ecs.drill_task_definition(resources[:1], service)
 
 
 def test_run_task_request_overrides_command_and_role() -> None:
     network = {"awsvpcConfiguration": {"subnets": ["s1"], "assignPublicIp": "ENABLED"}}
-    request = aws.run_task_request(
+    request = ecs.run_task_request(
         cluster="c",
         task_definition="td",
         network_configuration=network,
@@ -176,7 +178,7 @@ def test_run_task_request_overrides_command_and_role() -> None:
         ],
         "taskRoleArn": "arn:role",
     }
-    plain = aws.run_task_request(
+    plain = ecs.run_task_request(
         cluster="c", task_definition="td", network_configuration=network, container="drill"
     )
     assert "overrides" not in plain
@@ -184,5 +186,5 @@ def test_run_task_request_overrides_command_and_role() -> None:
 
 def test_container_exit() -> None:
     task = {"containers": [{"name": "drill", "exitCode": 1}], "stoppedReason": "Essential exited"}
-    assert aws.container_exit(task, "drill") == (1, "Essential exited")
-    assert aws.container_exit(task, "other")[0] is None
+    assert ecs.container_exit(task, "drill") == (1, "Essential exited")
+    assert ecs.container_exit(task, "other")[0] is None

@@ -33,8 +33,8 @@ from constructs import Construct, IConstruct
 from deploy_time_build import ContainerImageBuild
 
 from pds_aws.config import Architecture, Config
+from pds_aws.infra.service import PDS_PORT
 from pds_aws.routes import HEALTH_CHECK_PATH
-from pds_aws.service import PDS_PORT
 
 # The repository root is the image's build context; /.dockerignore keeps it to our package.
 PROJECT_ROOT = Path(__file__).resolve().parents[3]

@@ -16,7 +16,7 @@ from pds_aws.routes import HEALTH_CHECK_PATH
 
 DEFAULT_DATA_DIRECTORY = "/pds"
 # The PDS container of the same task: Fargate's containers share localhost. The port is
-# pds_aws.service.PDS_PORT (not imported: the sidecar image has no CDK); the task definition
+# pds_aws.infra.service.PDS_PORT (not imported: the sidecar image has no CDK); the task definition
 # sets PDS_HEALTH_URL explicitly and a unit test keeps the two equal.
 DEFAULT_PDS_HEALTH_URL = f"http://127.0.0.1:3000{HEALTH_CHECK_PATH}"
 # PDS_HEALTH_URL=none: no PDS runs beside this sidecar (tests that stand in for the PDS,

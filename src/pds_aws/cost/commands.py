@@ -1,6 +1,6 @@
 """`pds-aws cost`: the monthly bill of what the config would deploy.
 
-The figures come from `pds_aws.cost` (a model over the synthesized template); this module only
+The figures come from `pds_aws.cost.model` (a model over the synthesized template); this module only
 parses arguments and prints.
 """
 
@@ -20,7 +20,7 @@ def add_commands(subparsers: Any) -> None:
         help="estimate the monthly AWS bill of the stack this config would deploy",
         description=(
             "Synthesize the stack from the config, price every resource in the template "
-            "(prices: src/pds_aws/prices/prices.toml), and print the monthly estimate. Usage "
+            "(prices: src/pds_aws/cost/prices.toml), and print the monthly estimate. Usage "
             "assumptions are the config's [cost] section. Exits 1 when a resource is unpriced "
             "(the table lists it)."
         ),
@@ -38,7 +38,7 @@ def add_commands(subparsers: Any) -> None:
 def run_cost(args: argparse.Namespace) -> int:
     # Imported here so `pds-aws --help` stays fast (the model synthesizes a CDK app).
     from pds_aws.config import load_config
-    from pds_aws.cost import estimate_config, render_table
+    from pds_aws.cost.model import estimate_config, render_table
 
     config = load_config(args.config)
     estimate = estimate_config(config)

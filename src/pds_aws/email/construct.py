@@ -28,12 +28,12 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_ses as ses
 from constructs import Construct
 
-from pds_aws.compliance import skip_checkov
 from pds_aws.config import Config, ConfigError
-from pds_aws.email_smtp.handler import smtp_endpoint
-from pds_aws.monitoring import log_retention
+from pds_aws.email.smtp_url.handler import smtp_endpoint
+from pds_aws.infra.compliance import skip_checkov
+from pds_aws.infra.monitoring import log_retention
 
-HANDLER_DIRECTORY = Path(__file__).resolve().parent / "email_smtp"
+HANDLER_DIRECTORY = Path(__file__).resolve().parent / "smtp_url"
 MAIL_FROM_SUBDOMAIN = "mail"
 # Bump to rotate the SMTP credentials: a new key is made and CloudFormation deletes the old.
 CREDENTIALS_GENERATION = "1"

@@ -16,8 +16,9 @@ from aws_cdk import aws_route53 as route53
 from aws_cdk import aws_route53_targets as route53_targets
 from constructs import Construct
 
-from pds_aws.compliance import skip_checkov
 from pds_aws.config import Config
+from pds_aws.infra.compliance import skip_checkov
+from pds_aws.infra.service import PDS_PORT
 from pds_aws.routes import (
     DENIED_BODY,
     HEALTH_CHECK_PATH,
@@ -25,7 +26,6 @@ from pds_aws.routes import (
     ROBOTS_TXT,
     alb_rule_groups,
 )
-from pds_aws.service import PDS_PORT
 
 # subscribeRepos is a websocket that can stay quiet for minutes on a small PDS; the ALB's
 # default 60 s idle timeout would cut relays off. One hour, below the 4000 s maximum.

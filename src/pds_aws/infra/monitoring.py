@@ -16,8 +16,8 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
 from pds_aws.backup.construct import metric_namespace
-from pds_aws.compliance import skip_checkov
 from pds_aws.config import Config
+from pds_aws.infra.compliance import skip_checkov
 
 # The PDS logs JSON through pino, whose numeric levels put error at 50 and fatal at 60.
 PDS_ERROR_FILTER_PATTERN = logs.FilterPattern.number_value("$.level", ">=", 50)

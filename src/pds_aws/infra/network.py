@@ -12,7 +12,7 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from constructs import Construct
 
-from pds_aws.compliance import skip_checkov
+from pds_aws.infra.compliance import skip_checkov
 
 AZ_COUNT = 2
 NO_CONTAINER_INSIGHTS = (

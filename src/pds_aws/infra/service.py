@@ -17,8 +17,8 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from pds_aws.compliance import skip_checkov
 from pds_aws.config import Architecture, Config
+from pds_aws.infra.compliance import skip_checkov
 from pds_aws.routes import HEALTH_CHECK_PATH
 from pds_aws.versions import PDS_IMAGE_REPOSITORY
 

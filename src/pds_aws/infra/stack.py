@@ -28,14 +28,14 @@ from aws_cdk import aws_route53 as route53
 from constructs import Construct, IConstruct
 
 from pds_aws.backup.construct import BackupSidecar
-from pds_aws.compliance import StackWideCheckovSkips, skip_checkov
 from pds_aws.config import Config
-from pds_aws.edge import Edge
-from pds_aws.email import Email
-from pds_aws.monitoring import Monitoring
-from pds_aws.network import AZ_COUNT, Network
-from pds_aws.service import PDS_CONTAINER_NAME, PDS_PORT, PdsSecrets, PdsService
-from pds_aws.storage import Storage
+from pds_aws.email.construct import Email
+from pds_aws.infra.alb import Edge
+from pds_aws.infra.compliance import StackWideCheckovSkips, skip_checkov
+from pds_aws.infra.monitoring import Monitoring
+from pds_aws.infra.network import AZ_COUNT, Network
+from pds_aws.infra.service import PDS_CONTAINER_NAME, PDS_PORT, PdsSecrets, PdsService
+from pds_aws.infra.storage import Storage
 
 PROJECT_TAG = "pds-aws"
 # The ALB must not judge the PDS before the sidecar has restored and the PDS has started.

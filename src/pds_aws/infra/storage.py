@@ -14,8 +14,8 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from pds_aws.compliance import skip_checkov
 from pds_aws.config import Config
+from pds_aws.infra.compliance import skip_checkov
 
 # Old versions of backup objects (overwritten or deleted LTX and key files) are kept this long,
 # so a bad restore or a bug can never erase history older than the window.

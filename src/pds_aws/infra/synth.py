@@ -1,7 +1,7 @@
 """Synthesis in-process: the CloudFormation template of a config, no AWS and no Docker needed.
 
 `build_app` is what `app.py` (the CDK CLI) and the tests share, so they produce the same
-template. `python -m pds_aws.synth --summary` prints what the template contains.
+template. `python -m pds_aws.infra.synth --summary` prints what the template contains.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 from aws_cdk import App, Environment, Stack
 
 from pds_aws.config import DEFAULT_CONFIG_FILE, Config, ConfigError, load_config
-from pds_aws.stack import PdsStack
+from pds_aws.infra.stack import PdsStack
 
 # Feature flags the app runs with; cdk.json carries none so tests and the CLI agree.
 CDK_CONTEXT: dict[str, Any] = {
@@ -67,7 +67,7 @@ def summarize(template: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m pds_aws.synth", description="Synthesize the PDS stack from a config."
+        prog="python -m pds_aws.infra.synth", description="Synthesize the PDS stack from a config."
     )
     parser.add_argument("--config", default=DEFAULT_CONFIG_FILE, help="the TOML config file")
     parser.add_argument("--outdir", default="cdk.out", help="where to write the templates")

@@ -4,7 +4,7 @@ Requests are routed by `pds_aws.routes.route`, the same table the ALB listener r
 built from: PDS paths go to the PDS (websockets included, e.g. subscribeRepos),
 `/robots.txt` gets the disallow-all answer, everything else 403.
 
-Run: python -m pds_aws.local.edge --port PORT --upstream http://127.0.0.1:PDS_PORT
+Run: python -m pds_aws.local.proxy --port PORT --upstream http://127.0.0.1:PDS_PORT
 """
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ async def serve(port: int, upstream: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pds_aws.local.edge")
+    parser = argparse.ArgumentParser(prog="python -m pds_aws.local.proxy")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--upstream", required=True)
     args = parser.parse_args(argv)

@@ -240,7 +240,7 @@ class LocalRuntime:
         template = self._template
         if template is None:
             self.progress("synthesizing the stack (the template cdk deploy would use)")
-            from pds_aws.synth import synthesize
+            from pds_aws.infra.synth import synthesize
 
             template = synthesize(self.config)
             self._mark("synthesized")
@@ -294,7 +294,7 @@ class LocalRuntime:
             aws_proc, tcp_open(aws_port), timeout=INFRA_START_TIMEOUT_SECONDS, what="listening"
         )
         self._mark("aws_ready")
-        from pds_aws.local.aws import provision
+        from pds_aws.local.provision import provision
 
         local = provision(
             taskdef.read_aws_resources(template),
@@ -360,7 +360,7 @@ class LocalRuntime:
             [
                 sys.executable,
                 "-m",
-                "pds_aws.local.edge",
+                "pds_aws.local.proxy",
                 "--port",
                 str(edge_port),
                 "--upstream",

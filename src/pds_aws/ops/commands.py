@@ -82,7 +82,7 @@ def config_of(args: argparse.Namespace) -> Config:
 
 def _operational(exc: Exception) -> bool:
     """Failures of the PDS, AWS or the backup program: reported in one line, no traceback."""
-    from pds_aws.ops.aws import StackOperationError
+    from pds_aws.ops.ecs import StackOperationError
     from pds_aws.ops.xrpc import XrpcError
 
     known = (StackOperationError, XrpcError, RuntimeError, subprocess.TimeoutExpired, OSError)
@@ -307,7 +307,7 @@ def _add_smoke(subparsers: Subparsers) -> None:
 
 def _stack_of(target: Target) -> Any:
     """The deployed stack's ECS side (for status, backups, shell, logs)."""
-    from pds_aws.ops.aws import Stack
+    from pds_aws.ops.ecs import Stack
     from pds_aws.ops.target import TargetError, aws_session
 
     if target.stack is None:
@@ -320,7 +320,7 @@ def _stack_of(target: Target) -> Any:
 
 
 def backup_env_of(target: Target) -> dict[str, str]:
-    from pds_aws.ops.backup import local_backup_env
+    from pds_aws.ops.backup_commands import local_backup_env
 
     if target.local_state is not None:
         return local_backup_env(target.local_state)
@@ -399,8 +399,8 @@ def _progress(message: str) -> None:
 
 
 def _drill(args: argparse.Namespace) -> int:
-    from pds_aws.ops import backup
-    from pds_aws.ops.aws import DRILL_CONTAINER
+    from pds_aws.ops import backup_commands as backup
+    from pds_aws.ops.ecs import DRILL_CONTAINER
 
     target = target_of(args)
     if target.local_state is not None:
@@ -424,7 +424,7 @@ def _drill(args: argparse.Namespace) -> int:
 
 
 def _restore(args: argparse.Namespace) -> int:
-    from pds_aws.ops import backup
+    from pds_aws.ops import backup_commands as backup
     from pds_aws.ops.output import confirm
 
     target = target_of(args)
@@ -453,7 +453,7 @@ def _restore(args: argparse.Namespace) -> int:
     else:
         stack = _stack_of(target)
         drill_task = stack.drill_task()
-        from pds_aws.ops.aws import DRILL_CONTAINER
+        from pds_aws.ops.ecs import DRILL_CONTAINER
 
         stack.scale(0, _progress)
         try:
@@ -516,7 +516,7 @@ def _add_backup(subparsers: Subparsers) -> None:
 
 
 def _shell(args: argparse.Namespace) -> int:
-    from pds_aws.ops.aws import attach_terminal, exec_session, session_manager_plugin
+    from pds_aws.ops.ecs import attach_terminal, exec_session, session_manager_plugin
 
     target = target_of(args)
     if target.is_local:
@@ -536,7 +536,7 @@ def _shell(args: argparse.Namespace) -> int:
 
 
 def _logs(args: argparse.Namespace) -> int:
-    from pds_aws.ops.aws import follow_logs
+    from pds_aws.ops.ecs import follow_logs
     from pds_aws.ops.status import parse_duration
 
     target = target_of(args)

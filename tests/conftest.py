@@ -11,9 +11,9 @@ import pytest
 from aws_cdk.assertions import Template
 
 from pds_aws.config import Config, parse_config
-from pds_aws.synth import synthesize
+from pds_aws.infra.synth import synthesize
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_CONFIG = PROJECT_ROOT / "pds.example.toml"
 
 ConfigFactory = Callable[..., Config]
