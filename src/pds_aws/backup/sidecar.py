@@ -99,6 +99,7 @@ from pds_aws.backup.plan import (
 )
 from pds_aws.backup.settings import Settings
 from pds_aws.backup.store import BackupStore, StoreError, open_store
+from pds_aws.procs import pid_alive
 
 RESTORE_CONCURRENCY = 8  # litestream restore processes at once (CPU-bound, small)
 DOWNLOAD_CONCURRENCY = 32  # S3 GETs at once (latency-bound)
@@ -522,16 +523,6 @@ def _health_path(settings: Settings) -> Path:
     return settings.state_dir / HEALTH_FILE
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def health(settings: Settings, args: argparse.Namespace) -> int:
     path = _health_path(settings)
     try:
@@ -543,7 +534,7 @@ def health(settings: Settings, args: argparse.Namespace) -> int:
         pid = marker.get(name)
         if name == "litestream_pid" and pid is None:
             continue  # restored, Litestream starts once the PDS is up
-        if not isinstance(pid, int) or not _pid_alive(pid):
+        if not isinstance(pid, int) or not pid_alive(pid):
             print(f"unhealthy: {name} {pid} is not running")
             return 1
     if marker.get("litestream_pid") is None:

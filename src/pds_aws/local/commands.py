@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pds_aws.config import DEFAULT_CONFIG_FILE, load_config
-from pds_aws.local.processes import pid_alive
+from pds_aws.procs import pid_alive
 from pds_aws.routes import HEALTH_CHECK_PATH
 
 if TYPE_CHECKING:

@@ -33,12 +33,12 @@ from pds_aws.local.processes import (
     command_ok,
     free_port,
     http_ok,
-    pid_alive,
     port_is_free,
     start_process,
     tcp_open,
     wait_until,
 )
+from pds_aws.procs import pid_alive
 from pds_aws.routes import HEALTH_CHECK_PATH
 from pds_aws.versions import NODE_MAJOR, local_pds_mismatch
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pds_aws.local.processes import pid_alive
+from pds_aws.procs import pid_alive
 
 BACKUP_PROGRAM = ("pds-aws-backup",)
 PROGRAM_TIMEOUT_S = 3600.0
