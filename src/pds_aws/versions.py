@@ -8,16 +8,20 @@ local runtime runs the same PDS code as the Fargate task.
 from __future__ import annotations
 
 PDS_IMAGE_REPOSITORY = "ghcr.io/bluesky-social/pds"
-PDS_IMAGE_TAG = "0.4.219"
+PDS_IMAGE_TAG = "0.4.5026"
 
-# Image tag -> the @atproto/pds version inside it (bluesky-social/pds service/package.json).
+# Image tag -> the @atproto/pds version inside it (the image's service/package.json).
+# The official image ships the @atproto/pds 0.5 line under image tags 0.4.50NN, so that hosts
+# following the `:0.4` tag (the installer's Watchtower) get it without a major-tag change:
+# 0.5.NN is published as image 0.4.50NN (bluesky-social/pds PRs #352 "Next PDS release" and
+# #353 started it, 0.5.6 = image 0.4.5006; PR #364 "Update PDS to 0.5.26" = image 0.4.5026).
+# 0.5.26 is on npm, so the local runtime installs exactly the PDS code the image runs.
 PDS_PACKAGE_IN_IMAGE: dict[str, str] = {
-    "0.4.219": "0.4.219",
+    "0.4.5026": "0.5.26",
 }
 
-# What package.json installs for the local runtime. npm does not carry 0.4.219, so the local
-# runtime runs the nearest published release and says so at start (local runtime banner).
-LOCAL_PDS_PACKAGE_VERSION = "0.5.35"
+# What package.json installs for the local runtime (and package-lock.json locks).
+LOCAL_PDS_PACKAGE_VERSION = "0.5.26"
 PLC_SERVER_PACKAGE_VERSION = "0.0.1"
 
 # aws-cdk-lib (pyproject.toml) and the CDK CLI (package.json) are pinned together.

@@ -22,7 +22,7 @@ def response(status: int, body: str | dict[str, object] = "") -> HttpResponse:
 GOOD = {
     "/": response(200, "This is an AT Protocol Personal Data Server (aka, an atproto PDS)"),
     "/robots.txt": response(200, ROBOTS_TXT),
-    "/xrpc/_health": response(200, {"version": "0.4.219"}),
+    "/xrpc/_health": response(200, {"version": "0.5.26"}),
     "/.well-known/oauth-protected-resource": response(
         200, {"resource": "https://pds.example.com", "authorization_servers": ["https://x"]}
     ),

