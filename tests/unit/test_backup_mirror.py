@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from pds_aws.backup.layout import file_key
+from pds_aws.backup.mirror import FileMirror
 from pds_aws.backup.settings import BackupUrl
-from pds_aws.backup.sidecar import FileMirror
 from pds_aws.backup.store import FileStore
 
 GEN = "20261129T201500Z-1a2b"

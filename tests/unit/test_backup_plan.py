@@ -10,6 +10,7 @@ import pytest
 
 from pds_aws.backup import litestream
 from pds_aws.backup.__main__ import build_parser, main
+from pds_aws.backup.generations import covering_generation
 from pds_aws.backup.layout import (
     FileKind,
     classify,
@@ -32,13 +33,13 @@ from pds_aws.backup.plan import (
     restore_timestamp,
     unexpected_at_start,
 )
+from pds_aws.backup.restore import crash_hints
 from pds_aws.backup.settings import (
     BackupUrl,
     SettingsError,
     parse_backup_url,
     settings_from_env,
 )
-from pds_aws.backup.sidecar import covering_generation, crash_hints
 
 GEN = "20261129T201500Z-1a2b"
 ALICE = "did:plc:alice"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pds_aws.backup import construct, sidecar
+from pds_aws.backup import construct, health
 from pds_aws.backup.settings import (
     DEFAULT_PDS_HEALTH_URL,
     SettingsError,
@@ -75,7 +75,7 @@ def test_waits_until_the_pds_answers_uploading_keys_meanwhile() -> None:
     answers = iter([False] * 150 + [True])  # 75 s of probes at 0.5 s
     ticks: list[float] = []
     lines: list[str] = []
-    up = sidecar.wait_for_pds(
+    up = health.wait_for_pds(
         lambda: next(answers),
         stop,
         url="http://127.0.0.1:3000/xrpc/_health",
@@ -85,7 +85,7 @@ def test_waits_until_the_pds_answers_uploading_keys_meanwhile() -> None:
     )
     assert up is True
     assert len(ticks) == 151  # one key-upload pass before every probe
-    assert set(stop.waits) == {sidecar.PDS_POLL_S}
+    assert set(stop.waits) == {health.PDS_POLL_S}
     progress = [line for line in lines if line.startswith("still waiting")]
     assert [line.split("(")[1].split(" ")[0] for line in progress] == ["30", "60"]
     assert lines[-1] == "the PDS answers http://127.0.0.1:3000/xrpc/_health after 75.0 s"
@@ -100,7 +100,7 @@ def test_a_stop_signal_ends_the_wait() -> None:
         probes.append(clock.now)
         return False
 
-    up = sidecar.wait_for_pds(pds_up, stop, url="http://x/", clock=clock, report=lambda _: None)
+    up = health.wait_for_pds(pds_up, stop, url="http://x/", clock=clock, report=lambda _: None)
     assert up is False
     assert probes == [0.0, 0.5, 1.0, 1.5]
 
@@ -108,18 +108,18 @@ def test_a_stop_signal_ends_the_wait() -> None:
 def test_a_pds_already_up_is_not_waited_for() -> None:
     clock = FakeClock()
     stop = ManualStop(clock)
-    assert sidecar.wait_for_pds(lambda: True, stop, url="http://x/", clock=clock, report=print)
+    assert health.wait_for_pds(lambda: True, stop, url="http://x/", clock=clock, report=print)
     assert stop.waits == []
 
 
 def test_pds_answers_is_false_when_nothing_listens() -> None:
-    assert sidecar.pds_answers("http://127.0.0.1:9/xrpc/_health") is False
+    assert health.pds_answers("http://127.0.0.1:9/xrpc/_health") is False
 
 
 def _health(tmp_path: Path, marker: dict[str, object]) -> int:
     settings = settings_from_env({**BASE_ENV, "BACKUP_STATE_DIRECTORY": str(tmp_path)})
-    (tmp_path / sidecar.HEALTH_FILE).write_text(json.dumps(marker))
-    return sidecar.health(settings, argparse.Namespace())
+    (tmp_path / health.HEALTH_FILE).write_text(json.dumps(marker))
+    return health.health(settings, argparse.Namespace())
 
 
 def test_healthy_while_waiting_for_the_pds(

@@ -66,14 +66,18 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     except SettingsError as exc:
         print(f"ERROR backup: {exc}", file=sys.stderr, flush=True)
         return 2
-    from pds_aws.backup import sidecar
+    from pds_aws.backup.drill import drill
+    from pds_aws.backup.health import health
+    from pds_aws.backup.restore_at import restore_at_command
+    from pds_aws.backup.run import run
+    from pds_aws.backup.status import status
 
     handlers: dict[str, Callable[..., int]] = {
-        "run": sidecar.run,
-        "health": sidecar.health,
-        "drill": sidecar.drill,
-        "restore-at": sidecar.restore_at_command,
-        "status": sidecar.status,
+        "run": run,
+        "health": health,
+        "drill": drill,
+        "restore-at": restore_at_command,
+        "status": status,
     }
     return handlers[args.command](settings, args)
 

@@ -79,8 +79,8 @@ def _environment(values: Mapping[str, str]) -> Iterator[None]:
 
 def latest_generation(backup_env: Mapping[str, str]) -> str | None:
     """Where `--at latest` goes: the history the last restore branched off, if any."""
+    from pds_aws.backup.generations import generation_chain, read_current
     from pds_aws.backup.settings import settings_from_env
-    from pds_aws.backup.sidecar import generation_chain, read_current
     from pds_aws.backup.store import open_store
 
     # The store's S3 client takes credentials from the environment (locally: the emulator's).

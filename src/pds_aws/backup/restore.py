@@ -1,0 +1,255 @@
+"""Step 1 of the contract: restore one generation into a directory, fail closed
+(guides/BACKUP.md, "Start: restore").
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from pds_aws.backup import litestream
+from pds_aws.backup.datadir import files_under
+from pds_aws.backup.layout import (
+    ACCOUNT_DATABASE,
+    FileKind,
+    classify,
+    file_key,
+    generation_prefix,
+)
+from pds_aws.backup.logs import info
+from pds_aws.backup.plan import (
+    SCRATCH_PREFIX,
+    RestorePlan,
+    build_restore_plan,
+    litestream_timestamp,
+    read_generation,
+    replica_url,
+    restore_timestamp,
+)
+from pds_aws.backup.settings import Settings
+from pds_aws.backup.store import BackupStore, StoreError
+
+RESTORE_CONCURRENCY = 8  # litestream restore processes at once (CPU-bound, small)
+
+DOWNLOAD_CONCURRENCY = 32  # S3 GETs at once (latency-bound)
+
+
+class RestoreFailed(Exception):
+    """The restore cannot be trusted; `problems` says why, one line each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+@dataclass
+class RestoreReport:
+    generation: str
+    plan: RestorePlan | None = None
+    databases: int = 0
+    files: int = 0
+    key_files: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return self.plan is None
+
+
+def quick_check(path: Path) -> str | None:
+    """None when `PRAGMA quick_check` says ok, else what it said."""
+    try:
+        conn = sqlite3.connect(path, timeout=30)
+        try:
+            rows = conn.execute("PRAGMA quick_check").fetchall()
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        return f"cannot open: {exc}"
+    result = "; ".join(str(r[0]) for r in rows)
+    return None if result == "ok" else result
+
+
+def read_live_dids(account_db: Path) -> frozenset[str] | None:
+    """The DIDs of the `actor` table; None when the table is not there."""
+    conn = sqlite3.connect(account_db, timeout=30)
+    try:
+        return frozenset(row[0] for row in conn.execute("SELECT did FROM actor"))
+    except sqlite3.OperationalError:
+        return None
+    finally:
+        conn.close()
+
+
+def crash_hints(account_db: Path, dids: list[str]) -> list[str]:
+    """What to do when accounts were created moments before a crash: Litestream replicated
+    their `actor` row but had not yet found their new store.sqlite."""
+    if not dids:
+        return []
+    created: list[str] = []
+    try:
+        conn = sqlite3.connect(account_db, timeout=30)
+        try:
+            for did in dids:
+                row = conn.execute('SELECT "createdAt" FROM actor WHERE did = ?', (did,)).fetchone()
+                if row and row[0]:
+                    created.append(str(row[0]))
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        pass
+    when = f" (created {min(created)})" if created else ""
+    return [
+        f"if the task stopped abruptly within seconds of creating {len(dids)} account(s){when}, "
+        "their store never reached the backup: restore the state from just before that "
+        "creation with `pds-aws-backup restore-at TIMESTAMP` (`pds-aws backup restore --at`), "
+        "which loses only those last seconds, then replace the task"
+    ]
+
+
+def restore_generation(
+    settings: Settings,
+    store: BackupStore,
+    generation: str,
+    out_dir: Path,
+    *,
+    at: datetime | None = None,
+) -> RestoreReport:
+    """Restore one generation (latest, or as of `at`) into `out_dir`; raise RestoreFailed."""
+    started = time.monotonic()
+    report = RestoreReport(generation)
+    contents = read_generation(store.list_objects(generation_prefix(generation) + "/"), generation)
+    if contents.is_empty:
+        return report
+    env = litestream.litestream_env(os.environ)
+    ts = litestream_timestamp(at) if at is not None else None
+    # Against S3, fetch each database's LTX objects in bulk into a local file replica and
+    # restore from there (see plan.file_replica_path); a file:// backup is read in place.
+    ltx_mirror = (
+        None
+        if settings.backup_url.scheme == "file"
+        else Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f"{SCRATCH_PREFIX}ltx-"))
+    )
+
+    def fetch(rels: list[str]) -> list[str]:
+        if ltx_mirror is None:
+            return []
+        jobs = [
+            (key, ltx_mirror / rel / local, stored)
+            for rel in rels
+            for key, local, stored in contents.databases[rel].ltx_files
+        ]
+
+        def get(job: tuple[str, Path, datetime]) -> str | None:
+            key, dest, stored = job
+            try:
+                store.download(key, dest)
+                # A file replica's times are its files' mtimes: keep S3's, or a point-in-time
+                # restore would see every file as written now.
+                os.utime(dest, (stored.timestamp(), stored.timestamp()))
+            except (StoreError, OSError) as exc:
+                return f"object {key}: {exc}"
+            return None
+
+        with ThreadPoolExecutor(max_workers=DOWNLOAD_CONCURRENCY) as pool:
+            return [p for p in pool.map(get, jobs) if p]
+
+    def restore_db(rel: str) -> str | None:
+        backup = contents.databases.get(rel)
+        db_ts = restore_timestamp(at, backup.newest_change if backup else None)
+        if ltx_mirror is None:
+            url = replica_url(
+                settings.backup_url,
+                generation,
+                rel,
+                endpoint=settings.s3_endpoint,
+                region=settings.region,
+            )
+        else:
+            url = f"file://{ltx_mirror / rel}"
+        target = out_dir / rel
+        try:
+            litestream.restore_database(
+                settings.litestream_bin, url, target, timestamp=db_ts, env=env
+            )
+        except litestream.LitestreamError as exc:
+            return f"database {rel}: {exc}"
+        problem = quick_check(target)
+        return f"database {rel}: quick_check says {problem}" if problem else None
+
+    def restore_file(rel: str) -> str | None:
+        target = out_dir / rel
+        try:
+            store.download(file_key(generation, rel), target)
+        except StoreError as exc:
+            return f"file {rel}: {exc}"
+        pds_file = classify(rel)
+        is_key = pds_file is not None and pds_file.kind is FileKind.ACCOUNT_KEY
+        if is_key and target.stat().st_size == 0:
+            return f"file {rel}: the account key is empty in the backup"
+        return None
+
+    try:
+        live: frozenset[str] | None = None
+        if ACCOUNT_DATABASE in contents.databases:
+            account_problems = fetch([ACCOUNT_DATABASE])
+            if not account_problems:
+                problem = restore_db(ACCOUNT_DATABASE)
+                account_problems = [problem] if problem else []
+            if account_problems:
+                raise RestoreFailed(account_problems)
+            live = read_live_dids(out_dir / ACCOUNT_DATABASE)
+        plan = build_restore_plan(contents, live)
+        report.plan = plan
+        if plan.problems:
+            raise RestoreFailed(
+                plan.problems + crash_hints(out_dir / ACCOUNT_DATABASE, plan.accounts_without_store)
+            )
+
+        rest = [rel for rel in plan.databases if rel != ACCOUNT_DATABASE]
+        db_started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=DOWNLOAD_CONCURRENCY) as pool:
+            file_results = list(pool.map(restore_file, plan.files))
+        file_seconds = time.monotonic() - db_started
+        db_started = time.monotonic()
+        fetch_problems = fetch(rest)
+        if fetch_problems:
+            raise RestoreFailed(fetch_problems)
+        fetch_seconds = time.monotonic() - db_started
+        with ThreadPoolExecutor(max_workers=RESTORE_CONCURRENCY) as pool:
+            db_results = list(pool.map(restore_db, rest))
+        problems = [p for p in [*db_results, *file_results] if p]
+        if problems:
+            raise RestoreFailed(problems)
+        db_seconds = time.monotonic() - db_started
+    finally:
+        if ltx_mirror is not None:
+            shutil.rmtree(ltx_mirror, ignore_errors=True)
+
+    report.databases = len(plan.databases)
+    report.files = len(plan.files)
+    report.key_files = sum(
+        1 for rel in plan.files if (f := classify(rel)) and f.kind is FileKind.ACCOUNT_KEY
+    )
+    report.bytes = sum(p.stat().st_size for p in files_under(out_dir))
+    report.seconds = time.monotonic() - started
+    when = f" as of {ts}" if ts else ""
+    info(
+        f"restored {len(plan.accounts)} accounts of generation {generation}{when} "
+        f"({len(plan.deleted_accounts)} deleted accounts skipped)"
+    )
+    info(
+        f"restored {report.databases} databases in {db_seconds:.2f} s (quick_check ok; "
+        f"{fetch_seconds:.2f} s of it fetching their LTX objects)"
+    )
+    info(f"restored {report.files} key files and reserved keys in {file_seconds:.2f} s")
+    return report

@@ -1,0 +1,139 @@
+"""`restore-at`: a point-in-time restore into a new generation (guides/BACKUP.md, "restore-at")."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+from pds_aws.backup import litestream
+from pds_aws.backup.generations import (
+    covering_generation,
+    create_generation,
+    generation_chain,
+    mark_seeded,
+    read_current,
+    set_current,
+)
+from pds_aws.backup.layout import (
+    CURRENT_OBJECT,
+    generation_prefix,
+    is_generation_id,
+)
+from pds_aws.backup.logs import error, info, iso_utc
+from pds_aws.backup.mirror import FileMirror
+from pds_aws.backup.plan import (
+    InvalidTimestamp,
+    parse_timestamp,
+    read_generation,
+    replica_url,
+)
+from pds_aws.backup.replicate import LITESTREAM_CONFIG_FILE
+from pds_aws.backup.restore import RestoreFailed, restore_generation
+from pds_aws.backup.settings import Settings
+from pds_aws.backup.store import StoreError, open_store
+
+
+def restore_at_command(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        at = None if args.timestamp == "latest" else parse_timestamp(args.timestamp)
+    except InvalidTimestamp as exc:
+        error(str(exc))
+        return 2
+    if args.generation is not None and not is_generation_id(args.generation):
+        error(
+            f"--generation {args.generation!r} is not a generation id (like "
+            "20261129T201500Z-1a2b); list them with `pds-aws-backup status`"
+        )
+        return 2
+    try:
+        result = restore_at(settings, at, args.generation)
+    except RestoreFailed as exc:
+        for problem in exc.problems:
+            error(f"restore-at: {problem}")
+        error("restore-at failed; CURRENT is unchanged and no history was touched")
+        return 1
+    except (StoreError, litestream.LitestreamError, ValueError) as exc:
+        error(f"restore-at failed: {exc}; CURRENT is unchanged and no history was touched")
+        return 1
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+def restore_at(settings: Settings, at: datetime | None, source: str | None) -> dict[str, object]:
+    """Make a new current generation from `source` (default: current) as of `at` (None: latest).
+
+    `at` is looked up along the source's history: the generation it was made from (ORIGIN
+    `source`), and so on back, until one already held the data directory at `at`. Latest of
+    another generation just points CURRENT back at it. The running sidecar keeps writing into
+    its own generation: replace the task afterwards (the new task restores the new CURRENT).
+    """
+    store = open_store(settings)
+    store.check_access()
+    current = read_current(store)
+    if current is None:
+        raise ValueError(f"no backup at {settings.backup_url} ({CURRENT_OBJECT} is missing)")
+    source = source or current
+    if not store.list_objects(generation_prefix(source) + "/")[:1]:
+        raise ValueError(f"generation {source} does not exist at {settings.backup_url}")
+    if at is None:
+        if source != current:
+            set_current(store, source)
+            info(f"CURRENT now points at generation {source} (was {current})")
+        else:
+            info(f"generation {source} is already current; nothing to do")
+        return {"ok": True, "generation": source, "previous": current, "source": source, "at": None}
+
+    chain = generation_chain(store, source)
+    covering = covering_generation(chain, at)
+    if covering is None:
+        oldest = chain[-1].get("seeded") or chain[-1].get("created")
+        raise ValueError(f"{iso_utc(at)} is before the oldest backup in this history ({oldest})")
+    started = time.monotonic()
+    scratch = Path(tempfile.mkdtemp(prefix="pds-aws-restore-at-"))
+    try:
+        data = scratch / "data"
+        data.mkdir()
+        report = restore_generation(settings, store, covering, data, at=at)
+        if report.plan is None:
+            raise ValueError(f"generation {covering} is empty")
+        new = create_generation(
+            store,
+            {"reason": "restore-at", "source": covering, "at": iso_utc(at), "previous": current},
+        )
+        info(f"seeding generation {new} from {covering} as of {iso_utc(at)}")
+        config = scratch / LITESTREAM_CONFIG_FILE
+        url = replica_url(
+            settings.backup_url, new, None, endpoint=settings.s3_endpoint, region=settings.region
+        )
+        litestream.write_config(config, data, url)
+        litestream.replicate_once(
+            settings.litestream_bin, config, env=litestream.litestream_env(os.environ)
+        )
+        mirror = FileMirror(store, data, new)
+        if mirror.sync():
+            raise StoreError(f"could not upload every key file into generation {new}")
+        seeded = read_generation(store.list_objects(generation_prefix(new) + "/"), new)
+        missing = sorted(set(report.plan.databases) - set(seeded.databases))
+        if missing:
+            raise StoreError(f"generation {new} lacks {len(missing)} databases: {missing[:3]}")
+        mark_seeded(store, new)
+        set_current(store, new)
+        info(f"CURRENT now points at generation {new} (was {current}); replace the task")
+        return {
+            "ok": True,
+            "generation": new,
+            "previous": current,
+            "source": covering,
+            "at": iso_utc(at),
+            "accounts": len(report.plan.accounts),
+            "databases": report.databases,
+            "seconds": round(time.monotonic() - started, 3),
+        }
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
