@@ -12,11 +12,12 @@ import tomllib
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
-from pds_aws.versions import PDS_IMAGE_TAG
+from pds_aws.versions import PDS_IMAGE_REPOSITORY, PDS_IMAGE_TAG
 
 DEFAULT_CONFIG_FILE = "pds.example.toml"
 
@@ -66,12 +67,18 @@ AWS_REGIONS: frozenset[str] = frozenset(
     }
 )
 
+# Every pattern is used with fullmatch: `re.match(...$)` would accept a trailing newline.
 _LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
-_DOMAIN_RE = re.compile(rf"^(?=.{{1,253}}$)({_LABEL}\.)+[a-z]{{2,63}}$")
-_EMAIL_RE = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@([a-z0-9-]+\.)+[a-z]{2,63}$")
-_ZONE_ID_RE = re.compile(r"^Z[A-Z0-9]{4,31}$")
-_ACCOUNT_RE = re.compile(r"^\d{12}$")
-_IMAGE_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_DOMAIN_RE = re.compile(rf"(?=.{{1,253}}\Z)({_LABEL}\.)+[a-z]{{2,63}}")
+_EMAIL_RE = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@([a-z0-9-]+\.)+[a-z]{2,63}")
+_ZONE_ID_RE = re.compile(r"Z[A-Z0-9]{4,31}")
+_ACCOUNT_RE = re.compile(r"\d{12}")
+# OCI distribution spec: a tag is [A-Za-z0-9_][A-Za-z0-9._-]{0,127}; a sha256 digest is 64 hex.
+_IMAGE_TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+_IMAGE_DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
+_DID_RE = re.compile(r"did:(plc:[a-z2-7]{24}|web:[a-z0-9.-]+(%3[Aa]\d+)?)")
+# ACM: the first domain name of a certificate (its CN) is at most 64 characters.
+ACM_DOMAIN_MAX_LENGTH = 64
 
 
 class ConfigError(Exception):
@@ -92,10 +99,37 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _check_email(value: str) -> str:
-    if not _EMAIL_RE.match(value):
-        raise ValueError("is not an e-mail address; example: 'ops@example.com'")
+def _check_email(value: str, *, entry: bool = False) -> str:
+    if not _EMAIL_RE.fullmatch(value):
+        what = f"entry {value!r} is" if entry else "is"
+        raise ValueError(f"{what} not an e-mail address; example: 'ops@example.com'")
     return value
+
+
+def _check_https_url(url: str) -> str:
+    """A service URL: https, a DNS host (optionally a port), nothing else."""
+    example = "example: 'https://bsky.network'"
+    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
+        # urlsplit silently drops tabs and newlines; a URL never contains them.
+        raise ValueError(f"{url!r} contains whitespace or control characters; {example}")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"{url!r} is not a valid URL ({exc}); {example}") from None
+    if parts.scheme != "https":
+        raise ValueError(f"{url!r} must be an https:// URL; {example}")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(f"{url!r} must not contain a user name or password; {example}")
+    host = parts.hostname or ""
+    if not _DOMAIN_RE.fullmatch(host):
+        raise ValueError(f"{url!r} has no valid DNS host name; {example}")
+    if parts.path not in ("", "/") or parts.query or parts.fragment or url.endswith(("?", "#")):
+        raise ValueError(
+            f"{url!r} must be the service's base URL without path, query or fragment; {example}"
+        )
+    del port  # parsed only to reject a bad one
+    return url
 
 
 class PdsSettings(_Section):
@@ -121,15 +155,26 @@ class PdsSettings(_Section):
     @classmethod
     def _domain(cls, value: Any) -> Any:
         if isinstance(value, str):
-            value = value.strip().rstrip(".")
-            if not _DOMAIN_RE.match(value):
+            value = value.removesuffix(".")
+            if not _DOMAIN_RE.fullmatch(value):
                 raise ValueError("is not a valid lower-case DNS name; example: 'pds.example.com'")
+        return value
+
+    @field_validator("domain")
+    @classmethod
+    def _certificate_domain(cls, value: str) -> str:
+        if len(value) > ACM_DOMAIN_MAX_LENGTH:
+            raise ValueError(
+                f"is {len(value)} characters long; ACM certificates take at most "
+                f"{ACM_DOMAIN_MAX_LENGTH} for the domain name: use a shorter one, "
+                f"example: 'pds.example.com'"
+            )
         return value
 
     @field_validator("hosted_zone_id")
     @classmethod
     def _zone_id(cls, value: str) -> str:
-        if not _ZONE_ID_RE.match(value):
+        if not _ZONE_ID_RE.fullmatch(value):
             raise ValueError(
                 "is not a Route 53 hosted zone id; copy it from the Route 53 console, "
                 "example: 'Z0123456789ABCDEFGHIJ'"
@@ -139,8 +184,15 @@ class PdsSettings(_Section):
     @field_validator("image_tag")
     @classmethod
     def _image_tag(cls, value: str) -> str:
-        if value == "latest" or not _IMAGE_TAG_RE.match(value):
-            raise ValueError(f"must be a pinned image tag such as '{PDS_IMAGE_TAG}'")
+        tag, _, digest = value.partition("@")
+        example = f"'{PDS_IMAGE_TAG}', or pinned by digest '{PDS_IMAGE_TAG}@sha256:<64 hex>'"
+        if tag == "latest" or not _IMAGE_TAG_RE.fullmatch(tag):
+            raise ValueError(f"must be a pinned image tag such as {example}")
+        if "@" in value and not _IMAGE_DIGEST_RE.fullmatch(digest):
+            raise ValueError(
+                f"digest {digest!r} is not 'sha256:' + 64 lower-case hex digits; find the "
+                f"digest of a tag as guides/DEPLOY.md says; example: {example}"
+            )
         return value
 
     @field_validator("email_from", "contact_email")
@@ -152,7 +204,7 @@ class PdsSettings(_Section):
     @classmethod
     def _handle_domains(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for suffix in value:
-            if not suffix.startswith(".") or not _DOMAIN_RE.match(suffix[1:]):
+            if not suffix.startswith(".") or not _DOMAIN_RE.fullmatch(suffix[1:]):
                 raise ValueError(
                     f"entry {suffix!r} must be '.' + a domain, example: '.example.com'"
                 )
@@ -162,8 +214,16 @@ class PdsSettings(_Section):
     @classmethod
     def _https(cls, value: Any) -> Any:
         for url in (value,) if isinstance(value, str) else value:
-            if not url.startswith("https://"):
-                raise ValueError(f"{url!r} must be an https:// URL")
+            _check_https_url(url)
+        return value
+
+    @field_validator("app_view_did", "report_service_did")
+    @classmethod
+    def _did(cls, value: str) -> str:
+        if not _DID_RE.fullmatch(value):
+            raise ValueError(
+                "is not a did:plc or did:web identifier; example: 'did:web:api.bsky.app'"
+            )
         return value
 
     @model_validator(mode="after")
@@ -177,6 +237,25 @@ class PdsSettings(_Section):
                 f"'pds.example.com' with hosted_zone_name = 'example.com'"
             )
         return self
+
+    @property
+    def image_version_tag(self) -> str:
+        """The image tag alone (what versions.PDS_PACKAGE_IN_IMAGE is keyed by)."""
+        return self.image_tag.partition("@")[0]
+
+    @property
+    def image_digest(self) -> str | None:
+        """`sha256:<hex>` when the image is pinned by digest."""
+        return self.image_tag.partition("@")[2] or None
+
+    @property
+    def image_reference(self) -> str:
+        """The official image as a registry reference: `repo@sha256:...` when pinned by
+        digest (the tag is then only a label; ECS and Docker take `repo@digest`), else
+        `repo:tag`. What the stack pulls or copies into its own ECR repository."""
+        if self.image_digest:
+            return f"{PDS_IMAGE_REPOSITORY}@{self.image_digest}"
+        return f"{PDS_IMAGE_REPOSITORY}:{self.image_version_tag}"
 
     @property
     def service_handle_domains(self) -> tuple[str, ...]:
@@ -197,7 +276,7 @@ class AwsSettings(_Section):
     @classmethod
     def _account(cls, value: Any) -> str:
         account = str(value)
-        if not _ACCOUNT_RE.match(account):
+        if not _ACCOUNT_RE.fullmatch(account):
             raise ValueError("must be a 12-digit AWS account id, example: '123456789012'")
         return account
 
@@ -251,12 +330,12 @@ class MonitoringSettings(_Section):
     @classmethod
     def _emails(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for email in value:
-            _check_email(email)
+            _check_email(email, entry=True)
         return value
 
 
 _SCHEDULE_RE = re.compile(
-    r"^(rate\(([1-9]\d*) (minute|minutes|hour|hours|day|days)\)|cron\(\S+( \S+){5}\))$"
+    r"rate\(([1-9]\d*) (minute|minutes|hour|hours|day|days)\)|cron\(\S+( \S+){5}\)"
 )
 
 
@@ -267,7 +346,7 @@ class BackupSettings(_Section):
     @field_validator("drill_schedule")
     @classmethod
     def _schedule(cls, value: str) -> str:
-        if not _SCHEDULE_RE.match(value):
+        if not _SCHEDULE_RE.fullmatch(value):
             raise ValueError(
                 "is not an EventBridge schedule expression; example: 'cron(0 4 ? * SUN *)' "
                 "(Sundays 04:00 UTC) or 'rate(7 days)'"

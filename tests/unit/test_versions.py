@@ -36,7 +36,9 @@ def test_default_image_carries_the_package_the_local_runtime_installs() -> None:
     assert versions.PDS_PACKAGE_IN_IMAGE[versions.PDS_IMAGE_TAG] == "0.5.26"
     assert versions.local_pds_mismatch(versions.PDS_IMAGE_TAG) is None
     installed = json.loads((ROOT / "node_modules/@atproto/pds/package.json").read_text())
-    assert installed["version"] == versions.LOCAL_PDS_PACKAGE_VERSION
+    assert installed["version"] == versions.LOCAL_PDS_PACKAGE_VERSION, (
+        "node_modules holds another @atproto/pds than package-lock.json: run `make install`"
+    )
 
 
 def test_an_image_of_another_pds_version_is_reported() -> None:

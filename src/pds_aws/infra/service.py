@@ -20,7 +20,6 @@ from constructs import Construct
 from pds_aws.config import Architecture, Config
 from pds_aws.infra.compliance import skip_checkov
 from pds_aws.routes import HEALTH_CHECK_PATH
-from pds_aws.versions import PDS_IMAGE_REPOSITORY
 
 PDS_CONTAINER_NAME = "pds"
 PDS_PORT = 3000
@@ -35,8 +34,8 @@ PDS_HEALTH_COMMAND = (
 
 
 def pds_image(config: Config) -> str:
-    """The official image at the pinned tag, pulled from ghcr.io as published."""
-    return f"{PDS_IMAGE_REPOSITORY}:{config.pds.image_tag}"
+    """The official image at the pinned tag (or digest), pulled from ghcr.io as published."""
+    return config.pds.image_reference
 
 
 def pds_environment(

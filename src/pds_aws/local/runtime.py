@@ -233,7 +233,7 @@ class LocalRuntime:
         if problems:
             raise StartError("cannot start the local runtime:\n  - " + "\n  - ".join(problems))
         self._refuse_if_running()
-        mismatch = local_pds_mismatch(self.config.pds.image_tag)
+        mismatch = local_pds_mismatch(self.config.pds.image_version_tag)
         if mismatch:
             self.warn(mismatch)
 
