@@ -3,7 +3,17 @@
 # Litestream as wheels) and the Node packages, all from the lock files.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-CONFIG ?= pds.example.toml
+# The config file. Targets that only read it (synth, summary, run, cost) fall back to the
+# example; deploy, diff and destroy act on an AWS account and stop unless CONFIG is named.
+EXAMPLE_CONFIG := pds.example.toml
+CONFIG ?=
+STACK_TARGETS := deploy diff destroy
+ifneq ($(filter $(STACK_TARGETS),$(MAKECMDGOALS)),)
+ifeq ($(strip $(CONFIG)),)
+$(error no CONFIG: `make $(firstword $(filter $(STACK_TARGETS),$(MAKECMDGOALS)))` acts on the stack of a config you name, never on $(EXAMPLE_CONFIG); run `make $(firstword $(filter $(STACK_TARGETS),$(MAKECMDGOALS))) CONFIG=pds.toml` (copy $(EXAMPLE_CONFIG) to pds.toml first))
+endif
+endif
+CONFIG_FILE := $(or $(strip $(CONFIG)),$(EXAMPLE_CONFIG))
 PYTHON ?= python3
 TOOLS := .tools
 UV := $(TOOLS)/bin/uv
@@ -14,7 +24,7 @@ UV_VERSION := 0.13.9
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export PATH := $(BIN):$(PATH)
-export PDS_AWS_CONFIG := $(CONFIG)
+export PDS_AWS_CONFIG := $(CONFIG_FILE)
 
 .PHONY: help install test test-unit test-integration lint synth summary run deploy diff destroy cost cost-guide benchmarks clean benchmarks-backup benchmarks-local
 
@@ -70,29 +80,29 @@ clean: ## Remove installed tools and build output (keeps .local/ state)
 
 # --- the CDK app (stack engineer) ---------------------------------------------------------
 # The CDK CLI from node_modules, run with the venv's Node 24 and Python first on PATH.
-CDK := $(BIN)/npx --no-install cdk --no-notices -c config=$(CONFIG)
+CDK := $(BIN)/npx --no-install cdk --no-notices -c config=$(CONFIG_FILE)
 
 synth: install ## Write the CloudFormation templates of CONFIG to cdk.out/
 	$(CDK) synth --quiet
-	@echo "templates in cdk.out/ (config: $(CONFIG))"
+	@echo "templates in cdk.out/ (config: $(CONFIG_FILE))"
 
 summary: $(VENV)/.synced ## Synthesize CONFIG into cdk.out/ and print what the template holds
-	$(BIN)/python -m pds_aws.infra.synth --summary --config $(CONFIG) --outdir cdk.out
+	$(BIN)/python -m pds_aws.infra.synth --summary --config $(CONFIG_FILE) --outdir cdk.out
 
-deploy: install ## Deploy the stack of CONFIG (needs AWS credentials and cdk bootstrap)
+deploy: install ## Deploy the stack of CONFIG (required: make deploy CONFIG=pds.toml; needs AWS credentials, cdk bootstrap)
 	$(CDK) deploy --require-approval broadening
 
-diff: install ## Show what a deploy of CONFIG would change
+diff: install ## Show what a deploy of CONFIG (required) would change
 	$(CDK) diff
 
-destroy: install ## Delete the stack of CONFIG (prod keeps buckets, key, secrets, logs)
+destroy: install ## Delete the stack of CONFIG (required; prod keeps buckets, key, secrets, logs)
 	$(CDK) destroy
 
 run: install ## Run the PDS task of CONFIG on this machine (no AWS, no Docker); Ctrl-C stops
-	$(BIN)/pds-aws local up --config $(CONFIG)
+	$(BIN)/pds-aws local up --config $(CONFIG_FILE)
 
 cost: $(VENV)/.synced ## Monthly AWS cost of the stack CONFIG would deploy (pds-aws cost)
-	$(BIN)/pds-aws cost -c $(CONFIG)
+	$(BIN)/pds-aws cost -c $(CONFIG_FILE)
 
 cost-guide: $(VENV)/.synced ## Regenerate guides/COST.md from the cost model and pds.example.toml
 	$(BIN)/python -m pds_aws.cost.model --write-guide

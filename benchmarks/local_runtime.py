@@ -124,15 +124,15 @@ def run(accounts: int, posts: int) -> dict[str, Any]:
         t0 = time.monotonic()
         state = runtime.start()
         cold_s = time.monotonic() - t0
-        cold_phases = state["startup_seconds"]
+        cold_phases = state.startup_seconds
         try:
-            url = state["url"]
-            pds_pid = int(state["pids"]["pds"])
+            url = state.url
+            pds_pid = int(state.pids["pds"])
             idle_rss = rss_mib(pds_pid)
             invite = httpx.post(
                 f"{url}/xrpc/com.atproto.server.createInviteCode",
                 json={"useCount": accounts},
-                auth=("admin", state["admin_password"]),
+                auth=("admin", state.admin_password),
                 timeout=60,
             ).json()["code"]
             t0 = time.monotonic()
@@ -173,9 +173,9 @@ def run(accounts: int, posts: int) -> dict[str, Any]:
         t0 = time.monotonic()
         state = runtime.start()
         warm_s = time.monotonic() - t0
-        warm_phases = state["startup_seconds"]
+        warm_phases = state.startup_seconds
         try:
-            client = Client(state["url"])
+            client = Client(state.url)
             client.login(last, PASSWORD, fetch_bsky_profile=False)
             restored_posts = client.com.atproto.repo.list_records(
                 {"repo": dids[-1], "collection": "app.bsky.feed.post", "limit": 100}
@@ -194,7 +194,7 @@ def run(accounts: int, posts: int) -> dict[str, Any]:
             "arch": platform.machine(),
             "load_avg_1m_at_end": os.getloadavg()[0],
         },
-        "pds_version": state.get("pds_version"),
+        "pds_version": state.pds_version,
         "synth_s": round(synth_s, 2),
         "cold_start_s": round(cold_s, 2),
         "accounts": accounts,

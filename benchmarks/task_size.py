@@ -343,14 +343,14 @@ def main() -> int:
         )
         state = runtime.start()
         try:
-            roots = {name: state["pids"][name] for name in CONTAINERS if name in state["pids"]}
+            roots = {name: state.pids[name] for name in CONTAINERS if name in state.pids}
             sampler = Sampler(roots)
             sampling = threading.Thread(target=sampler.run, daemon=True)
             sampling.start()
             stop_firehose = threading.Event()
             frames = [0]
             relay = threading.Thread(
-                target=firehose, args=(state["url"], stop_firehose, frames), daemon=True
+                target=firehose, args=(state.url, stop_firehose, frames), daemon=True
             )
             relay.start()
             time.sleep(args.idle_seconds)
@@ -358,7 +358,7 @@ def main() -> int:
 
             sampler.phase = "signup"
             started = time.monotonic()
-            accounts = create_accounts(state["url"], state["handle_domain"], args.accounts)
+            accounts = create_accounts(state.url, state.handle_domain, args.accounts)
             signup_seconds = time.monotonic() - started
 
             sampler.phase = "active"

@@ -11,7 +11,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from pds_aws.config import ConfigError
+from pds_aws.errors import ConfigError, PdsAwsError
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -35,11 +35,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Handler = args.handler
+    # Ours and AWS's are reported in one line; any other exception is a bug: its traceback shows.
+    from botocore.exceptions import BotoCoreError, ClientError
+
     try:
         return handler(args)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except (PdsAwsError, ClientError, BotoCoreError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

@@ -17,9 +17,9 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
+from pds_aws.errors import ConfigError as ConfigError  # re-exported: raised by load_config
+from pds_aws.names import EXAMPLE_CONFIG_FILE
 from pds_aws.versions import PDS_IMAGE_REPOSITORY, PDS_IMAGE_TAG
-
-DEFAULT_CONFIG_FILE = "pds.example.toml"
 
 # Fargate's valid task sizes: CPU units -> allowed memory (MiB).
 FARGATE_SIZES: dict[int, tuple[int, ...]] = {
@@ -79,10 +79,6 @@ _IMAGE_DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
 _DID_RE = re.compile(r"did:(plc:[a-z2-7]{24}|web:[a-z0-9.-]+(%3[Aa]\d+)?)")
 # ACM: the first domain name of a certificate (its CN) is at most 64 characters.
 ACM_DOMAIN_MAX_LENGTH = 64
-
-
-class ConfigError(Exception):
-    """A config problem, already worded for the person who wrote the file."""
 
 
 class Mode(StrEnum):
@@ -396,7 +392,7 @@ class Config(_Section):
     monitoring: MonitoringSettings = MonitoringSettings()
     cost: CostSettings = CostSettings()
     backup: BackupSettings = BackupSettings()
-    source: Path = Path(DEFAULT_CONFIG_FILE)
+    source: Path = Path(EXAMPLE_CONFIG_FILE)
 
     @property
     def is_prod(self) -> bool:
@@ -423,7 +419,7 @@ def _describe(error: ErrorDetails, data: dict[str, Any]) -> str:
     return f"{key} = {value!r}: {message}"
 
 
-def parse_config(data: dict[str, Any], source: Path = Path(DEFAULT_CONFIG_FILE)) -> Config:
+def parse_config(data: dict[str, Any], source: Path = Path(EXAMPLE_CONFIG_FILE)) -> Config:
     """Validate already-parsed TOML data; raise ConfigError with every problem found."""
     try:
         return Config.model_validate({**data, "source": source})
@@ -432,7 +428,7 @@ def parse_config(data: dict[str, Any], source: Path = Path(DEFAULT_CONFIG_FILE))
         raise ConfigError(f"{source}: invalid config:\n{problems}") from None
 
 
-def load_config(path: str | Path = DEFAULT_CONFIG_FILE) -> Config:
+def load_config(path: str | Path = EXAMPLE_CONFIG_FILE) -> Config:
     """Read and validate the TOML config at `path`."""
     path = Path(path)
     if not path.is_file():

@@ -1,6 +1,6 @@
 """The PDS path table: the one place that says which paths reach the PDS.
 
-The ALB listener rules (edge.py) and the local edge proxy (local/edge.py) are both built
+The ALB listener rules (infra/alb.py) and the local edge proxy (local/proxy.py) are both built
 from this table, so what is reachable locally is what is reachable on AWS.
 """
 
@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import fnmatch
 from enum import Enum
+
+from pds_aws.names import HEALTH_CHECK_PATH as HEALTH_CHECK_PATH  # re-exported: a PDS path
 
 # What @atproto/pds serves. /xrpc/* covers the health check and the subscribeRepos websocket.
 PDS_PATH_PATTERNS: tuple[str, ...] = (
@@ -21,7 +23,6 @@ PDS_PATH_PATTERNS: tuple[str, ...] = (
 )
 ROBOTS_PATH = "/robots.txt"
 ROBOTS_TXT = "User-agent: *\nDisallow: /\n"
-HEALTH_CHECK_PATH = "/xrpc/_health"
 DENIED_BODY = "Forbidden"
 # An ALB listener rule takes at most five path-pattern values.
 ALB_PATTERNS_PER_RULE = 5

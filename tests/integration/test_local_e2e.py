@@ -29,6 +29,7 @@ from pds_aws.infra.synth import synthesize
 from pds_aws.local.provision import rotation_public_key
 from pds_aws.local.runtime import LocalRuntime
 from pds_aws.local.smtp_sink import read_messages
+from pds_aws.names import LocalState
 
 pytestmark = pytest.mark.integration
 
@@ -87,8 +88,8 @@ def backup_status(runtime: LocalRuntime) -> dict[str, Any]:
     return result
 
 
-def plc_document(state: dict[str, Any], did: str) -> dict[str, Any]:
-    with urllib.request.urlopen(f"{state['plc_url']}/{did}/data", timeout=10) as response:
+def plc_document(state: LocalState, did: str) -> dict[str, Any]:
+    with urllib.request.urlopen(f"{state.plc_url}/{did}/data", timeout=10) as response:
         data: dict[str, Any] = json.loads(response.read())
     return data
 
@@ -131,7 +132,7 @@ def test_crash_and_restore_end_to_end(
     runtime = LocalRuntime(tmp_path, config, template=template)
     state = runtime.start()
     try:
-        url = state["url"]
+        url = state.url
         assert json.loads((tmp_path / ".local/state.json").read_text())["url"] == url
 
         # The edge applies the ALB route table.
@@ -143,7 +144,7 @@ def test_crash_and_restore_end_to_end(
         invite = httpx.post(
             f"{url}/xrpc/com.atproto.server.createInviteCode",
             json={"useCount": 2},
-            auth=("admin", state["admin_password"]),
+            auth=("admin", state.admin_password),
             timeout=30,
         )
         assert invite.status_code == 200, invite.text
@@ -201,7 +202,7 @@ def test_crash_and_restore_end_to_end(
 
         # E-mail confirmation with the code the SMTP sink filed.
         alice.com.atproto.server.request_email_confirmation()
-        mail_dir = Path(state["mail_dir"])
+        mail_dir = Path(state.mail_dir)
         messages = wait_for("the confirmation e-mail", lambda: read_messages(mail_dir))
         body = (
             messages[-1].get_payload(decode=True)
@@ -218,9 +219,7 @@ def test_crash_and_restore_end_to_end(
 
         # What must come back: signing keys (PLC documents) and the KMS rotation key.
         documents = {name: plc_document(state, did) for name, did in dids.items()}
-        rotation_key = rotation_public_key(
-            state["moto_url"], state["region"], state["rotation_key_id"]
-        )
+        rotation_key = rotation_public_key(state.moto_url, state.region, state.rotation_key_id)
         repo_before = alice.com.atproto.sync.get_latest_commit({"did": dids["alice"]})
 
         # Let the sidecar replicate everything acknowledged so far, then crash the task.
@@ -233,7 +232,7 @@ def test_crash_and_restore_end_to_end(
                 and status["database_count"] >= 5
             ),
         )
-        pids = dict(state["pids"])
+        pids = dict(state.pids)
     finally:
         runtime.kill()
     for name, pid in pids.items():
@@ -243,8 +242,8 @@ def test_crash_and_restore_end_to_end(
     runtime = LocalRuntime(tmp_path, config, template=template)
     state = runtime.start()
     try:
-        url = state["url"]
-        assert not list(Path(state["data_dir"]).glob("**/*.pre-restore"))
+        url = state.url
+        assert not list(Path(state.data_dir).glob("**/*.pre-restore"))
         alice = login(url, "alice.test", PASSWORDS["alice"])
         bob = login(url, "bob.test", PASSWORDS["bob"])
         assert alice.com.atproto.server.get_session().email_confirmed is True
@@ -263,8 +262,7 @@ def test_crash_and_restore_end_to_end(
         for name, did in dids.items():
             assert plc_document(state, did) == documents[name]
         assert (
-            rotation_public_key(state["moto_url"], state["region"], state["rotation_key_id"])
-            == rotation_key
+            rotation_public_key(state.moto_url, state.region, state.rotation_key_id) == rotation_key
         )
 
         # The repository still verifies: a new commit is signed with the restored key...

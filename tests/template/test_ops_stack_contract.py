@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pds_aws import names
 from pds_aws.ops import ecs, target
 
 
@@ -34,10 +35,10 @@ def test_service_and_drill_task_definitions(stack_template: dict[str, Any]) -> N
     definitions = [_containers(td) for td in _task_definitions(stack_template)]
     # The drill is found as "the other task definition": there must be exactly two.
     assert len(definitions) == 2
-    service = next(d for d in definitions if ecs.PDS_CONTAINER in d)
-    drill = next(d for d in definitions if ecs.DRILL_CONTAINER in d)
-    assert ecs.BACKUP_CONTAINER in service
-    backup_env = {e["Name"] for e in service[ecs.BACKUP_CONTAINER]["Environment"]}
+    service = next(d for d in definitions if names.PDS_CONTAINER in d)
+    drill = next(d for d in definitions if names.DRILL_CONTAINER in d)
+    assert names.BACKUP_CONTAINER in service
+    backup_env = {e["Name"] for e in service[names.BACKUP_CONTAINER]["Environment"]}
     assert "BACKUP_URL" in backup_env
     for container in (*service.values(), *drill.values()):
         options = container["LogConfiguration"]["Options"]

@@ -12,7 +12,7 @@ from typing import Any
 from aws_cdk.assertions import Match, Template
 
 from pds_aws.config import Config
-from pds_aws.infra.service import DATA_DIRECTORY, PDS_CONTAINER_NAME, PDS_PORT
+from pds_aws.names import DATA_DIRECTORY, PDS_CONTAINER, PDS_PORT
 from pds_aws.routes import HEALTH_CHECK_PATH, ROBOTS_PATH, ROBOTS_TXT, alb_rule_groups
 from pds_aws.versions import PDS_IMAGE_REPOSITORY
 
@@ -40,7 +40,7 @@ def container(template: dict[str, Any], name: str) -> dict[str, Any]:
     return next(c for c in definitions if c["Name"] == name)
 
 
-def environment(template: dict[str, Any], name: str = PDS_CONTAINER_NAME) -> dict[str, Any]:
+def environment(template: dict[str, Any], name: str = PDS_CONTAINER) -> dict[str, Any]:
     return {e["Name"]: e["Value"] for e in container(template, name).get("Environment", [])}
 
 
@@ -214,7 +214,7 @@ def test_prod_buckets_refuse_object_access_outside_the_vpc_endpoint(
 def test_pds_container_runs_the_pinned_official_image(
     stack_template: dict[str, Any], example_config: Config
 ) -> None:
-    image = container(stack_template, PDS_CONTAINER_NAME)["Image"]
+    image = container(stack_template, PDS_CONTAINER)["Image"]
     assert image == f"{PDS_IMAGE_REPOSITORY}:{example_config.pds.image_tag}"
     assert image.startswith("ghcr.io/bluesky-social/pds:")
 
@@ -253,7 +253,7 @@ def test_config_settings_reach_the_environment(prod_stack_template: dict[str, An
 
 
 def test_pds_secrets_are_ecs_secrets_from_secrets_manager(stack_template: dict[str, Any]) -> None:
-    pds = container(stack_template, PDS_CONTAINER_NAME)
+    pds = container(stack_template, PDS_CONTAINER)
     secrets = {s["Name"]: s["ValueFrom"] for s in pds["Secrets"]}
     assert set(secrets) == {"PDS_ADMIN_PASSWORD", "PDS_JWT_SECRET", "PDS_EMAIL_SMTP_URL"}
     for value in secrets.values():
@@ -274,12 +274,12 @@ def test_data_volume_is_shared_at_pds_and_pds_waits_for_a_healthy_backup(
 ) -> None:
     task = service_task_definition(stack_template)["Properties"]
     volumes = {v["Name"] for v in task["Volumes"]}
-    for name in (PDS_CONTAINER_NAME, "backup"):
+    for name in (PDS_CONTAINER, "backup"):
         mounts = container(stack_template, name)["MountPoints"]
         assert [(m["SourceVolume"] in volumes, m["ContainerPath"]) for m in mounts] == [
             (True, "/pds")
         ], name
-    assert container(stack_template, PDS_CONTAINER_NAME)["DependsOn"] == [
+    assert container(stack_template, PDS_CONTAINER)["DependsOn"] == [
         {"ContainerName": "backup", "Condition": "HEALTHY"}
     ]
 
@@ -297,7 +297,7 @@ def test_task_size_and_architecture_follow_the_config(
 
 
 def test_pds_container_health_check_probes_the_health_path(stack_template: dict[str, Any]) -> None:
-    command = container(stack_template, PDS_CONTAINER_NAME)["HealthCheck"]["Command"]
+    command = container(stack_template, PDS_CONTAINER)["HealthCheck"]["Command"]
     assert command[0] == "CMD-SHELL" and HEALTH_CHECK_PATH in command[1]
 
 
@@ -491,7 +491,7 @@ def test_smtp_credentials_resource_writes_the_task_secret(stack_template: dict[s
     props = only(stack_template, "Custom::SesSmtpCredentials")["Properties"]
     smtp_secret = next(
         s["ValueFrom"]
-        for s in container(stack_template, PDS_CONTAINER_NAME)["Secrets"]
+        for s in container(stack_template, PDS_CONTAINER)["Secrets"]
         if s["Name"] == "PDS_EMAIL_SMTP_URL"
     )
     assert props["SecretId"] == smtp_secret
@@ -505,9 +505,7 @@ def test_pds_log_group_has_the_configured_retention(
     stack_template: dict[str, Any], prod_stack_template: dict[str, Any]
 ) -> None:
     def pds_retention(template: dict[str, Any]) -> int:
-        group = container(template, PDS_CONTAINER_NAME)["LogConfiguration"]["Options"][
-            "awslogs-group"
-        ]
+        group = container(template, PDS_CONTAINER)["LogConfiguration"]["Options"]["awslogs-group"]
         return int(template["Resources"][group["Ref"]]["Properties"]["RetentionInDays"])
 
     assert pds_retention(stack_template) == 30
@@ -519,10 +517,10 @@ def test_error_metric_filters_watch_the_pds_and_backup_logs(stack_template: dict
         f["Properties"]["LogGroupName"]["Ref"]: f["Properties"]["FilterPattern"]
         for f in resources(stack_template, "AWS::Logs::MetricFilter").values()
     }
-    for name in (PDS_CONTAINER_NAME, "backup"):
+    for name in (PDS_CONTAINER, "backup"):
         group = container(stack_template, name)["LogConfiguration"]["Options"]["awslogs-group"]
         assert group["Ref"] in watched, name
-    pds_group = container(stack_template, PDS_CONTAINER_NAME)["LogConfiguration"]["Options"][
+    pds_group = container(stack_template, PDS_CONTAINER)["LogConfiguration"]["Options"][
         "awslogs-group"
     ]
     assert watched[pds_group["Ref"]] == "{ $.level >= 50 }"
@@ -664,7 +662,7 @@ def test_every_pds_variable_set_is_read_by_the_pds_package(stack_template: dict[
         encoding="utf-8"
     )
     names = set(environment(stack_template)) | {
-        s["Name"] for s in container(stack_template, PDS_CONTAINER_NAME)["Secrets"]
+        s["Name"] for s in container(stack_template, PDS_CONTAINER)["Secrets"]
     }
     unknown = [
         name

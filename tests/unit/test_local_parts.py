@@ -17,6 +17,7 @@ from pds_aws.local import runtime
 from pds_aws.local.commands import ready_message
 from pds_aws.local.runtime import LocalPaths, check_prerequisites, choose_public_port
 from pds_aws.local.smtp_sink import MailDirHandler, read_messages
+from pds_aws.names import LocalState
 from pds_aws.routes import ROBOTS_TXT
 
 
@@ -56,18 +57,18 @@ def test_installed_checkout_has_every_prerequisite() -> None:
 
 
 def test_ready_message_tells_how_to_use_the_pds() -> None:
-    text = ready_message(
-        {
-            "url": "http://127.0.0.1:5000",
-            "admin_password": "pw",
-            "mail_dir": "/m",
-            "logs_dir": "/l",
-            "warnings": ["differs"],
-        }
+    state = LocalState(
+        url="http://127.0.0.1:5000",
+        admin_password="pw",
+        mail_dir="/m",
+        logs_dir="/l",
+        warnings=("differs",),
     )
+    text = ready_message(state, Path("/w/.local/state.json"))
     assert "PDS ready at http://127.0.0.1:5000" in text
     assert "admin password:  pw" in text
     assert "/m/" in text
+    assert "/w/.local/state.json" in text
     assert "pds-aws admin account create" in text and "--local" in text
     assert "WARNING: differs" in text
 
@@ -141,14 +142,12 @@ def test_processes_left_by_a_dead_supervisor_are_ended_and_only_those(tmp_path: 
         paths.local.mkdir()
         dead_supervisor = subprocess.Popen([sys.executable, "-c", "pass"])
         dead_supervisor.wait()
-        paths.state.write_text(
-            json.dumps(
-                {
-                    "supervisor_pid": dead_supervisor.pid,
-                    "pids": {"edge": ours.pid, "aws": other.pid},
-                }
-            )
-        )
+        LocalState(
+            url="http://127.0.0.1:1",
+            admin_password="pw",
+            supervisor_pid=dead_supervisor.pid,
+            pids={"edge": ours.pid, "aws": other.pid},
+        ).write(paths.state)
         example = (runtime.PROJECT_ROOT / "pds.example.toml").read_text()
         import tomllib
 

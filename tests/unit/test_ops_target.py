@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from pds_aws.errors import LocalStateError
+from pds_aws.names import LocalState
 from pds_aws.ops import target as t
 from pds_aws.ops.target import TargetChoice, TargetError
 
@@ -28,19 +30,23 @@ OUTPUTS = {
 
 
 def test_local_target_from_state() -> None:
-    target = t.local_target(STATE, Path(".local/state.json"))
+    target = t.local_target(LocalState.from_json(STATE))
     assert target.url == "http://127.0.0.1:8123"
     assert target.admin_password == "local-admin-pw"
     assert target.is_local and target.stack is None
     assert target.hostname == "127.0.0.1"
-    public = t.local_target({**STATE, "public_url": "http://localhost:8123"}, Path("s.json"))
+    public = t.local_target(LocalState.from_json({**STATE, "public_url": "http://localhost:8123"}))
     assert public.hostname == "localhost"
     assert "local-admin-pw" not in repr(target)
 
 
-def test_local_target_names_missing_keys_and_the_fix() -> None:
+def test_local_state_names_missing_keys_and_the_fix(tmp_path: Path) -> None:
+    with pytest.raises(LocalStateError, match=r"s.json: missing admin_password.*make run"):
+        LocalState.from_json({"url": "http://x"}, Path("s.json"))
+    (tmp_path / "state.json").write_text(json.dumps({"url": "http://x"}))
+    choice = TargetChoice(local=True, state_file=tmp_path / "state.json")
     with pytest.raises(TargetError, match=r"missing admin_password.*make run"):
-        t.local_target({"url": "http://x"}, Path("s.json"))
+        t.resolve_target(choice)
 
 
 def test_missing_state_file_says_how_to_start_the_runtime(tmp_path: Path) -> None:

@@ -33,23 +33,19 @@ from constructs import Construct, IConstruct
 from deploy_time_build import ContainerImageBuild
 
 from pds_aws.config import Architecture, Config
-from pds_aws.infra.service import PDS_PORT
-from pds_aws.routes import HEALTH_CHECK_PATH
+from pds_aws.names import (
+    BACKUP_CONTAINER,
+    BACKUP_PREFIX,
+    DATA_DIRECTORY,
+    DRILL_CONTAINER,
+    PDS_HEALTH_URL,
+)
 
 # The repository root is the image's build context; /.dockerignore keeps it to our package.
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 DOCKERFILE = "src/pds_aws/backup/Dockerfile"  # relative to PROJECT_ROOT
 DOCKERIGNORE = PROJECT_ROOT / ".dockerignore"
 
-CONTAINER_NAME = "backup"
-DATA_DIRECTORY = "/pds"
-# Every backup object lives under this key prefix of the backup bucket; the task role may
-# touch only these keys, so the bucket can later hold other things (e.g. exports) safely.
-BACKUP_PREFIX = "pds"
-
-PDS_HEALTH_URL = f"http://127.0.0.1:{PDS_PORT}{HEALTH_CHECK_PATH}"
-
-DRILL_CONTAINER_NAME = "drill"
 DRILL_SCRATCH_VOLUME = "drill-scratch"
 DRILL_SCRATCH_DIRECTORY = "/scratch"
 
@@ -70,6 +66,24 @@ STOP_TIMEOUT = Duration.seconds(120)
 # Litestream's: "level=ERROR"): one count for the stack's "backup errors" alarm.
 ERROR_FILTER_PATTERN = logs.FilterPattern.any_term("ERROR")
 METRIC_NAMESPACE_PREFIX = "PdsAws"
+
+# Reasons shared by several cdk-nag acknowledgments of this construct.
+_PREFIX_REASON = (
+    f"Backup objects are only those under the '{BACKUP_PREFIX}/' prefix of the backup "
+    "bucket; every database and key file of the PDS is one object there, named at runtime."
+)
+_INLINE_REASON = (
+    "CDK grants write one policy attached to this role only; a managed policy could be "
+    "attached elsewhere and would not be narrower."
+)
+_ECR_REASON = (
+    "ecr:GetAuthorizationToken, needed to pull the backup image from its ECR repository, "
+    "has no resource-level permissions; the pull actions are scoped to that repository."
+)
+_ENV_REASON = (
+    "The environment holds no secrets: the data directory, the backup bucket URL and "
+    "the region. Credentials come from the task role."
+)
 
 
 def metric_namespace(config: Config) -> str:
@@ -182,10 +196,10 @@ class BackupSidecar(Construct):
         security_group: ec2.ISecurityGroup,
     ) -> None:
         super().__init__(scope, id)
-        removal = RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY
+        self._config = config
+        self._removal = RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY
         self.metric_namespace = metric_namespace(config)
         self.backup_url = backup_url(backup_bucket.bucket_name)
-        region = config.aws.region
 
         self.image_build = ContainerImageBuild(
             self,
@@ -198,18 +212,34 @@ class BackupSidecar(Construct):
         )
         image = self.image_build.to_ecs_docker_image_code()
 
-        # --- the sidecar in the PDS task ---------------------------------------------------
-        self.log_group = self._log_group("LogGroup", config, removal)
+        self._add_sidecar(task_definition, image, data_volume_name)
+        grant_backup_access(backup_bucket, task_definition.task_role, write=True)
+        self._add_error_metric()
+
+        self._add_drill_task(image)
+        grant_backup_access(backup_bucket, self.drill_task_definition.task_role, write=False)
+        self._add_drill_schedule(cluster, vpc_subnets, security_group)
+        self._add_drill_failure_alarm(cluster)
+        self._acknowledge_nag_findings(task_definition, backup_bucket)
+
+    def _add_sidecar(
+        self,
+        task_definition: ecs.FargateTaskDefinition,
+        image: ecs.ContainerImage,
+        data_volume_name: str,
+    ) -> None:
+        """The `backup` container in the PDS task: restore first, then replicate."""
+        self.log_group = self._log_group("LogGroup")
         self.container = task_definition.add_container(
-            CONTAINER_NAME,
-            container_name=CONTAINER_NAME,
+            BACKUP_CONTAINER,
+            container_name=BACKUP_CONTAINER,
             image=image,
             essential=True,
             command=["pds-aws-backup", "run"],
             environment={
                 "PDS_DATA_DIRECTORY": DATA_DIRECTORY,
                 "BACKUP_URL": self.backup_url,
-                "AWS_REGION": region,
+                "AWS_REGION": self._config.aws.region,
                 # Litestream starts once the PDS answers here (after its migrations, which a
                 # watching Litestream would lock out); the task's containers share localhost.
                 "PDS_HEALTH_URL": PDS_HEALTH_URL,
@@ -226,15 +256,18 @@ class BackupSidecar(Construct):
             linux_parameters=ecs.LinuxParameters(
                 self, "LinuxParameters", init_process_enabled=True
             ),
-            logging=ecs.LogDrivers.aws_logs(stream_prefix=CONTAINER_NAME, log_group=self.log_group),
+            logging=ecs.LogDrivers.aws_logs(
+                stream_prefix=BACKUP_CONTAINER, log_group=self.log_group
+            ),
         )
         self.container.add_mount_points(
             ecs.MountPoint(
                 container_path=DATA_DIRECTORY, source_volume=data_volume_name, read_only=False
             )
         )
-        grant_backup_access(backup_bucket, task_definition.task_role, write=True)
 
+    def _add_error_metric(self) -> None:
+        """Counts the sidecar's ERROR lines for the stack's "backup errors" alarm."""
         self.error_metric_filter = logs.MetricFilter(
             self,
             "ErrorMetricFilter",
@@ -249,8 +282,10 @@ class BackupSidecar(Construct):
             statistic="Sum", period=Duration.minutes(5)
         )
 
-        # --- the restore drill -------------------------------------------------------------
-        self.drill_log_group = self._log_group("DrillLogGroup", config, removal)
+    def _add_drill_task(self, image: ecs.ContainerImage) -> None:
+        """The one-off drill task: restores the latest backup under its own scratch volume."""
+        config = self._config
+        self.drill_log_group = self._log_group("DrillLogGroup")
         self.drill_task_definition = ecs.FargateTaskDefinition(
             self,
             "DrillTaskDefinition",
@@ -265,8 +300,8 @@ class BackupSidecar(Construct):
             volumes=[ecs.Volume(name=DRILL_SCRATCH_VOLUME)],
         )
         self.drill_container = self.drill_task_definition.add_container(
-            DRILL_CONTAINER_NAME,
-            container_name=DRILL_CONTAINER_NAME,
+            DRILL_CONTAINER,
+            container_name=DRILL_CONTAINER,
             image=image,
             essential=True,
             command=["pds-aws-backup", "drill"],
@@ -275,13 +310,13 @@ class BackupSidecar(Construct):
                 "PDS_DATA_DIRECTORY": f"{DRILL_SCRATCH_DIRECTORY}/pds",
                 "TMPDIR": DRILL_SCRATCH_DIRECTORY,
                 "BACKUP_URL": self.backup_url,
-                "AWS_REGION": region,
+                "AWS_REGION": config.aws.region,
             },
             linux_parameters=ecs.LinuxParameters(
                 self, "DrillLinuxParameters", init_process_enabled=True
             ),
             logging=ecs.LogDrivers.aws_logs(
-                stream_prefix=DRILL_CONTAINER_NAME, log_group=self.drill_log_group
+                stream_prefix=DRILL_CONTAINER, log_group=self.drill_log_group
             ),
         )
         self.drill_container.add_mount_points(
@@ -291,8 +326,14 @@ class BackupSidecar(Construct):
                 read_only=False,
             )
         )
-        grant_backup_access(backup_bucket, self.drill_task_definition.task_role, write=False)
 
+    def _add_drill_schedule(
+        self,
+        cluster: ecs.ICluster,
+        vpc_subnets: ec2.SubnetSelection,
+        security_group: ec2.ISecurityGroup,
+    ) -> None:
+        """The EventBridge rule that starts the drill task on [backup] drill_schedule."""
         has_public = cluster.vpc.select_subnets(
             availability_zones=vpc_subnets.availability_zones,
             one_per_az=vpc_subnets.one_per_az,
@@ -305,7 +346,7 @@ class BackupSidecar(Construct):
             self,
             "DrillSchedule",
             description="Weekly restore drill of the PDS backup ([backup] drill_schedule)",
-            schedule=events.Schedule.expression(config.backup.drill_schedule),
+            schedule=events.Schedule.expression(self._config.backup.drill_schedule),
             targets=[
                 targets.EcsTask(
                     cluster=cluster,
@@ -321,16 +362,18 @@ class BackupSidecar(Construct):
             ],
         )
 
-        # A failed drill is seen from outside the drill, so a crash, an out-of-memory kill or a
-        # task that never starts count as well as a drill that reports a problem: ECS's
-        # task-stopped events go to a log group, a metric filter counts them, and RunTask
-        # calls the schedule could not make count from EventBridge's own metric.
+    def _add_drill_failure_alarm(self, cluster: ecs.ICluster) -> None:
+        """An alarm on failed drills, seen from outside the drill.
+
+        A crash, an out-of-memory kill or a task that never starts count as well as a drill
+        that reports a problem: ECS's task-stopped events go to a log group, a metric filter
+        counts them, and RunTask calls the schedule could not make count from EventBridge's
+        own metric.
+        """
         self.drill_failure_log_group = self._log_group(
             "DrillFailureEvents",
-            config,
-            removal,
             # EventBridge delivers only to log groups named under /aws/events/.
-            name=f"/aws/events/{config.aws.stack_name}/restore-drill-failures",
+            name=f"/aws/events/{self._config.aws.stack_name}/restore-drill-failures",
         )
         logs.ResourcePolicy(
             self,
@@ -393,16 +436,13 @@ class BackupSidecar(Construct):
             evaluation_periods=1,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
-        self._acknowledge_nag_findings(task_definition, backup_bucket)
 
-    def _log_group(
-        self, id: str, config: Config, removal: RemovalPolicy, name: str | None = None
-    ) -> logs.LogGroup:
-        log_group = logs.LogGroup(self, id, log_group_name=name, removal_policy=removal)
+    def _log_group(self, id: str, name: str | None = None) -> logs.LogGroup:
+        log_group = logs.LogGroup(self, id, log_group_name=name, removal_policy=self._removal)
         # RetentionDays is an enum of names; the config holds the number CloudWatch takes.
         cfn = log_group.node.default_child
         assert isinstance(cfn, logs.CfnLogGroup)
-        cfn.retention_in_days = config.monitoring.log_retention_days
+        cfn.retention_in_days = self._config.monitoring.log_retention_days
         return log_group
 
     def _acknowledge_nag_findings(
@@ -412,27 +452,17 @@ class BackupSidecar(Construct):
     ) -> None:
         """cdk-nag findings caused by this construct, each with why it is accepted."""
         backup_objects = _nag_text(self, backup_bucket.arn_for_objects(f"{BACKUP_PREFIX}/*"))
-        prefix_reason = (
-            f"Backup objects are only those under the '{BACKUP_PREFIX}/' prefix of the backup "
-            "bucket; every database and key file of the PDS is one object there, named at runtime."
-        )
-        inline_reason = (
-            "CDK grants write one policy attached to this role only; a managed policy could be "
-            "attached elsewhere and would not be narrower."
-        )
-        ecr_reason = (
-            "ecr:GetAuthorizationToken, needed to pull the backup image from its ECR repository, "
-            "has no resource-level permissions; the pull actions are scoped to that repository."
-        )
-        env_reason = (
-            "The environment holds no secrets: the data directory, the backup bucket URL and "
-            "the region. Credentials come from the task role."
-        )
+        self._acknowledge_own_findings(backup_objects)
+        self._acknowledge_pds_task_findings(task_definition, backup_objects)
+        self._acknowledge_deploy_time_build_findings()
+
+    def _acknowledge_own_findings(self, backup_objects: str) -> None:
+        """Findings on the resources this construct creates (the drill and its rules)."""
         _acknowledge(
             self,
-            ("AwsSolutions::AwsSolutions-ECS2", env_reason),
-            (f"AwsSolutions::AwsSolutions-IAM5[Resource::{backup_objects}]", prefix_reason),
-            ("NIST.800.53.R5::NIST.800.53.R5-IAMNoInlinePolicy", inline_reason),
+            ("AwsSolutions::AwsSolutions-ECS2", _ENV_REASON),
+            (f"AwsSolutions::AwsSolutions-IAM5[Resource::{backup_objects}]", _PREFIX_REASON),
+            ("NIST.800.53.R5::NIST.800.53.R5-IAMNoInlinePolicy", _INLINE_REASON),
             (
                 "NIST.800.53.R5::NIST.800.53.R5-CloudWatchLogGroupEncrypted",
                 "CloudWatch Logs encrypts every log group at rest; these hold operational lines "
@@ -442,7 +472,7 @@ class BackupSidecar(Construct):
         )
         _acknowledge(
             self.drill_task_definition.obtain_execution_role(),
-            ("AwsSolutions::AwsSolutions-IAM5[Resource::*]", ecr_reason),
+            ("AwsSolutions::AwsSolutions-IAM5[Resource::*]", _ECR_REASON),
         )
         # Written by aws_events_targets.EcsTask; its ARN text depends on the stack's environment.
         events_role = self.drill_task_definition.node.find_child("EventsRole")
@@ -458,21 +488,27 @@ class BackupSidecar(Construct):
                 if ":task/" in finding
             ),
         )
-        # The PDS task definition belongs to the stack; these findings come from what this
-        # construct adds to it (its container's environment, its grants, its ECR image).
-        _acknowledge(task_definition, ("AwsSolutions::AwsSolutions-ECS2", env_reason))
+
+    def _acknowledge_pds_task_findings(
+        self, task_definition: ecs.FargateTaskDefinition, backup_objects: str
+    ) -> None:
+        """The PDS task definition belongs to the stack; these findings come from what this
+        construct adds to it (its container's environment, its grants, its ECR image)."""
+        _acknowledge(task_definition, ("AwsSolutions::AwsSolutions-ECS2", _ENV_REASON))
         _acknowledge(
             task_definition.task_role,
-            (f"AwsSolutions::AwsSolutions-IAM5[Resource::{backup_objects}]", prefix_reason),
-            ("NIST.800.53.R5::NIST.800.53.R5-IAMNoInlinePolicy", inline_reason),
+            (f"AwsSolutions::AwsSolutions-IAM5[Resource::{backup_objects}]", _PREFIX_REASON),
+            ("NIST.800.53.R5::NIST.800.53.R5-IAMNoInlinePolicy", _INLINE_REASON),
         )
         _acknowledge(
             task_definition.obtain_execution_role(),
-            ("AwsSolutions::AwsSolutions-IAM5[Resource::*]", ecr_reason),
-            ("NIST.800.53.R5::NIST.800.53.R5-IAMNoInlinePolicy", inline_reason),
+            ("AwsSolutions::AwsSolutions-IAM5[Resource::*]", _ECR_REASON),
+            ("NIST.800.53.R5::NIST.800.53.R5-IAMNoInlinePolicy", _INLINE_REASON),
         )
-        # deploy-time-build puts its CodeBuild project and Lambda handler at the stack's top
-        # level (one per stack, shared by every image it builds).
+
+    def _acknowledge_deploy_time_build_findings(self) -> None:
+        """deploy-time-build puts its CodeBuild project and Lambda handler at the stack's top
+        level (one per stack, shared by every image it builds)."""
         for child in Stack.of(self).node.children:
             if child.node.id.startswith("ContainerImageBuild"):
                 role = child.node.find_child("Role")
@@ -489,7 +525,7 @@ class BackupSidecar(Construct):
                         "deploy-time-build lets the build pull public base images from ECR "
                         "Public with this read-only AWS managed policy.",
                     ),
-                    ("NIST.800.53.R5::NIST.800.53.R5-IAMNoInlinePolicy", inline_reason),
+                    ("NIST.800.53.R5::NIST.800.53.R5-IAMNoInlinePolicy", _INLINE_REASON),
                     *(
                         (
                             finding,
@@ -513,7 +549,7 @@ class BackupSidecar(Construct):
                         "policy/service-role/AWSLambdaBasicExecutionRole]",
                         "The build trigger's role may only write its own logs.",
                     ),
-                    ("NIST.800.53.R5::NIST.800.53.R5-IAMNoInlinePolicy", inline_reason),
+                    ("NIST.800.53.R5::NIST.800.53.R5-IAMNoInlinePolicy", _INLINE_REASON),
                     (
                         "NIST.800.53.R5::NIST.800.53.R5-LambdaConcurrency",
                         "A deploy-time custom "

@@ -13,13 +13,14 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from pds_aws.backup.plan import litestream_config
+from pds_aws.errors import PdsAwsError
 
 RESTORE_TIMEOUT_S = 900.0
 ONCE_TIMEOUT_S = 900.0
 _PR_SET_PDEATHSIG = 1
 
 
-class LitestreamError(Exception):
+class LitestreamError(PdsAwsError):
     pass
 
 

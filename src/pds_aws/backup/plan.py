@@ -25,6 +25,7 @@ from pds_aws.backup.layout import (
     litestream_prefix,
 )
 from pds_aws.backup.settings import BackupUrl
+from pds_aws.errors import PdsAwsError
 
 # Litestream settings, in one place. Facts from Litestream 0.5's source (store.go, db.go,
 # replica.go, compactor.go) that decide them:
@@ -62,7 +63,7 @@ IGNORED_AT_START = frozenset({"lost+found"})
 SCRATCH_PREFIX = ".pds-aws-"
 
 
-class InvalidTimestamp(ValueError):
+class InvalidTimestamp(PdsAwsError, ValueError):
     pass
 
 

@@ -12,19 +12,20 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pds_aws.routes import HEALTH_CHECK_PATH
+from pds_aws.errors import PdsAwsError
+from pds_aws.names import DATA_DIRECTORY, PDS_HEALTH_URL
 
-DEFAULT_DATA_DIRECTORY = "/pds"
-# The PDS container of the same task: Fargate's containers share localhost. The port is
-# pds_aws.infra.service.PDS_PORT (not imported: the sidecar image has no CDK); the task definition
-# sets PDS_HEALTH_URL explicitly and a unit test keeps the two equal.
-DEFAULT_PDS_HEALTH_URL = f"http://127.0.0.1:3000{HEALTH_CHECK_PATH}"
+DEFAULT_DATA_DIRECTORY = DATA_DIRECTORY
+# The PDS container of the same task: Fargate's containers share localhost. The task
+# definition sets PDS_HEALTH_URL explicitly (the same name), so this default is for tools
+# run beside it.
+DEFAULT_PDS_HEALTH_URL = PDS_HEALTH_URL
 # PDS_HEALTH_URL=none: no PDS runs beside this sidecar (tests that stand in for the PDS,
 # benchmarks); replication starts right after the restore.
 NO_PDS = "none"
 
 
-class SettingsError(Exception):
+class SettingsError(PdsAwsError):
     """A missing or malformed environment variable; the message names it and the fix."""
 
 

@@ -11,12 +11,13 @@ from typing import TYPE_CHECKING, Protocol
 
 from pds_aws.backup.plan import StoredObject
 from pds_aws.backup.settings import BackupUrl, Settings
+from pds_aws.errors import PdsAwsError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 
-class StoreError(Exception):
+class StoreError(PdsAwsError):
     """The backup store cannot be read or written; the message says which and what to do."""
 
 

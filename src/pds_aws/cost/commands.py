@@ -11,7 +11,7 @@ import json
 import os
 from typing import Any
 
-from pds_aws.config import DEFAULT_CONFIG_FILE
+from pds_aws.names import CONFIG_ENV, EXAMPLE_CONFIG_FILE
 
 
 def add_commands(subparsers: Any) -> None:
@@ -28,7 +28,7 @@ def add_commands(subparsers: Any) -> None:
     parser.add_argument(
         "-c",
         "--config",
-        default=os.environ.get("PDS_AWS_CONFIG", DEFAULT_CONFIG_FILE),
+        default=os.environ.get(CONFIG_ENV, EXAMPLE_CONFIG_FILE),
         help="config file (default: $PDS_AWS_CONFIG or %(default)s)",
     )
     parser.add_argument("--json", action="store_true", help="print the estimate as JSON")

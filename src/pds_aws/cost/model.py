@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from pds_aws.config import Architecture, Config, CostSettings
+from pds_aws.errors import PdsAwsError
 
 PRICES_FILE = "prices.toml"
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -44,7 +45,7 @@ IDLE_BACKUP_NEAR_ZERO_USD = 1.0
 WEEKS_PER_MONTH = 52.0 / 12
 
 
-class PricingError(Exception):
+class PricingError(PdsAwsError):
     """The price data is missing something the template needs (region, price key)."""
 
 
@@ -1576,10 +1577,11 @@ def build_guide(config: Config, synthesize: Synthesizer | None = None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pds_aws.config import DEFAULT_CONFIG_FILE, ConfigError, load_config
+    from pds_aws.config import ConfigError, load_config
+    from pds_aws.names import EXAMPLE_CONFIG_FILE
 
     parser = argparse.ArgumentParser(prog="python -m pds_aws.cost.model", description=__doc__)
-    parser.add_argument("--config", default=str(REPO_ROOT / DEFAULT_CONFIG_FILE))
+    parser.add_argument("--config", default=str(REPO_ROOT / EXAMPLE_CONFIG_FILE))
     parser.add_argument("--write-guide", action="store_true", help=f"regenerate {GUIDE_FILE}")
     parser.add_argument("--check-guide", action="store_true", help=f"fail if {GUIDE_FILE} is stale")
     args = parser.parse_args(argv)

@@ -18,10 +18,9 @@ from constructs import Construct
 
 from pds_aws.config import Config
 from pds_aws.infra.compliance import skip_checkov
-from pds_aws.infra.service import PDS_PORT
+from pds_aws.names import HEALTH_CHECK_PATH, PDS_PORT
 from pds_aws.routes import (
     DENIED_BODY,
-    HEALTH_CHECK_PATH,
     ROBOTS_PATH,
     ROBOTS_TXT,
     alb_rule_groups,

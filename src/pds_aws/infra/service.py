@@ -19,17 +19,13 @@ from constructs import Construct
 
 from pds_aws.config import Architecture, Config
 from pds_aws.infra.compliance import skip_checkov
-from pds_aws.routes import HEALTH_CHECK_PATH
+from pds_aws.names import DATA_DIRECTORY, PDS_CONTAINER, PDS_HEALTH_URL, PDS_PORT
 
-PDS_CONTAINER_NAME = "pds"
-PDS_PORT = 3000
-DATA_DIRECTORY = "/pds"
 DATA_VOLUME_NAME = "pds-data"
 # The official image is node:alpine; node is the one tool it is sure to carry, so the
 # container health check uses it rather than curl or wget.
 PDS_HEALTH_COMMAND = (
-    f"node -e \"fetch('http://127.0.0.1:{PDS_PORT}{HEALTH_CHECK_PATH}')"
-    '.then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"'
+    f"node -e \"fetch('{PDS_HEALTH_URL}').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))\""
 )
 
 
@@ -171,8 +167,8 @@ class PdsService(Construct):
                 smtp_url_secret
             )
         self.container = self.task_definition.add_container(
-            PDS_CONTAINER_NAME,
-            container_name=PDS_CONTAINER_NAME,
+            PDS_CONTAINER,
+            container_name=PDS_CONTAINER,
             image=ecs.ContainerImage.from_registry(pds_image(config)),
             essential=True,
             environment=pds_environment(
@@ -183,7 +179,7 @@ class PdsService(Construct):
             ),
             secrets=container_secrets,
             port_mappings=[ecs.PortMapping(container_port=PDS_PORT, name="pds-http")],
-            logging=ecs.LogDrivers.aws_logs(log_group=log_group, stream_prefix="pds"),
+            logging=ecs.LogDrivers.aws_logs(log_group=log_group, stream_prefix=PDS_CONTAINER),
             health_check=ecs.HealthCheck(
                 command=["CMD-SHELL", PDS_HEALTH_COMMAND],
                 interval=Duration.seconds(15),

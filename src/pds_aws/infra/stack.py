@@ -34,8 +34,9 @@ from pds_aws.infra.alb import Edge
 from pds_aws.infra.compliance import StackWideCheckovSkips, skip_checkov
 from pds_aws.infra.monitoring import Monitoring
 from pds_aws.infra.network import AZ_COUNT, Network
-from pds_aws.infra.service import PDS_CONTAINER_NAME, PDS_PORT, PdsSecrets, PdsService
+from pds_aws.infra.service import PdsSecrets, PdsService
 from pds_aws.infra.storage import Storage
+from pds_aws.names import PDS_CONTAINER, PDS_PORT
 
 PROJECT_TAG = "pds-aws"
 # The ALB must not judge the PDS before the sidecar has restored and the PDS has started.
@@ -127,7 +128,7 @@ class PdsStack(Stack):
         # The load balancer reaches the PDS container, and only it, on the PDS port.
         edge.target_group.add_target(
             service.service.load_balancer_target(
-                container_name=PDS_CONTAINER_NAME, container_port=PDS_PORT
+                container_name=PDS_CONTAINER, container_port=PDS_PORT
             )
         )
         cfn_service = service.service.node.default_child

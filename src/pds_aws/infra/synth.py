@@ -16,8 +16,9 @@ from typing import Any
 
 from aws_cdk import App, Environment, Stack
 
-from pds_aws.config import DEFAULT_CONFIG_FILE, Config, ConfigError, load_config
+from pds_aws.config import Config, ConfigError, load_config
 from pds_aws.infra.stack import PdsStack
+from pds_aws.names import EXAMPLE_CONFIG_FILE
 
 # Feature flags the app runs with; cdk.json carries none so tests and the CLI agree.
 CDK_CONTEXT: dict[str, Any] = {
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m pds_aws.infra.synth", description="Synthesize the PDS stack from a config."
     )
-    parser.add_argument("--config", default=DEFAULT_CONFIG_FILE, help="the TOML config file")
+    parser.add_argument("--config", default=EXAMPLE_CONFIG_FILE, help="the TOML config file")
     parser.add_argument("--outdir", default="cdk.out", help="where to write the templates")
     parser.add_argument("--summary", action="store_true", help="print what the template holds")
     args = parser.parse_args(argv)

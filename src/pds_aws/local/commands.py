@@ -14,14 +14,13 @@ import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pds_aws.config import DEFAULT_CONFIG_FILE, load_config
+from pds_aws.config import load_config
+from pds_aws.errors import LocalStateError
+from pds_aws.names import CONFIG_ENV, EXAMPLE_CONFIG_FILE, HEALTH_CHECK_PATH, LocalState
 from pds_aws.procs import pid_alive
-from pds_aws.routes import HEALTH_CHECK_PATH
 
 if TYPE_CHECKING:
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
-
-CONFIG_ENV = "PDS_AWS_CONFIG"
 
 
 def add_commands(subparsers: Subparsers) -> None:
@@ -38,7 +37,7 @@ def add_commands(subparsers: Subparsers) -> None:
     up.add_argument(
         "-c",
         "--config",
-        help=f"the config file (default: ${CONFIG_ENV} or {DEFAULT_CONFIG_FILE})",
+        help=f"the config file (default: ${CONFIG_ENV} or {EXAMPLE_CONFIG_FILE})",
     )
     up.add_argument(
         "--workdir",
@@ -73,20 +72,20 @@ def _state_file(workdir: Path) -> Path:
     return LocalPaths(workdir.resolve()).state
 
 
-def ready_message(state: dict[str, Any]) -> str:
+def ready_message(state: LocalState, state_file: Path) -> str:
     """What `local up` prints once the PDS is healthy."""
     lines = [
         "",
-        f"PDS ready at {state['url']}",
-        f"  admin password:  {state['admin_password']}   (user: admin)",
-        f"  mail lands in:   {state['mail_dir']}/ (one .eml file per message)",
-        f"  state:           {state.get('state_file', '.local/state.json')}",
-        f"  logs:            {state['logs_dir']}/",
+        f"PDS ready at {state.url}",
+        f"  admin password:  {state.admin_password}   (user: admin)",
+        f"  mail lands in:   {state.mail_dir}/ (one .eml file per message)",
+        f"  state:           {state_file}",
+        f"  logs:            {state.logs_dir}/",
         "  create a first account (handles end in .test):",
         "    pds-aws admin account create alice.test --email alice@example.com --local",
         "  stop: Ctrl-C (the backup sidecar stops last, after its final sync)",
     ]
-    lines += [f"  WARNING: {w}" for w in state.get("warnings", [])]
+    lines += [f"  WARNING: {w}" for w in state.warnings]
     return "\n".join(lines)
 
 
@@ -95,7 +94,7 @@ def _up(args: argparse.Namespace) -> int:
     from pds_aws.local.runtime import LocalRuntime
     from pds_aws.local.taskdef import TaskDefinitionError
 
-    config = load_config(args.config or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_FILE)
+    config = load_config(args.config or os.environ.get(CONFIG_ENV) or EXAMPLE_CONFIG_FILE)
     runtime = LocalRuntime(args.workdir, config)
     stop_requested = False
 
@@ -112,15 +111,14 @@ def _up(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("interrupted; stopped", file=sys.stderr)
         return 130
-    state = {**state, "state_file": str(runtime.paths.state)}
-    print(ready_message(state), flush=True)
+    print(ready_message(state, runtime.paths.state), flush=True)
     signal.signal(signal.SIGINT, request_stop)
     code = 0
     while not stop_requested:
         exited = runtime.exited()
         if exited:
             print(
-                f"error: {', '.join(exited)} stopped on its own (logs in {state['logs_dir']}); "
+                f"error: {', '.join(exited)} stopped on its own (logs in {state.logs_dir}); "
                 f"stopping the task as ECS would",
                 file=sys.stderr,
             )
@@ -142,20 +140,17 @@ def _ignore_broken_pipe(unraisable: Any) -> None:
     sys.__unraisablehook__(unraisable)
 
 
-def _read_state(workdir: Path) -> dict[str, Any] | None:
-    path = _state_file(workdir)
-    if not path.is_file():
-        return None
+def _read_state(workdir: Path) -> LocalState | None:
+    """The running runtime's state, or None when there is no (readable) state file."""
     try:
-        data: dict[str, Any] = json.loads(path.read_text())
-    except ValueError:
+        return LocalState.read(_state_file(workdir))
+    except LocalStateError:
         return None
-    return data
 
 
 def _down(args: argparse.Namespace) -> int:
     state = _read_state(args.workdir)
-    pid = int(state.get("supervisor_pid", 0)) if state else 0
+    pid = state.supervisor_pid if state else 0
     if not pid or not pid_alive(pid):
         print("the local runtime is not running", file=sys.stderr)
         return 0
@@ -172,16 +167,16 @@ def _down(args: argparse.Namespace) -> int:
 
 def _crash(args: argparse.Namespace) -> int:
     state = _read_state(args.workdir)
-    pid = int(state.get("supervisor_pid", 0)) if state else 0
+    pid = state.supervisor_pid if state else 0
     if not state or not pid or not pid_alive(pid):
         print("the local runtime is not running", file=sys.stderr)
         return 1
     # The supervisor first, so it cannot start an ordered stop; then each process group
     # (each process was started in a session of its own: Litestream goes with the sidecar).
     os.kill(pid, signal.SIGKILL)
-    for child in state.get("pids", {}).values():
+    for child in state.pids.values():
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(int(child), signal.SIGKILL)
+            os.killpg(child, signal.SIGKILL)
     _state_file(args.workdir).unlink(missing_ok=True)
     print("crashed: every process of the local task got SIGKILL; `make run` restores it")
     return 0
@@ -189,17 +184,17 @@ def _crash(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     state = _read_state(args.workdir)
-    pid = int(state.get("supervisor_pid", 0)) if state else 0
+    pid = state.supervisor_pid if state else 0
     if not state or not pid or not pid_alive(pid):
         print("not running (start it with `make run`)")
         return 1
     try:
-        with urllib.request.urlopen(state["url"] + HEALTH_CHECK_PATH, timeout=5) as response:
+        with urllib.request.urlopen(state.url + HEALTH_CHECK_PATH, timeout=5) as response:
             health = json.loads(response.read() or b"{}")
     except (urllib.error.URLError, OSError, ValueError) as exc:
-        print(f"running (pid {pid}) but {state['url']} does not answer: {exc}")
+        print(f"running (pid {pid}) but {state.url} does not answer: {exc}")
         return 1
-    print(f"running at {state['url']} (PDS {health.get('version', '?')})")
-    for name, child in state.get("pids", {}).items():
-        print(f"  {name:<8} pid {child:<8} {'up' if pid_alive(int(child)) else 'EXITED'}")
+    print(f"running at {state.url} (PDS {health.get('version', '?')})")
+    for name, child in state.pids.items():
+        print(f"  {name:<8} pid {child:<8} {'up' if pid_alive(child) else 'EXITED'}")
     return 0

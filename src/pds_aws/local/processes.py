@@ -19,8 +19,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pds_aws.errors import PdsAwsError
 
-class StartError(Exception):
+
+class StartError(PdsAwsError):
     """A component did not come up; the message says which, why, and where its log is."""
 
 

@@ -19,13 +19,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pds_aws.config import Config
+from pds_aws.errors import LocalStateError
 from pds_aws.local import taskdef
 from pds_aws.local.processes import (
     Process,
@@ -38,11 +39,20 @@ from pds_aws.local.processes import (
     tcp_open,
     wait_until,
 )
+from pds_aws.names import (
+    BACKUP_CONTAINER,
+    HEALTH_CHECK_PATH,
+    LOCAL_DIR,
+    PDS_CONTAINER,
+    STATE_FILE,
+    LocalState,
+)
 from pds_aws.procs import pid_alive
-from pds_aws.routes import HEALTH_CHECK_PATH
 from pds_aws.versions import NODE_MAJOR, local_pds_mismatch
 
-LOCAL_DIR = ".local"
+if TYPE_CHECKING:
+    from pds_aws.local.provision import LocalAwsState
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 # The checkout: package.json and node_modules/ (the PDS and PLC packages) live here.
 PROJECT_ROOT = PACKAGE_DIR.parents[2]
@@ -95,7 +105,7 @@ class LocalPaths:
 
     @property
     def state(self) -> Path:
-        return self.local / "state.json"
+        return self.root / STATE_FILE
 
     @property
     def ports(self) -> Path:
@@ -175,6 +185,25 @@ def choose_public_port(paths: LocalPaths) -> tuple[int, str | None]:
     return port, warning
 
 
+@dataclass(frozen=True)
+class _Ports:
+    """The ports of one run: the edge's (kept across runs) and free ones for the rest."""
+
+    public: int
+    aws: int
+    plc: int
+    smtp: int
+    pds: int
+
+    @property
+    def aws_url(self) -> str:
+        return f"http://127.0.0.1:{self.aws}"
+
+    @property
+    def plc_url(self) -> str:
+        return f"http://localhost:{self.plc}"
+
+
 class LocalRuntime:
     """The local task. `start()` blocks until healthy and returns the state (also written to
     `.local/state.json`); `stop()` stops in order; `kill()` SIGKILLs everything (a crash)."""
@@ -194,7 +223,7 @@ class LocalRuntime:
         self.processes: dict[str, Process] = {}
         self.container_order: list[str] = []
         self.task: taskdef.TaskDefinition | None = None
-        self.state: dict[str, Any] = {}
+        self.state: LocalState | None = None
         self.warnings: list[str] = []
         # Each container's local environment, as started (for tools run beside it, e.g.
         # `pds-aws-backup status` with the sidecar's settings).
@@ -219,17 +248,39 @@ class LocalRuntime:
         self.stop()
 
     # -- start ----------------------------------------------------------------------
-    def start(self) -> dict[str, Any]:
+    def start(self) -> LocalState:
         try:
             return self._start()
         except BaseException:
             self.stop(quiet=True)
             raise
 
-    def _start(self) -> dict[str, Any]:
-        paths = self.paths
+    def _start(self) -> LocalState:
         self._t0 = time.monotonic()
-        problems = check_prerequisites(paths)
+        self._check_can_start()
+        template = self._synthesize()
+        ports = self._choose_ports()
+        aws, plc, smtp = self._start_stand_ins(ports)
+        local = self._provision(template, aws, ports)
+        wait_until(
+            plc,
+            http_ok(f"{ports.plc_url}/_health"),
+            timeout=INFRA_START_TIMEOUT_SECONDS,
+            what="healthy",
+        )
+        wait_until(
+            smtp, tcp_open(ports.smtp), timeout=INFRA_START_TIMEOUT_SECONDS, what="listening"
+        )
+        task = self._read_task(template, local)
+        self._fresh_volume()
+        endpoints = self._endpoints(task, ports)
+        envs = self._start_containers(task, endpoints, local.secret_strings)
+        url = self._start_edge(ports)
+        return self._write_state(url, ports, endpoints, envs)
+
+    def _check_can_start(self) -> None:
+        """Everything installed, no other run active; the PDS version difference noted."""
+        problems = check_prerequisites(self.paths)
         if problems:
             raise StartError("cannot start the local runtime:\n  - " + "\n  - ".join(problems))
         self._refuse_if_running()
@@ -237,110 +288,121 @@ class LocalRuntime:
         if mismatch:
             self.warn(mismatch)
 
-        template = self._template
-        if template is None:
-            self.progress("synthesizing the stack (the template cdk deploy would use)")
-            from pds_aws.infra.synth import synthesize
+    def _synthesize(self) -> dict[str, Any]:
+        """The template `cdk deploy` would use (or the one given to the constructor)."""
+        if self._template is not None:
+            return self._template
+        self.progress("synthesizing the stack (the template cdk deploy would use)")
+        from pds_aws.infra.synth import synthesize
 
-            template = synthesize(self.config)
-            self._mark("synthesized")
-        region = self.config.aws.region
-        public_port, port_warning = choose_public_port(paths)
+        template = synthesize(self.config)
+        self._mark("synthesized")
+        return template
+
+    def _choose_ports(self) -> _Ports:
+        public_port, port_warning = choose_public_port(self.paths)
         if port_warning:
             self.warn(port_warning)
-        aws_port, plc_port, smtp_port, pds_port = (free_port() for _ in range(4))
-        aws_url = f"http://127.0.0.1:{aws_port}"
+        aws, plc, smtp, pds = (free_port() for _ in range(4))
+        return _Ports(public=public_port, aws=aws, plc=plc, smtp=smtp, pds=pds)
 
-        self.progress(f"local AWS (moto: S3, KMS, Secrets Manager) on {aws_url}")
-        aws_proc = self._spawn(
+    def _start_stand_ins(self, ports: _Ports) -> tuple[Process, Process, Process]:
+        """The local AWS (moto), the PLC directory and the SMTP sink, started together."""
+        paths = self.paths
+        self.progress(f"local AWS (moto: S3, KMS, Secrets Manager) on {ports.aws_url}")
+        aws = self._spawn(
             "aws",
             [
                 sys.executable,
                 "-m",
                 "pds_aws.local.aws_emulator",
                 "--port",
-                str(aws_port),
+                str(ports.aws),
                 "--state-dir",
                 str(paths.aws),
             ],
             self._tool_env(),
         )
         self.progress("local PLC directory and SMTP sink")
-        plc_proc = self._spawn(
+        plc = self._spawn(
             "plc",
             [
                 str(paths.node),
                 str(PACKAGE_DIR / "plc_launcher.cjs"),
-                str(plc_port),
+                str(ports.plc),
                 str(paths.plc_journal),
             ],
             {**self._tool_env(), "NODE_PATH": str(paths.node_modules)},
         )
         paths.plc_journal.parent.mkdir(parents=True, exist_ok=True)
-        smtp_proc = self._spawn(
+        smtp = self._spawn(
             "smtp",
             [
                 sys.executable,
                 "-m",
                 "pds_aws.local.smtp_sink",
                 "--port",
-                str(smtp_port),
+                str(ports.smtp),
                 "--mail-dir",
                 str(paths.mail),
             ],
             self._tool_env(),
         )
-        wait_until(
-            aws_proc, tcp_open(aws_port), timeout=INFRA_START_TIMEOUT_SECONDS, what="listening"
-        )
+        return aws, plc, smtp
+
+    def _provision(self, template: dict[str, Any], aws: Process, ports: _Ports) -> LocalAwsState:
+        """The stack's buckets, keys and secrets, created in the local AWS once it listens."""
+        wait_until(aws, tcp_open(ports.aws), timeout=INFRA_START_TIMEOUT_SECONDS, what="listening")
         self._mark("aws_ready")
         from pds_aws.local.provision import provision
 
         local = provision(
             taskdef.read_aws_resources(template),
-            endpoint=aws_url,
-            region=region,
+            endpoint=ports.aws_url,
+            region=self.config.aws.region,
             stack_name=self.config.aws.stack_name,
         )
         self.progress(
             f"  buckets {', '.join(local.aws.bucket_names.values())}; "
             f"{len(local.aws.kms_key_ids)} KMS key(s); {len(local.aws.secret_arns)} secret(s)"
         )
-        plc_url = f"http://localhost:{plc_port}"
-        wait_until(
-            plc_proc,
-            http_ok(f"{plc_url}/_health"),
-            timeout=INFRA_START_TIMEOUT_SECONDS,
-            what="healthy",
-        )
-        wait_until(
-            smtp_proc, tcp_open(smtp_port), timeout=INFRA_START_TIMEOUT_SECONDS, what="listening"
-        )
+        return local
 
+    def _read_task(self, template: dict[str, Any], local: LocalAwsState) -> taskdef.TaskDefinition:
         task = taskdef.read_task_definition(template, local.aws)
         self.task = task
-        if taskdef.BACKUP_CONTAINER not in task.containers:
+        if BACKUP_CONTAINER not in task.containers:
             self.warn(
                 "the task definition has no backup container: nothing is backed up, and the "
                 "next start begins with an empty PDS"
             )
-        self._fresh_volume()
-        endpoints = taskdef.LocalEndpoints(
-            aws_url=aws_url,
-            plc_url=plc_url,
-            smtp_url=f"smtp://127.0.0.1:{smtp_port}",
-            public_port=public_port,
-            pds_listen_port=pds_port,
-            region=region,
-            volumes={name: paths.data for name in task.volumes},
-            bin_dir=paths.bin_dir,
+        return task
+
+    def _endpoints(self, task: taskdef.TaskDefinition, ports: _Ports) -> taskdef.LocalEndpoints:
+        """Where the task's containers find AWS, the PLC, SMTP and each other here."""
+        return taskdef.LocalEndpoints(
+            aws_url=ports.aws_url,
+            plc_url=ports.plc_url,
+            smtp_url=f"smtp://127.0.0.1:{ports.smtp}",
+            public_port=ports.public,
+            pds_listen_port=ports.pds,
+            region=self.config.aws.region,
+            volumes={name: self.paths.data for name in task.volumes},
+            bin_dir=self.paths.bin_dir,
         )
-        secret_values = {arn: value for arn, value in local.secret_strings.items()}
+
+    def _start_containers(
+        self,
+        task: taskdef.TaskDefinition,
+        endpoints: taskdef.LocalEndpoints,
+        secret_strings: Mapping[str, str],
+    ) -> dict[str, dict[str, str]]:
+        """Each container in dependsOn order with its local environment; returns those."""
         envs: dict[str, dict[str, str]] = {}
         for name in task.start_order():
             container = task.containers[name]
             values = {
-                env_name: taskdef.secret_value(secret_values[ref.secret_id], ref)
+                env_name: taskdef.secret_value(secret_strings[ref.secret_id], ref)
                 for env_name, ref in container.secrets.items()
             }
             envs[name] = taskdef.container_environment(
@@ -352,9 +414,11 @@ class LocalRuntime:
             self.container_envs[name] = envs[name]
             self._start_container(container, envs[name], endpoints)
         self.container_order = task.start_order()
+        return envs
 
-        edge_port = public_port
-        self.progress(f"edge proxy (the ALB's route table) on http://127.0.0.1:{edge_port}")
+    def _start_edge(self, ports: _Ports) -> str:
+        """The edge proxy (the ALB's route table) in front of the PDS; returns its URL."""
+        self.progress(f"edge proxy (the ALB's route table) on http://127.0.0.1:{ports.public}")
         edge = self._spawn(
             "edge",
             [
@@ -362,50 +426,56 @@ class LocalRuntime:
                 "-m",
                 "pds_aws.local.proxy",
                 "--port",
-                str(edge_port),
+                str(ports.public),
                 "--upstream",
-                f"http://127.0.0.1:{pds_port}",
+                f"http://127.0.0.1:{ports.pds}",
             ],
             self._tool_env(),
         )
-        url = f"http://127.0.0.1:{edge_port}"
+        url = f"http://127.0.0.1:{ports.public}"
         wait_until(
             edge,
             http_ok(url + HEALTH_CHECK_PATH),
             timeout=INFRA_START_TIMEOUT_SECONDS,
             what="healthy",
         )
+        return url
 
-        pds_env = envs.get(taskdef.PDS_CONTAINER, {})
-        backup_env = envs.get(taskdef.BACKUP_CONTAINER, {})
-        self.state = {
-            "url": url,
-            "public_url": f"http://localhost:{edge_port}",
-            "pds_url": f"http://127.0.0.1:{pds_port}",
-            "admin_password": pds_env.get("PDS_ADMIN_PASSWORD", ""),
-            "handle_domain": taskdef.LOCAL_HANDLE_DOMAIN,
-            "mail_dir": str(paths.mail),
-            "moto_url": aws_url,
-            "region": region,
-            "plc_url": plc_url,
-            "smtp_url": endpoints.smtp_url,
-            "backup_url": backup_env.get("BACKUP_URL", ""),
-            "blob_bucket": pds_env.get("PDS_BLOBSTORE_S3_BUCKET", ""),
-            "rotation_key_id": pds_env.get("PDS_PLC_ROTATION_KEY_KMS_KEY_ID", ""),
-            "data_dir": str(paths.data),
-            "logs_dir": str(paths.logs),
-            "pds_version": _installed_pds_version(paths),
-            "warnings": list(self.warnings),
-            "pids": {name: proc.pid for name, proc in self.processes.items()},
-            "supervisor_pid": os.getpid(),
-            "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "startup_seconds": {**self.timings, "ready": round(time.monotonic() - self._t0, 2)},
-        }
-        paths.state.parent.mkdir(parents=True, exist_ok=True)
-        tmp = paths.state.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.state, indent=2) + "\n")
-        tmp.chmod(0o600)  # holds the local admin password
-        tmp.replace(paths.state)
+    def _write_state(
+        self,
+        url: str,
+        ports: _Ports,
+        endpoints: taskdef.LocalEndpoints,
+        envs: Mapping[str, Mapping[str, str]],
+    ) -> LocalState:
+        """The state the operator commands read, written to `.local/state.json`."""
+        paths = self.paths
+        pds_env = envs.get(PDS_CONTAINER, {})
+        backup_env = envs.get(BACKUP_CONTAINER, {})
+        self.state = LocalState(
+            url=url,
+            public_url=f"http://localhost:{ports.public}",
+            pds_url=f"http://127.0.0.1:{ports.pds}",
+            admin_password=pds_env.get("PDS_ADMIN_PASSWORD", ""),
+            handle_domain=taskdef.LOCAL_HANDLE_DOMAIN,
+            mail_dir=str(paths.mail),
+            moto_url=ports.aws_url,
+            region=self.config.aws.region,
+            plc_url=ports.plc_url,
+            smtp_url=endpoints.smtp_url,
+            backup_url=backup_env.get("BACKUP_URL", ""),
+            blob_bucket=pds_env.get("PDS_BLOBSTORE_S3_BUCKET", ""),
+            rotation_key_id=pds_env.get("PDS_PLC_ROTATION_KEY_KMS_KEY_ID", ""),
+            data_dir=str(paths.data),
+            logs_dir=str(paths.logs),
+            pds_version=_installed_pds_version(paths),
+            warnings=tuple(self.warnings),
+            pids={name: proc.pid for name, proc in self.processes.items()},
+            supervisor_pid=os.getpid(),
+            started_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            startup_seconds={**self.timings, "ready": round(time.monotonic() - self._t0, 2)},
+        )
+        self.state.write(paths.state)
         return self.state
 
     def _start_container(
@@ -422,7 +492,7 @@ class LocalRuntime:
             node=self.paths.node,
             launcher=PACKAGE_DIR / "pds_launcher.cjs",
         )
-        if container.name == taskdef.PDS_CONTAINER:
+        if container.name == PDS_CONTAINER:
             env = {**env, "NODE_PATH": str(self.paths.node_modules)}
             self.progress(
                 f"container pds: @atproto/pds {_installed_pds_version(self.paths)} "
@@ -430,7 +500,7 @@ class LocalRuntime:
             )
         else:
             self.progress(f"container {container.name}: {' '.join(argv)}")
-        needed_healthy = container.name == taskdef.PDS_CONTAINER or any(
+        needed_healthy = container.name == PDS_CONTAINER or any(
             dep == container.name and cond == "HEALTHY"
             for other in self.task.containers.values()
             for dep, cond in other.depends_on
@@ -458,7 +528,7 @@ class LocalRuntime:
         endpoints: taskdef.LocalEndpoints,
     ) -> None:
         if container.health_check is None:
-            if container.name == taskdef.PDS_CONTAINER:
+            if container.name == PDS_CONTAINER:
                 check = http_ok(f"http://127.0.0.1:{endpoints.pds_listen_port}{HEALTH_CHECK_PATH}")
             else:
                 raise StartError(
@@ -518,22 +588,22 @@ class LocalRuntime:
         if not self.paths.state.is_file():
             return
         try:
-            state = json.loads(self.paths.state.read_text())
-            pid = int(state.get("supervisor_pid", 0))
-        except (ValueError, TypeError):
+            state = LocalState.read(self.paths.state)
+        except LocalStateError:
             return
+        pid = state.supervisor_pid
         if pid and pid != os.getpid() and pid_alive(pid):
             raise StartError(
-                f"the local runtime is already running (pid {pid}, {state.get('url')}); "
+                f"the local runtime is already running (pid {pid}, {state.url}); "
                 f"stop it with `pds-aws local down` or Ctrl-C in its terminal"
             )
         # The supervisor died without stopping its processes (each runs in a session of its
         # own): end them, or an old sidecar and moto would write beside the new ones.
-        for name, child in dict(state.get("pids", {})).items():
-            if _started_by_local_runtime(int(child)):
+        for name, child in state.pids.items():
+            if _started_by_local_runtime(child):
                 self.warn(f"{name} (pid {child}) of an earlier run was still running: killed")
                 with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(int(child), signal.SIGKILL)
+                    os.killpg(child, signal.SIGKILL)
 
     def _mark(self, milestone: str) -> None:
         self.timings[milestone] = round(time.monotonic() - self._t0, 2)
@@ -579,8 +649,8 @@ class LocalRuntime:
     def _clear_state(self) -> None:
         if self.paths.state.is_file():
             try:
-                pid = int(json.loads(self.paths.state.read_text()).get("supervisor_pid", 0))
-            except (ValueError, TypeError):
+                pid = LocalState.read(self.paths.state).supervisor_pid
+            except LocalStateError:
                 pid = 0
             if pid == os.getpid():
                 self.paths.state.unlink(missing_ok=True)

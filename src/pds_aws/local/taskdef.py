@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-PDS_CONTAINER = "pds"
-BACKUP_CONTAINER = "backup"
+from pds_aws.errors import PdsAwsError
+from pds_aws.names import BACKUP_CONTAINER, PDS_CONTAINER
+
 # moto's default account: ARNs the local AWS hands out carry it.
 LOCAL_ACCOUNT_ID = "123456789012"
 # Dummy credentials: moto accepts any; they only have to be present for the SDKs.
@@ -41,7 +42,7 @@ REMOVED_PDS_ENVIRONMENT: tuple[str, ...] = (
 )
 
 
-class TaskDefinitionError(Exception):
+class TaskDefinitionError(PdsAwsError):
     """The template does not hold a task definition the local runtime can run."""
 
 

@@ -1,5 +1,5 @@
 """`pds-aws backup drill|restore`: the backup program's drill and point-in-time restore, run
-where the target's data lives.
+where the target's data lives (the commands and the steps they take).
 
 The work itself is the backup program's (`pds-aws-backup drill`, `restore-at`): a restore
 builds a new backup generation from the current one as of a time and makes it current; it
@@ -14,6 +14,7 @@ start the PDS around it:
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import signal
@@ -24,9 +25,22 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from pds_aws.errors import OperationError
+from pds_aws.names import DRILL_CONTAINER, LocalState
+from pds_aws.ops.common import (
+    add_target_options,
+    backup_env_of,
+    guarded,
+    progress,
+    stack_of,
+    target_of,
+)
 from pds_aws.procs import pid_alive
+
+if TYPE_CHECKING:
+    from pds_aws.ops.common import Subparsers
 
 BACKUP_PROGRAM = ("pds-aws-backup",)
 PROGRAM_TIMEOUT_S = 3600.0
@@ -134,14 +148,19 @@ def run_backup_program(
 ) -> ProgramResult:
     """Run the backup program on this machine; its stderr goes to ours (it logs progress)."""
     env = {**os.environ, **backup_env}
-    result = subprocess.run(
-        [sys.executable, "-m", "pds_aws.backup", *arguments],
-        env=env,
-        stdout=subprocess.PIPE,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "pds_aws.backup", *arguments],
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise OperationError(
+            f"pds-aws-backup {' '.join(arguments)} did not finish in {timeout:.0f} s"
+        ) from None
     summary = last_summary(result.stdout.splitlines())
     return ProgramResult(result.returncode, summary, result.stdout)
 
@@ -149,26 +168,24 @@ def run_backup_program(
 # -- local ------------------------------------------------------------------------------------
 
 
-def local_backup_env(state: Mapping[str, Any]) -> dict[str, str]:
+def local_backup_env(state: LocalState) -> dict[str, str]:
     """The local runtime's backup location as the backup program reads it."""
     from pds_aws.local.taskdef import LOCAL_AWS_CREDENTIALS
 
-    if not state.get("backup_url"):
-        raise RuntimeError(
+    if not state.backup_url:
+        raise OperationError(
             "the local runtime reports no backup_url: its task has no backup container"
         )
-    env = {"BACKUP_URL": str(state["backup_url"]), "AWS_REGION": str(state.get("region", ""))}
-    if state.get("moto_url"):
-        env["AWS_ENDPOINT_URL"] = str(state["moto_url"])
+    env = {"BACKUP_URL": state.backup_url, "AWS_REGION": state.region}
+    if state.moto_url:
+        env["AWS_ENDPOINT_URL"] = state.moto_url
         env.update(LOCAL_AWS_CREDENTIALS)
     return env
 
 
-def stop_local_runtime(
-    state: Mapping[str, Any], progress: Progress, timeout: float = 180.0
-) -> None:
+def stop_local_runtime(state: LocalState, progress: Progress, timeout: float = 180.0) -> None:
     """Ask the `local up` supervisor to stop (as `pds-aws local down`) and wait for it."""
-    pid = int(state.get("supervisor_pid", 0))
+    pid = state.supervisor_pid
     if not pid or not pid_alive(pid):
         return
     progress(f"stopping the local runtime (pid {pid}); the sidecar syncs before it exits")
@@ -176,20 +193,20 @@ def stop_local_runtime(
     deadline = time.monotonic() + timeout
     while pid_alive(pid):
         if time.monotonic() > deadline:
-            raise RuntimeError(f"the local runtime (pid {pid}) did not stop in {timeout:.0f} s")
+            raise OperationError(f"the local runtime (pid {pid}) did not stop in {timeout:.0f} s")
         time.sleep(0.5)
 
 
-def local_aws_state_dir(state: Mapping[str, Any]) -> Path:
+def local_aws_state_dir(state: LocalState) -> Path:
     """Where the local AWS keeps its journal (beside the data directory, under .local/)."""
     from pds_aws.local.runtime import LocalPaths
 
-    root = Path(str(state["data_dir"])).parent.parent
+    root = Path(state.data_dir).parent.parent
     return LocalPaths(root).aws
 
 
 def with_local_aws(
-    state: Mapping[str, Any],
+    state: LocalState,
     work: Callable[[dict[str, str]], ProgramResult],
     progress: Progress,
 ) -> ProgramResult:
@@ -220,3 +237,115 @@ def with_local_aws(
         return work(env)
     finally:
         process.stop(30.0)
+
+
+# -- the commands ------------------------------------------------------------------------------
+
+
+def _drill(args: argparse.Namespace) -> int:
+    target = target_of(args)
+    code: int | None
+    if target.local_state is not None:
+        progress("running `pds-aws-backup drill` here against the local runtime's backup")
+        result = run_backup_program(["drill"], backup_env_of(target))
+        code, summary = result.code, result.summary
+    else:
+        stack = stack_of(target)
+        drill_task = stack.drill_task()
+        progress(f"running the restore drill as a one-off task ({drill_task.arn})")
+        code, lines = stack.run_one_off(drill_task, DRILL_CONTAINER, None, progress)
+        summary = last_summary(lines)
+        if summary is None:
+            print("\n".join(lines[-20:]), file=sys.stderr)
+    print(json.dumps(summary, indent=2) if summary else "(the drill printed no summary)")
+    if code == 0 and summary and summary.get("ok"):
+        print("drill passed")
+        return 0
+    print(f"drill FAILED (exit {code})", file=sys.stderr)
+    return 1
+
+
+def _restore(args: argparse.Namespace) -> int:
+    from pds_aws.ops.output import confirm
+
+    target = target_of(args)
+    generation = args.generation
+    if args.at == LATEST and not generation:
+        # "latest" undoes a restore: the newest state of the history it branched off.
+        generation = latest_generation(backup_env_of(target))
+        if generation is None:
+            print("no restore to undo: the current history is already the latest state")
+            return 0
+    print(f"Point-in-time restore of {target.name} ({target.url}):")
+    for step in restore_steps(target.name, args.at, generation, target.is_local):
+        print(f"  {step}")
+    if not confirm("Go ahead?", args.yes):
+        return 1
+    command = restore_command(args.at, generation)
+    code: int | None
+    if target.local_state is not None:
+        state = target.local_state
+        stop_local_runtime(state, progress)
+        result = with_local_aws(state, lambda env: run_backup_program(command[1:], env), progress)
+        code, summary = result.code, result.summary
+        if code == 0:
+            print("restored; start the local runtime again with `make run`")
+    else:
+        stack = stack_of(target)
+        drill_task = stack.drill_task()
+
+        stack.scale(0, progress)
+        try:
+            # The drill task may only read backups; the restore runs with the service's
+            # task role, which may write them.
+            code, lines = stack.run_one_off(
+                drill_task,
+                DRILL_CONTAINER,
+                command,
+                progress,
+                task_role_arn=stack.service_task.task_role_arn,
+            )
+        finally:
+            stack.scale(1, progress)
+        summary = last_summary(lines)
+        if code != 0:
+            print("\n".join(lines[-20:]), file=sys.stderr)
+    print(json.dumps(summary, indent=2) if summary else "(restore-at printed no summary)")
+    return 0 if code == 0 else 1
+
+
+def add_commands(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "backup",
+        help="restore drill and point-in-time restore",
+        description="Run the backup program's restore drill, or restore the whole PDS to a "
+        "point in time (a new backup generation; older history is never deleted).",
+    )
+    actions = parser.add_subparsers(dest="backup_action", metavar="ACTION", required=True)
+    drill = actions.add_parser(
+        "drill",
+        help="restore the latest backup into a scratch directory and check it",
+        description="Restore the latest backup into a scratch directory and check every "
+        "database, then print the drill's JSON summary. Locally it runs here; on AWS as a "
+        "one-off Fargate task of the stack's drill task definition (its log is read back).",
+    )
+    add_target_options(drill)
+    drill.set_defaults(handler=guarded(_drill))
+    restore = actions.add_parser(
+        "restore",
+        help="guided point-in-time restore of the whole PDS",
+        description="Restore the PDS to its state at a time: stop it, build a new backup "
+        "generation as of --at and make it current, start it again. It explains each step and "
+        "asks first. `--at latest` goes back to the newest state of the history the last "
+        "restore branched from (or of --generation).",
+    )
+    restore.add_argument(
+        "--at",
+        required=True,
+        metavar="TIMESTAMP",
+        help="RFC 3339 UTC time such as 2026-11-29T20:15:00Z, or `latest`",
+    )
+    restore.add_argument("--generation", metavar="ID", help="restore from this generation")
+    restore.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    add_target_options(restore)
+    restore.set_defaults(handler=guarded(_restore))

@@ -16,14 +16,14 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pds_aws.errors import PdsAwsError
+from pds_aws.names import BACKUP_CONTAINER
+
 if TYPE_CHECKING:
     import boto3
 
     from pds_aws.ops.target import StackResources
 
-BACKUP_CONTAINER = "backup"
-PDS_CONTAINER = "pds"
-DRILL_CONTAINER = "drill"
 TASK_DEFINITION_TYPE = "AWS::ECS::TaskDefinition"
 TASK_WAIT_S = 3600.0
 SCALE_WAIT_S = 900.0
@@ -32,7 +32,7 @@ POLL_S = 5.0
 Progress = Callable[[str], None]
 
 
-class StackOperationError(Exception):
+class StackOperationError(PdsAwsError):
     """An ECS or CloudWatch step failed; the message says which and what to check."""
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from pds_aws.errors import PdsAwsError
 from pds_aws.routes import HEALTH_CHECK_PATH, ROBOTS_PATH, ROBOTS_TXT
 
 # A path the allow-list must refuse: what exploit crawlers ask for first.
@@ -36,7 +37,7 @@ DEFAULT_TIMEOUT_S = 15.0
 FRAME_WAIT_S = 5.0
 
 
-class CheckFailed(Exception):
+class CheckFailed(PdsAwsError):
     """A smoke check failed; the message says what was expected and what came back."""
 
 

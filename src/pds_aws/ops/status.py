@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pds_aws.backup.layout import ACCOUNT_STORE, classify
+from pds_aws.errors import OperationError
 
 BACKUP_STATUS_TIMEOUT_S = 120.0
 _TID_ALPHABET = "234567abcdefghijklmnopqrstuvwxyz"
@@ -175,23 +176,29 @@ def read_backup_status(
 ) -> dict[str, Any]:
     """Run the backup program's `status` against the target's backups and parse its JSON."""
     if not backup_env.get("BACKUP_URL"):
-        raise RuntimeError("the target does not name its backup location (BACKUP_URL)")
+        raise OperationError("the target does not name its backup location (BACKUP_URL)")
     # The user's own environment carries their AWS profile and credentials; the target's
     # settings (backup URL, region, emulator endpoint) go on top.
     env = {**os.environ, **backup_env}
-    result = subprocess.run(
-        [sys.executable, "-m", "pds_aws.backup", "status"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "pds_aws.backup", "status"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise OperationError(f"pds-aws-backup status did not answer in {timeout:.0f} s") from None
     if result.returncode != 0:
         tail = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        raise RuntimeError(f"pds-aws-backup status exited {result.returncode}: {tail}")
+        raise OperationError(f"pds-aws-backup status exited {result.returncode}: {tail}")
     lines = result.stdout.strip().splitlines()
-    value = json.loads(lines[-1]) if lines else None
+    try:
+        value = json.loads(lines[-1]) if lines else None
+    except json.JSONDecodeError:
+        value = None
     if not isinstance(value, dict):
-        raise RuntimeError("pds-aws-backup status printed no JSON object")
+        raise OperationError("pds-aws-backup status printed no JSON object")
     return value

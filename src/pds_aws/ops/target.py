@@ -18,12 +18,11 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from pds_aws.config import ConfigError, load_config
+from pds_aws.errors import LocalStateError
+from pds_aws.names import CONFIG_ENV, STATE_FILE, LocalState
 
 if TYPE_CHECKING:
     import boto3
-
-DEFAULT_STATE_FILE = Path(".local/state.json")
-CONFIG_ENV = "PDS_AWS_CONFIG"
 
 # CloudFormation outputs of the deployed stack that the operator commands read.
 # The stack (stack.py) declares outputs with exactly these keys; a unit test checks the
@@ -36,9 +35,6 @@ OUTPUT_SERVICE = "ServiceName"
 OUTPUT_DRILL_TASK = "DrillTaskDefinitionArn"
 REQUIRED_OUTPUTS: tuple[str, ...] = (OUTPUT_URL, OUTPUT_ADMIN_SECRET)
 ECS_OUTPUTS: tuple[str, ...] = (OUTPUT_CLUSTER, OUTPUT_SERVICE)
-
-# Keys of `.local/state.json` (written by pds_aws.local) that every local command needs.
-REQUIRED_STATE_KEYS: tuple[str, ...] = ("url", "admin_password")
 
 
 class TargetError(ConfigError):
@@ -64,7 +60,7 @@ class Target:
     name: str
     url: str
     admin_password: str = field(repr=False)
-    local_state: Mapping[str, Any] | None = field(default=None, repr=False)
+    local_state: LocalState | None = field(default=None, repr=False)
     stack: StackResources | None = None
     # The URL the PDS's DID documents name, when it differs from `url` (locally).
     public_url: str | None = None
@@ -79,20 +75,14 @@ class Target:
         return self.local_state is not None
 
 
-def local_target(state: Mapping[str, Any], state_path: Path) -> Target:
-    """The local runtime's target, from the parsed `.local/state.json`."""
-    missing = [key for key in REQUIRED_STATE_KEYS if not state.get(key)]
-    if missing:
-        raise TargetError(
-            f"{state_path}: missing {', '.join(missing)}; this file is written by the local "
-            f"runtime: start it with `make run` (or `pds-aws local up`) and try again"
-        )
+def local_target(state: LocalState) -> Target:
+    """The local runtime's target, from its state (`.local/state.json`)."""
     return Target(
         name="local",
-        url=str(state["url"]).rstrip("/"),
-        admin_password=str(state["admin_password"]),
+        url=state.url.rstrip("/"),
+        admin_password=state.admin_password,
         local_state=state,
-        public_url=str(state["public_url"]) if state.get("public_url") else None,
+        public_url=state.public_url or None,
     )
 
 
@@ -152,26 +142,18 @@ class TargetChoice:
     """What the command line asked for (see `add_target_options`)."""
 
     local: bool = False
-    state_file: Path = DEFAULT_STATE_FILE
+    state_file: Path = STATE_FILE
     stack_name: str | None = None
     config_path: str | None = None
     profile: str | None = None
     region: str | None = None
 
 
-def read_local_state(path: Path) -> dict[str, Any]:
+def read_local_state(path: Path) -> LocalState:
     try:
-        state = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise TargetError(
-            f"{path}: not found; the local runtime is not running here. Start it with "
-            f"`make run` (or `pds-aws local up`), or pass --state PATH"
-        ) from None
-    except json.JSONDecodeError as exc:
-        raise TargetError(f"{path}: not valid JSON ({exc}); restart the local runtime") from None
-    if not isinstance(state, dict):
-        raise TargetError(f"{path}: expected a JSON object; restart the local runtime")
-    return state
+        return LocalState.read(path)
+    except LocalStateError as exc:
+        raise TargetError(str(exc)) from None
 
 
 def aws_session(profile: str | None, region: str | None) -> boto3.Session:
@@ -220,8 +202,7 @@ def resolve_stack(session: boto3.Session, stack_name: str, profile: str | None =
 def resolve_target(choice: TargetChoice) -> Target:
     """The target the command line names: `--local`, `--stack NAME` or a config file."""
     if choice.local:
-        path = choice.state_file
-        return local_target(read_local_state(path), path)
+        return local_target(read_local_state(choice.state_file))
     config_path = choice.config_path or os.environ.get(CONFIG_ENV)
     region = choice.region
     stack_name = choice.stack_name

@@ -15,11 +15,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
+from pds_aws.errors import PdsAwsError
+
 DEFAULT_TIMEOUT_S = 30.0
 ParamValue = str | int | bool | Sequence[str]
 
 
-class XrpcError(Exception):
+class XrpcError(PdsAwsError):
     """The PDS answered with an error (or did not answer)."""
 
     def __init__(self, nsid: str, status: int, error: str, message: str) -> None:

@@ -1,0 +1,151 @@
+"""Names the stack, the local runtime and the operator commands share: one place each.
+
+The CDK side (pds_aws.infra, pds_aws.backup.construct) gives the task's containers these
+names, ports and mount paths; the local runtime reads them back from the synthesized task
+definition and the operator commands use them to find containers, logs and backups. The
+local runtime's state file is a typed record (`LocalState`), written by `pds_aws.local` and
+read by `pds_aws.ops` and `pds_aws.local.commands`.
+
+Dependency-free (standard library and pds_aws.errors only): the backup sidecar image imports it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pds_aws.errors import LocalStateError
+
+# The containers of the PDS task and the restore drill's one-off task.
+PDS_CONTAINER = "pds"
+BACKUP_CONTAINER = "backup"
+DRILL_CONTAINER = "drill"
+
+# The PDS listens here inside the task; the ALB's target group and the sidecar use it.
+PDS_PORT = 3000
+# @atproto/pds's health endpoint: the ALB health check, the container health checks, the
+# sidecar's wait for the PDS and the operator commands all ask it.
+HEALTH_CHECK_PATH = "/xrpc/_health"
+# The PDS as the task's other containers reach it (they share localhost).
+PDS_HEALTH_URL = f"http://127.0.0.1:{PDS_PORT}{HEALTH_CHECK_PATH}"
+
+# Where the task's data volume is mounted in the PDS and backup containers.
+DATA_DIRECTORY = "/pds"
+# Every backup object lives under this key prefix of the backup bucket; the task role may
+# touch only these keys, so the bucket can later hold other things (e.g. exports) safely.
+BACKUP_PREFIX = "pds"
+
+# The environment variable that names the config file (set by the Makefile from CONFIG).
+CONFIG_ENV = "PDS_AWS_CONFIG"
+# The example config: the default of local commands only (deploy, diff and destroy must
+# name a config).
+EXAMPLE_CONFIG_FILE = "pds.example.toml"
+
+# The local runtime's working state, under the directory it is started in.
+LOCAL_DIR = ".local"
+STATE_FILE = Path(LOCAL_DIR) / "state.json"
+
+
+@dataclass(frozen=True)
+class LocalState:
+    """What a running local runtime tells the commands that talk to it (`.local/state.json`).
+
+    `url` and `admin_password` are required; every other field has an empty default so that
+    a state file written by an older version still reads.
+    """
+
+    url: str
+    admin_password: str = field(repr=False)
+    # The URL the PDS's DID documents name (http://localhost:PORT), and the PDS behind the edge.
+    public_url: str = ""
+    pds_url: str = ""
+    handle_domain: str = ""
+    mail_dir: str = ""
+    # The local AWS (moto server) and what the stack's resources became there.
+    moto_url: str = ""
+    region: str = ""
+    plc_url: str = ""
+    smtp_url: str = ""
+    backup_url: str = ""
+    blob_bucket: str = ""
+    rotation_key_id: str = ""
+    data_dir: str = ""
+    logs_dir: str = ""
+    pds_version: str = ""
+    warnings: tuple[str, ...] = ()
+    # Process ids by name (aws, plc, smtp, the containers, edge) and of `pds-aws local up`.
+    pids: Mapping[str, int] = field(default_factory=dict)
+    supervisor_pid: int = 0
+    started_at: str = ""
+    # Seconds from start to each milestone (synthesized, aws_ready, <container>_healthy, ready).
+    startup_seconds: Mapping[str, float] = field(default_factory=dict)
+
+    REQUIRED = ("url", "admin_password")
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["warnings"] = list(self.warnings)
+        data["pids"] = dict(self.pids)
+        data["startup_seconds"] = dict(self.startup_seconds)
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], source: Path = STATE_FILE) -> LocalState:
+        """The record from parsed JSON; LocalStateError names what is missing or wrong."""
+        missing = [key for key in cls.REQUIRED if not data.get(key)]
+        if missing:
+            raise LocalStateError(
+                f"{source}: missing {', '.join(missing)}; this file is written by the local "
+                f"runtime: start it with `make run` (or `pds-aws local up`) and try again"
+            )
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        values: dict[str, Any] = {}
+        try:
+            for key, value in data.items():
+                if key not in known or value is None:
+                    continue  # fields of other versions are ignored
+                if key == "warnings":
+                    values[key] = tuple(str(w) for w in value)
+                elif key == "pids":
+                    values[key] = {str(k): int(v) for k, v in dict(value).items()}
+                elif key == "startup_seconds":
+                    values[key] = {str(k): float(v) for k, v in dict(value).items()}
+                elif key == "supervisor_pid":
+                    values[key] = int(value)
+                else:
+                    values[key] = str(value)
+        except (TypeError, ValueError) as exc:
+            raise LocalStateError(
+                f"{source}: {key} has an unexpected value ({exc}); restart the local runtime"
+            ) from None
+        return cls(**values)
+
+    @classmethod
+    def read(cls, path: Path) -> LocalState:
+        """The state file at `path`; LocalStateError says how to get a valid one."""
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise LocalStateError(
+                f"{path}: not found; the local runtime is not running here. Start it with "
+                f"`make run` (or `pds-aws local up`), or pass --state PATH"
+            ) from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise LocalStateError(
+                f"{path}: not valid JSON ({exc}); restart the local runtime"
+            ) from None
+        if not isinstance(data, dict):
+            raise LocalStateError(f"{path}: expected a JSON object; restart the local runtime")
+        return cls.from_json(data, path)
+
+    def write(self, path: Path) -> None:
+        """Atomically, readable by the owner only (it holds the local admin password)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.to_json(), indent=2) + "\n")
+        tmp.chmod(0o600)
+        tmp.replace(path)
