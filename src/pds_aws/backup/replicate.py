@@ -24,6 +24,7 @@ from pds_aws.backup.restore import RestoreReport
 from pds_aws.backup.settings import Settings
 from pds_aws.backup.stop import LITESTREAM_STOP_TIMEOUT_S, POLL_S, final_sync
 from pds_aws.backup.store import BackupStore, StoreError
+from pds_aws.errors import PdsAwsError
 
 MIRROR_INTERVAL_S = 0.5
 LITESTREAM_READY_TIMEOUT_S = 10.0
@@ -106,7 +107,7 @@ def replicate(
     return replicate_until_stopped(settings, stop, mirror, replicator)
 
 
-class SeedFailed(Exception):
+class SeedFailed(PdsAwsError):
     pass
 
 

@@ -35,13 +35,14 @@ from pds_aws.backup.plan import (
 )
 from pds_aws.backup.settings import Settings
 from pds_aws.backup.store import BackupStore, StoreError
+from pds_aws.errors import PdsAwsError
 
 RESTORE_CONCURRENCY = 8  # litestream restore processes at once (CPU-bound, small)
 
 DOWNLOAD_CONCURRENCY = 32  # S3 GETs at once (latency-bound)
 
 
-class RestoreFailed(Exception):
+class RestoreFailed(PdsAwsError):
     """The restore cannot be trusted; `problems` says why, one line each."""
 
     def __init__(self, problems: list[str]) -> None:
