@@ -4,7 +4,9 @@ moto keeps everything in memory, but a replacement task on AWS finds its buckets
 key and secrets where it left them. So this process wraps moto's WSGI app with a journal:
 every successful mutating request is appended to `requests.jsonl` (and flushed) before its
 response goes out, so nothing a client saw acknowledged is lost to a SIGKILL. At start the
-journal is replayed in-process, before the port opens.
+journal is replayed in-process, before the port opens, and then compacted to the requests that
+recreate the current state (journal_compaction.py), so it grows with the live data, not with
+every upload ever made.
 
 KMS key material is the one thing a replay cannot reproduce (moto draws a fresh private key on
 CreateKey), so each new key's private key is saved to `kms-keys.jsonl` in creation order and
@@ -20,6 +22,8 @@ import argparse
 import base64
 import io
 import json
+import os
+import re
 import signal
 import sys
 import threading
@@ -29,6 +33,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 # JSON-protocol actions (X-Amz-Target) that change nothing: not journaled.
 _READ_ONLY_ACTION_PREFIXES = (
@@ -78,7 +83,9 @@ class Journal:
         path.touch(mode=0o600)  # holds secret values and key material: owner only
         self._file = path.open("a", encoding="utf-8")
 
-    def append(self, environ: dict[str, Any], body: bytes) -> None:
+    def append(
+        self, environ: dict[str, Any], body: bytes, moment: float, upload_id: str = ""
+    ) -> None:
         headers = {k: v for k, v in environ.items() if k.startswith("HTTP_")}
         headers.pop("HTTP_TRANSFER_ENCODING", None)
         headers.update({k: environ[k] for k in _JOURNALED_HEADERS if k in environ})
@@ -86,12 +93,33 @@ class Journal:
             "method": environ["REQUEST_METHOD"],
             "path": environ.get("PATH_INFO", ""),
             "query": environ.get("QUERY_STRING", ""),
+            "raw_uri": environ.get("RAW_URI", ""),  # S3 keys: the path before decoding
             "headers": headers,
             "body": base64.b64encode(body).decode("ascii"),
-            "time": time.time(),
+            "time": moment,
         }
+        if upload_id:  # CreateMultipartUpload: the replay maps it to the id moto draws then
+            entry["upload_id"] = upload_id
         self._file.write(json.dumps(entry) + "\n")
         self._file.flush()
+
+    def rewrite(self, entries: Iterable[dict[str, Any]]) -> None:
+        """Replace the journal with `entries`, atomically: a crash leaves the old or the new."""
+        temporary = self.path.with_name(self.path.name + ".compacting")
+        try:
+            with os.fdopen(
+                os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w"
+            ) as out:
+                for entry in entries:
+                    out.write(json.dumps(entry) + "\n")
+                out.flush()
+                os.fsync(out.fileno())
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+        self._file.close()
+        os.replace(temporary, self.path)
+        self._file = self.path.open("a", encoding="utf-8")
 
     def entries(self) -> Iterator[dict[str, Any]]:
         if not self.path.exists():
@@ -111,6 +139,7 @@ def _environ_for(entry: dict[str, Any]) -> dict[str, Any]:
         "SCRIPT_NAME": "",
         "PATH_INFO": entry["path"],
         "QUERY_STRING": entry["query"],
+        "RAW_URI": entry.get("raw_uri") or "",
         "SERVER_NAME": "127.0.0.1",
         "SERVER_PORT": "80",
         "SERVER_PROTOCOL": "HTTP/1.1",
@@ -147,18 +176,41 @@ def _s3_clock_at(moment: float | None) -> Iterator[None]:
         setattr(s3_models, clock, original)
 
 
+_UPLOAD_ID = re.compile(rb"<UploadId>([^<]+)</UploadId>")
+
+
+def created_upload_id(environ: dict[str, Any], response: bytes) -> str:
+    """The UploadId a CreateMultipartUpload (POST ?uploads) answered, else ""."""
+    if environ.get("REQUEST_METHOD") != "POST" or "uploads" not in parse_qs(
+        str(environ.get("QUERY_STRING", "")), keep_blank_values=True
+    ):
+        return ""
+    match = _UPLOAD_ID.search(response)
+    return match.group(1).decode("ascii") if match else ""
+
+
 def replay(app: WsgiApp, journal: Journal, kms_keys: KmsKeyStore) -> int:
-    """Apply every journaled request to a fresh moto, in order; return how many."""
+    """Apply every journaled request to a fresh moto, in order; return how many.
+
+    Multipart upload ids are random: each journaled id is mapped to the one the replayed
+    CreateMultipartUpload gets, and the later parts of that upload are sent with it."""
     count = 0
+    upload_ids: dict[str, str] = {}
     for entry in journal.entries():
         target = str(entry["headers"].get("HTTP_X_AMZ_TARGET", ""))
+        for old, new in upload_ids.items():
+            if old in entry["query"]:
+                entry["query"] = entry["query"].replace(old, new)
+                entry["raw_uri"] = str(entry.get("raw_uri", "")).replace(old, new)
         with _s3_clock_at(entry.get("time")):
-            result = app(_environ_for(entry), lambda *_args, **_kwargs: None)
-            for _chunk in result:
-                pass
+            environ = _environ_for(entry)
+            result = app(environ, lambda *_args, **_kwargs: None)
+            response = b"".join(result)
             close = getattr(result, "close", None)
             if close is not None:
                 close()
+        if entry.get("upload_id"):
+            upload_ids[str(entry["upload_id"])] = created_upload_id(environ, response)
         if target.startswith("TrentService."):
             kms_keys.adopt_replayed()
         count += 1
@@ -263,9 +315,13 @@ class JournalingApp:
             return start_response(status, headers, exc_info)
 
         with self._lock:
-            chunks = list(self.app(environ, capture))
+            # The journaled time is the objects' LastModified, in the replay as now.
+            moment = time.time()
+            with _s3_clock_at(moment):
+                chunks = list(self.app(environ, capture))
             if int(str(captured.get("status", "500")).split(" ", 1)[0]) < 400:
-                self.journal.append(environ, body)
+                upload_id = created_upload_id(environ, b"".join(chunks))
+                self.journal.append(environ, body, moment, upload_id)
                 if target.startswith("TrentService."):
                     self.kms_keys.save_new()
         return chunks
@@ -280,6 +336,8 @@ def main(argv: list[str] | None = None) -> int:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
     from werkzeug.serving import make_server
 
+    from pds_aws.local.journal_compaction import compact
+
     state_dir: Path = args.state_dir
     state_dir.mkdir(parents=True, exist_ok=True)
     moto_app: WsgiApp = DomainDispatcherApplication(create_backend_app)
@@ -292,6 +350,16 @@ def main(argv: list[str] | None = None) -> int:
         f"in {time.monotonic() - started:.1f} s",
         flush=True,
     )
+    compaction = compact(journal)
+    if compaction.skipped:
+        print(f"aws emulator: journal not compacted: {compaction.skipped}", flush=True)
+    else:
+        print(
+            f"aws emulator: journal compacted from {compaction.requests_before} requests "
+            f"({compaction.bytes_before / 2**20:.1f} MiB) to {compaction.requests_after} "
+            f"({compaction.bytes_after / 2**20:.1f} MiB)",
+            flush=True,
+        )
 
     server = make_server(
         "127.0.0.1", args.port, JournalingApp(moto_app, journal, kms_keys), threaded=True
