@@ -7,6 +7,7 @@ the stack's dependencies, and imports this module.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 
 def pid_alive(pid: int) -> bool:
@@ -18,3 +19,27 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+# What the command line of a process of ours holds: the `pds-aws` CLI (the `local up`
+# supervisor) and the modules and scripts it starts.
+OWN_COMMAND_MARKERS = ("pds-aws", "pds_aws")
+
+
+def command_line(pid: int) -> str | None:
+    """The process's command line (Linux /proc), None when it cannot be read."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    return raw.replace(b"\0", b" ").decode(errors="replace").strip()
+
+
+def is_our_process(pid: int, markers: tuple[str, ...] = OWN_COMMAND_MARKERS) -> bool:
+    """Whether `pid` is alive and its command line shows it is ours: a pid recorded in a
+    state file may since have been reused by an unrelated process, which must never be
+    signalled."""
+    if not pid_alive(pid):
+        return False
+    cmdline = command_line(pid)
+    return cmdline is not None and any(marker in cmdline for marker in markers)

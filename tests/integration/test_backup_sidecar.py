@@ -119,6 +119,8 @@ def sidecar_env(
         # These tests stand in for the PDS (no PDS runs beside the sidecar): replicate right
         # after the restore. The tests of waiting for the PDS set a URL of their own.
         PDS_HEALTH_URL="none",
+        # A SIGKILLed sidecar's lease expires in seconds, not in the 240 s of a task.
+        BACKUP_LEASE_SECONDS="6",
     )
     env.update(extra)
     return env
@@ -858,7 +860,8 @@ def test_sigterm_while_waiting_for_the_pds_keeps_what_the_pds_wrote(
     pds.close()
     expected = snapshot(case.data("data"))
     assert sidecar.stop() == 0, sidecar.log()
-    assert read_current_object(case) != before  # the new generation was seeded and made current
+    # The restored generation is continued (no re-seed): CURRENT is unchanged.
+    assert read_current_object(case) == before
 
     restored = case.start("restored")
     restored.wait_healthy()
@@ -870,7 +873,7 @@ def test_sigterm_while_waiting_with_nothing_changed_seeds_no_generation(
     case: Case, small: Populated
 ) -> None:
     """A PDS that never started (a crash loop) leaves the restored databases as they are:
-    the backup already holds them, so a stop seeds no new generation."""
+    the backup already holds them, so a stop writes no database object."""
     populated_copy(case, small)
     before = case.objects()
     nobody = f"http://127.0.0.1:{_free_port()}/xrpc/_health"
@@ -880,7 +883,7 @@ def test_sigterm_while_waiting_with_nothing_changed_seeds_no_generation(
     assert "no database changed since the restore" in sidecar.log()
     after = case.objects()
     assert after[f"{PREFIX}/CURRENT"] == before[f"{PREFIX}/CURRENT"]
-    # The new generation got its ORIGIN and key files, never a database.
+    # Nothing new but the lease, never a database.
     assert not [k for k in set(after) - set(before) if ".sqlite" in k]
 
 

@@ -21,7 +21,9 @@ from pds_aws.procs import pid_alive
 
 HEALTH_FILE = "healthy.json"
 
-PDS_POLL_S = 0.5  # how often the PDS health URL is probed while waiting for the PDS
+# How often the PDS health URL is probed while waiting for the PDS: Litestream starts at most
+# this long after the PDS answers (and may acknowledge writes).
+PDS_POLL_S = 0.2
 
 PDS_PROBE_TIMEOUT_S = 2.0
 

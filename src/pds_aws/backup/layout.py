@@ -14,13 +14,15 @@ Backup layout under `BACKUP_URL` (`s3://bucket/prefix` or `file:///path`):
     generations/<id>/ORIGIN                   JSON: how this generation was made
     generations/<id>/litestream/<rel>/ltx/... Litestream 0.5 replica of database <rel>
     generations/<id>/files/<rel>              plain files (account keys, reserved keys)
+    LEASE                                     JSON: the sidecar that may write (lease.py)
 
 A generation id is `YYYYMMDDTHHMMSSZ-<4 hex>` (UTC creation time, sortable). ORIGIN holds
-`created`, `seeded` (when it first held every database and key), `reason` (first boot, task
-start, restore-at), `source` (the generation it was restored from) and `at` (restore-at's T).
-Every start that restores data replicates into a new generation made from the restored one,
-and a point-in-time restore writes a new generation too; CURRENT is repointed only once the new
-generation is complete, so no history is overwritten or deleted, and a crash at any moment
+`created`, `seeded` (when it first held every database and key) with the `databases` and
+`key_files` counted then, `reason` (first boot, restore-at; `first_boot` true for the first),
+`source` (the generation it was restored from), `at` (restore-at's T) and `data_seen` (when a
+first-boot generation first held a database). A task start continues the generation it
+restored; a point-in-time restore writes a new generation and repoints CURRENT (conditionally)
+only once it is complete, so no history is overwritten or deleted, and a crash at any moment
 leaves CURRENT on a complete generation.
 """
 

@@ -12,10 +12,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from pds_aws.backup import litestream
 from pds_aws.backup.datadir import files_under
+from pds_aws.backup.fetch import needed_ltx_files
 from pds_aws.backup.layout import (
     ACCOUNT_DATABASE,
     FileKind,
@@ -26,6 +27,7 @@ from pds_aws.backup.layout import (
 from pds_aws.backup.logs import info
 from pds_aws.backup.plan import (
     SCRATCH_PREFIX,
+    GenerationContents,
     RestorePlan,
     build_restore_plan,
     litestream_timestamp,
@@ -58,6 +60,7 @@ class RestoreReport:
     files: int = 0
     key_files: int = 0
     bytes: int = 0
+    gets: int = 0  # LTX objects fetched (one GET each)
     seconds: float = 0.0
     problems: list[str] = field(default_factory=list)
 
@@ -117,6 +120,18 @@ def crash_hints(account_db: Path, dids: list[str]) -> list[str]:
     ]
 
 
+def is_safe_rel(rel: str) -> bool:
+    """Whether a path from an object key stays inside the data directory once joined."""
+    path = PurePosixPath(rel)
+    return (
+        bool(rel)
+        and not rel.startswith("/")
+        and "\\" not in rel
+        and all(part not in ("", ".", "..") for part in rel.split("/"))
+        and not path.is_absolute()
+    )
+
+
 def restore_generation(
     settings: Settings,
     store: BackupStore,
@@ -124,13 +139,30 @@ def restore_generation(
     out_dir: Path,
     *,
     at: datetime | None = None,
+    contents: GenerationContents | None = None,
 ) -> RestoreReport:
-    """Restore one generation (latest, or as of `at`) into `out_dir`; raise RestoreFailed."""
+    """Restore one generation (latest, or as of `at`) into `out_dir`; raise RestoreFailed.
+
+    `contents`: the generation's listing when the caller already has it (one LIST less).
+    """
     started = time.monotonic()
     report = RestoreReport(generation)
-    contents = read_generation(store.list_objects(generation_prefix(generation) + "/"), generation)
+    if contents is None:
+        contents = read_generation(
+            store.list_objects(generation_prefix(generation) + "/"), generation
+        )
     if contents.is_empty:
         return report
+    escaping = [rel for rel in [*contents.databases, *contents.files] if not is_safe_rel(rel)]
+    if escaping:
+        raise RestoreFailed(
+            [
+                f"object for {rel!r} in generation {generation} would be written outside the "
+                "data directory (absolute path, `..` or empty part): refused; the backup is "
+                "damaged or was written by something else"
+                for rel in sorted(escaping)[:10]
+            ]
+        )
     env = litestream.litestream_env(os.environ)
     ts = litestream_timestamp(at) if at is not None else None
     # Against S3, fetch each database's LTX objects in bulk into a local file replica and
@@ -144,11 +176,14 @@ def restore_generation(
     def fetch(rels: list[str]) -> list[str]:
         if ltx_mirror is None:
             return []
+        # Only what the restore needs: the newest snapshot at or before the target and the
+        # files after it (fetch.needed_ltx_files), not every object of the database.
         jobs = [
             (key, ltx_mirror / rel / local, stored)
             for rel in rels
-            for key, local, stored in contents.databases[rel].ltx_files
+            for key, local, stored in needed_ltx_files(contents.databases[rel].ltx_files, at)
         ]
+        report.gets += len(jobs)
 
         def get(job: tuple[str, Path, datetime]) -> str | None:
             key, dest, stored = job
@@ -250,6 +285,7 @@ def restore_generation(
     )
     info(
         f"restored {report.databases} databases in {db_seconds:.2f} s (quick_check ok; "
+        f"{report.gets} LTX objects fetched, "
         f"{fetch_seconds:.2f} s of it fetching their LTX objects)"
     )
     info(f"restored {report.files} key files and reserved keys in {file_seconds:.2f} s")

@@ -17,7 +17,7 @@ from pds_aws.backup.generations import (
     create_generation,
     generation_chain,
     mark_seeded,
-    read_current,
+    read_current_tagged,
     set_current,
 )
 from pds_aws.backup.layout import (
@@ -25,6 +25,7 @@ from pds_aws.backup.layout import (
     generation_prefix,
     is_generation_id,
 )
+from pds_aws.backup.lease import Lease
 from pds_aws.backup.logs import error, info, iso_utc
 from pds_aws.backup.mirror import FileMirror
 from pds_aws.backup.plan import (
@@ -36,7 +37,7 @@ from pds_aws.backup.plan import (
 from pds_aws.backup.replicate import LITESTREAM_CONFIG_FILE
 from pds_aws.backup.restore import RestoreFailed, restore_generation
 from pds_aws.backup.settings import Settings
-from pds_aws.backup.store import StoreError, open_store
+from pds_aws.backup.store import BackupStore, StoreError, open_store
 
 
 def restore_at_command(settings: Settings, args: argparse.Namespace) -> int:
@@ -75,15 +76,33 @@ def restore_at(settings: Settings, at: datetime | None, source: str | None) -> d
     """
     store = open_store(settings)
     store.check_access()
-    current = read_current(store)
-    if current is None:
+    # One writer: wait for the task's sidecar to release the lease after its final sync
+    # (the operator command stops the PDS first), and hold it while CURRENT moves.
+    lease = Lease(store, lease_s=settings.lease_s)
+    if not lease.acquire(timeout=settings.lease_s + 60):
+        raise ValueError(
+            "the backup lease is still held by a running sidecar: stop the PDS first "
+            "(`pds-aws backup restore --at` does), then try again"
+        )
+    try:
+        return _restore_at_holding_lease(settings, store, at, source)
+    finally:
+        lease.release()
+
+
+def _restore_at_holding_lease(
+    settings: Settings, store: BackupStore, at: datetime | None, source: str | None
+) -> dict[str, object]:
+    tagged = read_current_tagged(store)
+    if tagged is None:
         raise ValueError(f"no backup at {settings.backup_url} ({CURRENT_OBJECT} is missing)")
+    current, current_etag = tagged
     source = source or current
     if not store.list_objects(generation_prefix(source) + "/")[:1]:
         raise ValueError(f"generation {source} does not exist at {settings.backup_url}")
     if at is None:
         if source != current:
-            set_current(store, source)
+            set_current(store, source, replacing=current_etag)
             info(f"CURRENT now points at generation {source} (was {current})")
         else:
             info(f"generation {source} is already current; nothing to do")
@@ -122,8 +141,8 @@ def restore_at(settings: Settings, at: datetime | None, source: str | None) -> d
         missing = sorted(set(report.plan.databases) - set(seeded.databases))
         if missing:
             raise StoreError(f"generation {new} lacks {len(missing)} databases: {missing[:3]}")
-        mark_seeded(store, new)
-        set_current(store, new)
+        mark_seeded(store, new, databases=len(seeded.databases), key_files=report.key_files)
+        set_current(store, new, replacing=current_etag)
         info(f"CURRENT now points at generation {new} (was {current}); replace the task")
         return {
             "ok": True,

@@ -1,4 +1,4 @@
-"""`run`: the contract's steps in order: restore, wait for the PDS, seed and replicate, stop.
+"""`run`: the contract's steps in order: lease, restore, wait for the PDS, replicate, stop.
 
 The design, step by step: guides/BACKUP.md ("`run`, step by step").
 """
@@ -10,6 +10,7 @@ import os
 import shutil
 import signal
 import threading
+from datetime import UTC, datetime
 from types import FrameType
 
 from pds_aws.backup.datadir import (
@@ -19,19 +20,21 @@ from pds_aws.backup.datadir import (
     move_into_place,
     prepare_data_dir,
 )
-from pds_aws.backup.generations import create_generation, mark_seeded, read_current, set_current
+from pds_aws.backup.generations import (
+    create_generation,
+    may_start_empty,
+    read_current,
+    read_origin,
+    set_current,
+)
 from pds_aws.backup.health import health_path, pds_answers, wait_for_pds, write_health
-from pds_aws.backup.layout import (
-    CURRENT_OBJECT,
-    generation_prefix,
-)
-from pds_aws.backup.logs import error, info, warn
+from pds_aws.backup.layout import CURRENT_OBJECT, generation_prefix
+from pds_aws.backup.lease import LEASE_OBJECT, Lease, LeaseKeeper
+from pds_aws.backup.logs import error, info, iso_utc, warn
 from pds_aws.backup.mirror import FileMirror
-from pds_aws.backup.plan import (
-    read_generation,
-)
-from pds_aws.backup.replicate import replicate
-from pds_aws.backup.restore import RestoreFailed, RestoreReport, restore_generation
+from pds_aws.backup.plan import read_generation
+from pds_aws.backup.replicate import Running, replicate
+from pds_aws.backup.restore import RestoreFailed, restore_generation
 from pds_aws.backup.settings import Settings
 from pds_aws.backup.store import BackupStore, StoreError, open_store
 
@@ -40,68 +43,120 @@ def resolve_generation(store: BackupStore) -> str:
     current = read_current(store)
     if current is not None:
         return current
-    if store.list_objects("")[:1]:
+    if [o for o in store.list_objects("")[:2] if o.key != LEASE_OBJECT]:
         raise StoreError(
             f"the backup prefix holds objects but no {CURRENT_OBJECT}: it is not a pds-aws "
             "backup or it is damaged; choose another BACKUP_URL prefix, or point "
             f"{CURRENT_OBJECT} at a generation with `pds-aws-backup restore-at latest "
             "--generation ID`"
         )
-    generation = create_generation(store, {"reason": "first boot", "source": None, "at": None})
-    mark_seeded(store, generation)
-    set_current(store, generation)
+    # A recorded first boot: the only generation that may ever be restored empty (until
+    # its first database is replicated, see `record_first_data`).
+    generation = create_generation(
+        store,
+        {
+            "reason": "first boot",
+            "first_boot": True,
+            "source": None,
+            "at": None,
+            "seeded": iso_utc(datetime.now(UTC)),
+            "databases": 0,
+            "key_files": 0,
+        },
+    )
+    set_current(store, generation, replacing=None)
     info(f"first boot: empty backup, created generation {generation}")
     return generation
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
+    health_path(settings).unlink(missing_ok=True)
+    info(f"starting: data directory {settings.data_dir}, backup {settings.backup_url}")
+    store = open_store(settings)
+    lease = Lease(store, lease_s=settings.lease_s)
+    try:
+        store.check_access()
+        # Before anything is read: the previous task may still be making its final sync.
+        lease.acquire()
+    except StoreError as exc:
+        error(f"backup store: {exc}; not becoming healthy, the backup is untouched")
+        return 1
     stop = threading.Event()
+    running = Running()
 
+    def on_lost() -> None:
+        # Not ours any more: another task restores from the prefix now. Nothing more may be
+        # written to it: Litestream is killed, not stopped (no final sync), and we exit 1.
+        health_path(settings).unlink(missing_ok=True)
+        running.kill()
+        stop.set()
+
+    keeper = LeaseKeeper(lease, on_lost)
+    keeper.start()
+    try:
+        code = _run_holding_lease(settings, store, stop, keeper.lost, running)
+    finally:
+        keeper.stop()
+    if keeper.lost.is_set():
+        return 1
+    if running.alive():
+        return code  # never release while Litestream may still write
+    lease.release()
+    return code
+
+
+def _run_holding_lease(
+    settings: Settings,
+    store: BackupStore,
+    stop: threading.Event,
+    lost: threading.Event,
+    running: Running,
+) -> int:
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
     data_dir = settings.data_dir
-    health_path(settings).unlink(missing_ok=True)
-    info(f"starting: data directory {data_dir}, backup {settings.backup_url}")
-    store = open_store(settings)
     staging = data_dir / f"{STAGING_PREFIX}{os.getpid()}"
-    restored: RestoreReport | None = None
+    restored = False
     restored_stamps: dict[str, tuple[int, int]] = {}
     try:
-        store.check_access()
-        source = resolve_generation(store)
-        contents = read_generation(store.list_objects(generation_prefix(source) + "/"), source)
+        generation = resolve_generation(store)
+        contents = read_generation(
+            store.list_objects(generation_prefix(generation) + "/"), generation
+        )
+        origin = read_origin(store, generation)
         blocking = prepare_data_dir(data_dir)
+        if not contents.databases and not may_start_empty(origin):
+            raise RestoreFailed(
+                [
+                    f"generation {generation} holds no database, but it is not a recorded "
+                    f"first boot (ORIGIN records {origin.get('databases', 'no')} databases, "
+                    f"reason {origin.get('reason')!r}): its data is missing. Go back to a "
+                    "complete generation with `pds-aws backup restore --at` "
+                    "(`pds-aws-backup restore-at latest --generation ID`)"
+                ]
+            )
         if not contents.is_empty:
             if blocking:
                 error(
                     f"data directory {data_dir} is not empty ({', '.join(blocking[:5])}) but "
-                    f"generation {source} holds a backup: the sidecar restores only into an "
-                    "empty directory, never over or beside other files; move them away (or "
+                    f"generation {generation} holds a backup: the sidecar restores only into "
+                    "an empty directory, never over or beside other files; move them away (or "
                     "use an empty PDS_DATA_DIRECTORY) and start again"
                 )
                 return 1
             staging.mkdir()
-            restored = restore_generation(settings, store, source, staging)
+            restore_generation(settings, store, generation, staging, contents=contents)
             move_into_place(staging, data_dir)
+            restored = True
             restored_stamps = database_stamps(data_dir)
         elif blocking:
             warn(
-                f"empty backup generation {source}: adopting the {len(blocking)} existing "
+                f"empty backup generation {generation}: adopting the {len(blocking)} existing "
                 f"entries of {data_dir} as they are"
             )
         else:
-            info(f"generation {source} is empty: starting with an empty data directory")
-        # A restored directory is replicated into a NEW generation, seeded from scratch by
-        # this Litestream process: each generation is written by exactly one Litestream
-        # lifetime from TXID 1, so no restarted Litestream ever has to reconcile its position
-        # with a replica it did not write ("database behind replica"), and the generation we
-        # restored from stays as it was (history for restore-at).
-        generation = (
-            source
-            if restored is None
-            else create_generation(store, {"reason": "task start", "source": source, "at": None})
-        )
+            info(f"generation {generation} is empty: starting with an empty data directory")
     except RestoreFailed as exc:
         shutil.rmtree(staging, ignore_errors=True)
         for problem in exc.problems:
@@ -120,18 +175,16 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         shutil.rmtree(staging, ignore_errors=True)
         error(f"restore failed on the data directory: {exc}; not becoming healthy")
         return 1
+    if lost.is_set():
+        return 1
 
     # Signal handlers from here: a SIGTERM during the restore just ends us (nothing was
-    # replicated yet, the backup is untouched).
+    # replicated yet, the backup is untouched; the lease expires).
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     mirror = FileMirror(store, data_dir, generation)
-    # The PDS may write from the moment we are healthy: from then on a stop signal must not
-    # abandon the seeding of the new generation (CURRENT would keep naming the old one).
-    pds_may_write = False
     if settings.pds_health_url is not None:
         write_health(settings, None, generation)
-        pds_may_write = True
         info(
             f"healthy: restored {data_dir}; Litestream starts once the PDS answers "
             f"{settings.pds_health_url}"
@@ -142,11 +195,12 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
             url=settings.pds_health_url,
             on_tick=mirror.sync,
         ):
+            if lost.is_set():
+                return 1
             if not databases_on_disk(data_dir) or (
-                restored is not None and database_stamps(data_dir) == restored_stamps
+                restored and database_stamps(data_dir) == restored_stamps
             ):
-                # Nothing the PDS could have written: the backup holds exactly this (no new
-                # generation is seeded for a PDS that failed to start, e.g. in a crash loop).
+                # Nothing the PDS could have written: the backup holds exactly this.
                 info("stopped before the PDS started; no database changed since the restore")
                 health_path(settings).unlink(missing_ok=True)
                 failures = mirror.sync() and mirror.sync()  # one retry, as at any stop
@@ -154,4 +208,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
                     error(f"{failures} key files could not be uploaded before stopping")
                 return 1 if failures else 0
             info("stopped before the PDS answered: replicating the databases on disk first")
-    return replicate(settings, store, source, generation, restored, mirror, stop, pds_may_write)
+    # The restored generation is continued: Litestream (0.5.17, with its fix for a database
+    # restored behind its replica) fetches each replica's latest position at start and goes
+    # on from there, so no new generation is seeded and nothing waits for a re-seed.
+    first_data_pending = not contents.databases
+    return replicate(settings, store, generation, mirror, stop, lost, running, first_data_pending)

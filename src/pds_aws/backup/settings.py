@@ -25,6 +25,9 @@ DEFAULT_PDS_HEALTH_URL = PDS_HEALTH_URL
 NO_PDS = "none"
 
 
+DEFAULT_LEASE_S = 240.0
+
+
 class SettingsError(PdsAwsError):
     """A missing or malformed environment variable; the message names it and the fix."""
 
@@ -54,6 +57,9 @@ class Settings:
     # Litestream starts only once this answers (the PDS has migrated its databases); None:
     # no PDS beside the sidecar, replicate right after the restore.
     pds_health_url: str | None = DEFAULT_PDS_HEALTH_URL
+    # The single-writer lease's length (pds_aws.backup.lease); tests and benchmarks shorten it
+    # with BACKUP_LEASE_SECONDS so that a crashed sidecar's lease expires in seconds.
+    lease_s: float = DEFAULT_LEASE_S
 
 
 def parse_backup_url(value: str) -> BackupUrl:
@@ -107,6 +113,22 @@ def find_litestream() -> str:
     return shutil.which("litestream") or "litestream"
 
 
+def parse_lease_seconds(value: str | None) -> float:
+    raw = (value or "").strip()
+    if not raw:
+        return DEFAULT_LEASE_S
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not 3.0 <= seconds <= 3600.0:
+        raise SettingsError(
+            f"BACKUP_LEASE_SECONDS={raw!r} must be a number of seconds from 3 to 3600; leave it "
+            f"unset for the default {DEFAULT_LEASE_S:.0f} (longer than ECS's 120 s stop timeout)"
+        )
+    return seconds
+
+
 def settings_from_env(env: Mapping[str, str]) -> Settings:
     url = env.get("BACKUP_URL", "").strip()
     if not url:
@@ -129,4 +151,5 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
         state_dir=Path(state) if state else default_state_dir(data_dir),
         litestream_bin=env.get("LITESTREAM_BIN") or find_litestream(),
         pds_health_url=parse_pds_health_url(env.get("PDS_HEALTH_URL")),
+        lease_s=parse_lease_seconds(env.get("BACKUP_LEASE_SECONDS")),
     )

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -21,6 +25,19 @@ class StoreError(PdsAwsError):
     """The backup store cannot be read or written; the message says which and what to do."""
 
 
+class PreconditionFailed(StoreError):
+    """A conditional write lost: the object exists (If-None-Match) or changed (If-Match)."""
+
+
+@dataclass(frozen=True)
+class TaggedObject:
+    """An object's bytes, its ETag, and its age by the store's own clock (no clock skew)."""
+
+    data: bytes
+    etag: str
+    age_s: float
+
+
 class BackupStore(Protocol):
     def check_access(self) -> None: ...
     def list_objects(self, prefix: str) -> list[StoredObject]: ...
@@ -30,6 +47,10 @@ class BackupStore(Protocol):
     def upload(self, src: Path, key: str) -> None: ...
     def delete(self, key: str) -> None: ...
     def child_names(self, prefix: str) -> list[str]: ...
+    def get_tagged(self, key: str) -> TaggedObject | None: ...
+    def put_conditional(
+        self, key: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False
+    ) -> str: ...
 
 
 class S3Store:
@@ -124,6 +145,57 @@ class S3Store:
         except Exception as exc:
             raise self._explain(exc, f"put {key}") from exc
 
+    def get_tagged(self, key: str) -> TaggedObject | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            response = self.client.get_object(Bucket=self.url.bucket, Key=self._key(key))
+            data = response["Body"].read()
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise self._explain(exc, f"get {key}") from exc
+        except Exception as exc:
+            raise self._explain(exc, f"get {key}") from exc
+        # Age by S3's clock: the response's Date minus the object's LastModified.
+        date = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+        now = parsedate_to_datetime(date) if date else datetime.now(UTC)
+        age = (now - response["LastModified"]).total_seconds()
+        return TaggedObject(data, response["ETag"], max(age, 0.0))
+
+    def put_conditional(
+        self, key: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False
+    ) -> str:
+        """S3 conditional write (If-None-Match: * to create, If-Match: ETag to replace);
+        returns the new ETag, raises PreconditionFailed when the condition does not hold."""
+        from botocore.exceptions import ClientError
+
+        extra: dict[str, str] = {}
+        if if_none_match:
+            extra["IfNoneMatch"] = "*"
+        if if_match is not None:
+            extra["IfMatch"] = if_match
+        try:
+            response = self.client.put_object(
+                Bucket=self.url.bucket,
+                Key=self._key(key),
+                Body=data,
+                **extra,  # type: ignore[arg-type]
+            )
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            # 412: the condition does not hold; 409: a concurrent conditional write won.
+            if code in ("PreconditionFailed", "ConditionalRequestConflict") or status in (
+                409,
+                412,
+            ):
+                raise PreconditionFailed(f"{key} changed meanwhile ({code or status})") from exc
+            raise self._explain(exc, f"put {key}") from exc
+        except Exception as exc:
+            raise self._explain(exc, f"put {key}") from exc
+        return str(response["ETag"])
+
     def download(self, key: str, dest: Path) -> None:
         data = self.get_bytes(key)
         if data is None:
@@ -180,7 +252,7 @@ class FileStore:
             return out
         for path in self._walk(base if base.is_dir() else base.parent):
             key = path.relative_to(self.root).as_posix()
-            if not key.startswith(prefix) or ".tmp-" in path.name:
+            if not key.startswith(prefix) or path.name.startswith("."):
                 continue
             stat = path.stat()
             out.append(
@@ -211,12 +283,51 @@ class FileStore:
     def upload(self, src: Path, key: str) -> None:
         self.put_bytes(key, src.read_bytes())
 
+    def get_tagged(self, key: str) -> TaggedObject | None:
+        path = self.root / key
+        try:
+            data = path.read_bytes()
+            mtime = path.stat().st_mtime
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StoreError(f"cannot read {path}: {exc}") from exc
+        return TaggedObject(data, _etag(data), max(datetime.now(UTC).timestamp() - mtime, 0.0))
+
+    def put_conditional(
+        self, key: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False
+    ) -> str:
+        """The same conditions as S3's, checked and written under an exclusive file lock."""
+        path = self.root / key
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with (path.parent / f".{path.name}.lock").open("a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                try:
+                    current = path.read_bytes()
+                except FileNotFoundError:
+                    current = None
+                if if_none_match and current is not None:
+                    raise PreconditionFailed(f"{key} exists")
+                if if_match is not None and (current is None or _etag(current) != if_match):
+                    raise PreconditionFailed(f"{key} changed meanwhile")
+                _write_atomically(path, data)
+        except PreconditionFailed:
+            raise
+        except OSError as exc:
+            raise StoreError(f"cannot write {path}: {exc}") from exc
+        return _etag(data)
+
     def child_names(self, prefix: str) -> list[str]:
         base = self.root / prefix
         return sorted(p.name for p in base.iterdir()) if base.is_dir() else []
 
     def delete(self, key: str) -> None:
         (self.root / key).unlink(missing_ok=True)
+
+
+def _etag(data: bytes) -> str:
+    return f'"{hashlib.md5(data, usedforsecurity=False).hexdigest()}"'
 
 
 def _write_atomically(dest: Path, data: bytes) -> None:
@@ -237,4 +348,12 @@ def open_store(settings: Settings) -> BackupStore:
     return S3Store(settings.backup_url, region=settings.region, endpoint=settings.s3_endpoint)
 
 
-__all__ = ["BackupStore", "FileStore", "S3Store", "StoreError", "open_store"]
+__all__ = [
+    "BackupStore",
+    "FileStore",
+    "PreconditionFailed",
+    "S3Store",
+    "StoreError",
+    "TaggedObject",
+    "open_store",
+]

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from pds_aws.config import load_config
 from pds_aws.errors import LocalStateError
 from pds_aws.names import CONFIG_ENV, EXAMPLE_CONFIG_FILE, HEALTH_CHECK_PATH, LocalState
-from pds_aws.procs import pid_alive
+from pds_aws.procs import OWN_COMMAND_MARKERS, is_our_process, pid_alive
 
 if TYPE_CHECKING:
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -148,12 +148,24 @@ def _read_state(workdir: Path) -> LocalState | None:
         return None
 
 
+# The local task's processes: ours by module or script name, or the binaries we start.
+_CHILD_MARKERS = (*OWN_COMMAND_MARKERS, "pds_launcher.cjs", "plc_launcher.cjs", "caddy")
+_NOT_OURS = (
+    "error: pid {pid} in .local/state.json is not the local runtime (its command line is "
+    "another program's): the state is stale and nothing was signalled; remove "
+    ".local/state.json if no local runtime runs"
+)
+
+
 def _down(args: argparse.Namespace) -> int:
     state = _read_state(args.workdir)
     pid = state.supervisor_pid if state else 0
     if not pid or not pid_alive(pid):
         print("the local runtime is not running", file=sys.stderr)
         return 0
+    if not is_our_process(pid):
+        print(_NOT_OURS.format(pid=pid), file=sys.stderr)
+        return 1
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + 120
     while pid_alive(pid) and time.monotonic() < deadline:
@@ -171,10 +183,15 @@ def _crash(args: argparse.Namespace) -> int:
     if not state or not pid or not pid_alive(pid):
         print("the local runtime is not running", file=sys.stderr)
         return 1
+    if not is_our_process(pid):
+        print(_NOT_OURS.format(pid=pid), file=sys.stderr)
+        return 1
     # The supervisor first, so it cannot start an ordered stop; then each process group
     # (each process was started in a session of its own: Litestream goes with the sidecar).
     os.kill(pid, signal.SIGKILL)
     for child in state.pids.values():
+        if not is_our_process(child, _CHILD_MARKERS):
+            continue  # gone, or its pid was reused by a process that is not ours
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(child, signal.SIGKILL)
     _state_file(args.workdir).unlink(missing_ok=True)

@@ -20,6 +20,7 @@ from typing import Any
 from pds_aws.errors import PdsAwsError
 from pds_aws.names import BACKUP_CONTAINER, PDS_CONTAINER
 
+LOCAL_BACKUP_LEASE_SECONDS = "15"
 # moto's default account: ARNs the local AWS hands out carry it.
 LOCAL_ACCOUNT_ID = "123456789012"
 # Dummy credentials: moto accepts any; they only have to be present for the SDKs.
@@ -519,6 +520,10 @@ def container_environment(
                 env[name] = host_path + value[len(container_path.rstrip("/")) :]
     if task_ports:
         env = {name: _local_ports(value, task_ports) for name, value in env.items()}
+    if container.name == BACKUP_CONTAINER:
+        # One local task at a time, and `local stop`/`crash` end every process: a crashed
+        # local sidecar's backup lease need not block the next start for the AWS length.
+        env.setdefault("BACKUP_LEASE_SECONDS", LOCAL_BACKUP_LEASE_SECONDS)
     if container.name == PDS_CONTAINER:
         for name in REMOVED_PDS_ENVIRONMENT:
             env.pop(name, None)

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +38,7 @@ from pds_aws.ops.common import (
     stack_of,
     target_of,
 )
-from pds_aws.procs import pid_alive
+from pds_aws.procs import is_our_process, pid_alive
 
 if TYPE_CHECKING:
     from pds_aws.ops.common import Subparsers
@@ -102,6 +103,30 @@ def latest_generation(backup_env: Mapping[str, str]) -> str | None:
         store = open_store(settings_from_env({**os.environ, **backup_env}))
         current = read_current(store)
         return undo_generation(generation_chain(store, current)) if current else None
+
+
+def restore_args_problem(at: str, generation: str | None, now: datetime) -> str | None:
+    """What is wrong with `backup restore --at AT [--generation ID]`, checked before anything
+    is stopped; None when both are valid."""
+    from pds_aws.backup.layout import is_generation_id
+    from pds_aws.backup.plan import InvalidTimestamp, parse_timestamp
+
+    if at != LATEST:
+        try:
+            moment = parse_timestamp(at)
+        except InvalidTimestamp as exc:
+            return f"--at: {exc}"
+        if moment > now:
+            return (
+                f"--at {at} is in the future (now {now:%Y-%m-%dT%H:%M:%SZ}); use a past time "
+                f"or `{LATEST}`"
+            )
+    if generation is not None and not is_generation_id(generation):
+        return (
+            f"--generation {generation!r} is not a generation id (like 20261129T201500Z-1a2b); "
+            "list them with `pds-aws status`"
+        )
+    return None
 
 
 def restore_steps(target_name: str, at: str, generation: str | None, local: bool) -> list[str]:
@@ -188,6 +213,12 @@ def stop_local_runtime(state: LocalState, progress: Progress, timeout: float = 1
     pid = state.supervisor_pid
     if not pid or not pid_alive(pid):
         return
+    if not is_our_process(pid):
+        raise OperationError(
+            f"pid {pid} in the local runtime's state is not the local runtime (its command "
+            "line is someone else's): the state is stale; nothing was signalled. Stop the "
+            "runtime yourself if it runs, then try again"
+        )
     progress(f"stopping the local runtime (pid {pid}); the sidecar syncs before it exits")
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
@@ -268,6 +299,11 @@ def _drill(args: argparse.Namespace) -> int:
 def _restore(args: argparse.Namespace) -> int:
     from pds_aws.ops.output import confirm
 
+    # Both checked before anything is read, stopped or scaled.
+    problem = restore_args_problem(args.at, args.generation, datetime.now(UTC))
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     target = target_of(args)
     generation = args.generation
     if args.at == LATEST and not generation:

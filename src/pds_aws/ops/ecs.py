@@ -249,19 +249,40 @@ class Stack:
                 return
             kwargs["nextToken"] = page["nextForwardToken"]
 
-    def scale(self, desired: int, progress: Progress) -> None:
-        """Set the service's desired count and wait until ECS has reached it."""
+    def scale(
+        self,
+        desired: int,
+        progress: Progress,
+        *,
+        wait_s: float = SCALE_WAIT_S,
+        poll_s: float = POLL_S,
+    ) -> None:
+        """Set the service's desired count and wait until ECS has reached it.
+
+        When it is not reached in time, the desired count is set back to what it was: a
+        failed scale-down leaves the service as it was (serving), never half-stopped.
+        """
         ecs = self.session.client("ecs")
         cluster, service = self.resources.cluster, self.resources.service
+        before = ecs.describe_services(cluster=cluster, services=[service])["services"][0]
+        previous = int(before.get("desiredCount", desired))
         ecs.update_service(cluster=cluster, service=service, desiredCount=desired)
         progress(f"service {service}: desired count {desired}; waiting")
-        deadline = time.monotonic() + SCALE_WAIT_S
-        while time.monotonic() < deadline:
+        deadline = time.monotonic() + wait_s
+        while True:
             current = ecs.describe_services(cluster=cluster, services=[service])["services"][0]
             if current["runningCount"] == desired and current.get("pendingCount", 0) == 0:
                 progress(f"service {service}: {desired} task(s) running")
                 return
-            time.sleep(POLL_S)
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(poll_s)
+        if previous != desired:
+            ecs.update_service(cluster=cluster, service=service, desiredCount=previous)
+            raise StackOperationError(
+                f"service {service} did not reach {desired} tasks in {wait_s:.0f} s; its "
+                f"desired count is back at {previous}, as it was. Nothing else was changed"
+            )
         raise StackOperationError(f"service {service} did not reach {desired} tasks in time")
 
     def running_task(self) -> str:
