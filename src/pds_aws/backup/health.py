@@ -23,7 +23,7 @@ HEALTH_FILE = "healthy.json"
 
 # How often the PDS health URL is probed while waiting for the PDS: Litestream starts at most
 # this long after the PDS answers (and may acknowledge writes).
-PDS_POLL_S = 0.2
+PDS_POLL_S = 0.5
 
 PDS_PROBE_TIMEOUT_S = 2.0
 
