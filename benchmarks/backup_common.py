@@ -252,10 +252,18 @@ def wait_replicated(env: dict[str, str], databases: int, timeout: float) -> floa
 
 
 def start_writer(
-    database: Path, acks: Path, *, rate: float, count: int = 0, latencies: Path | None = None
+    database: Path,
+    acks: Path,
+    *,
+    rate: float,
+    count: int = 0,
+    latencies: Path | None = None,
+    timestamps: bool = False,
 ) -> subprocess.Popen[bytes]:
     args = [sys.executable, str(HERE / "backup_writer.py"), str(database), "--acks", str(acks)]
     args += ["--rate", str(rate), "--count", str(count)]
+    if timestamps:
+        args.append("--timestamps")
     if latencies is not None:
         args += ["--latencies", str(latencies)]
     return subprocess.Popen(args, env={"PATH": os.environ.get("PATH", "")})

@@ -51,11 +51,13 @@ def measure(moto: Moto, root: Path, accounts: int, logs: Path | None) -> dict[st
     # health URL yet, and the sidecar reports healthy as soon as the restore is done (it
     # uploads the new generation after the PDS is up).
     restore_env["PDS_HEALTH_URL"] = f"http://127.0.0.1:{free_port()}/xrpc/_health"
+    moto.reset_requests()
     restorer = Sidecar(restore_env, root / f"{prefix}-restore.log")
     started = time.monotonic()
     try:
         healthy_s = restorer.wait_healthy(timeout=1800)
     finally:
+        requests = moto.requests()  # the restore's, before the stop's final uploads
         restorer.stop()
         if logs is not None:
             logs.mkdir(parents=True, exist_ok=True)
@@ -77,6 +79,10 @@ def measure(moto: Moto, root: Path, accounts: int, logs: Path | None) -> dict[st
         "databases_restore_s_logged": float(reported.group(2)) if reported else None,
         "key_files_restore_s_logged": float(key_files.group(2)) if key_files else None,
         "wall_s": round(time.monotonic() - started, 1),
+        # Every GET of the restore (LTX objects, key files, CURRENT, ORIGIN, LEASE) per
+        # restored database; LISTs are one listing of the generation.
+        "gets_per_database": round(requests.get("GetObject", 0) / databases, 2),
+        "lists": requests.get("ListObjects", 0),
     }
 
 

@@ -40,6 +40,19 @@ def last_acknowledged(acks: Path) -> int:
     return max(ids, default=0)
 
 
+def acknowledged_at(acks: Path) -> dict[int, float]:
+    """id -> when it was acknowledged, from a `--timestamps` file (a torn last line ignored)."""
+    out: dict[int, float] = {}
+    for line in acks.read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0].isdigit():
+            try:
+                out[int(parts[0])] = float(parts[1])
+            except ValueError:
+                continue
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("database", type=Path)
@@ -47,6 +60,11 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=100.0, help="commits per second")
     parser.add_argument("--count", type=int, default=0, help="stop after N commits (0: never)")
     parser.add_argument("--latencies", type=Path)
+    parser.add_argument(
+        "--timestamps",
+        action="store_true",
+        help="write `ID MONOTONIC_TIME` per acknowledgment (the clock is system-wide)",
+    )
     args = parser.parse_args()
 
     stop = False
@@ -74,7 +92,8 @@ def main() -> int:
         conn.execute("INSERT INTO event (id, body) VALUES (?, ?)", (row_id, body))
         conn.execute("COMMIT")
         latencies.append(time.perf_counter() - t0)
-        os.write(acks, f"{row_id}\n".encode())
+        line = f"{row_id} {time.monotonic():.4f}" if args.timestamps else str(row_id)
+        os.write(acks, f"{line}\n".encode())
         n += 1
     os.close(acks)
     conn.close()

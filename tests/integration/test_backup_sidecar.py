@@ -208,14 +208,18 @@ class Case:
         )
 
     def objects(self) -> dict[str, str]:
-        """Every object of the prefix with its ETag: 'the backup is untouched' compares these."""
+        """Every object of the prefix but the lease, with its ETag: 'the backup is untouched'
+        compares these."""
         s3 = self.moto.s3()
         out: dict[str, str] = {}
         for page in s3.get_paginator("list_objects_v2").paginate(
             Bucket=self.bucket, Prefix=f"{PREFIX}/"
         ):
             for item in page.get("Contents", []):
-                out[item["Key"]] = item["ETag"]
+                # The lease is the one object every start writes (taken, then released),
+                # also one that fails closed: the backup itself is everything else.
+                if item["Key"] != f"{PREFIX}/LEASE":
+                    out[item["Key"]] = item["ETag"]
         return out
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from datetime import UTC, datetime
 
 from pds_aws.backup import litestream
 from pds_aws.backup.generations import record_first_data
@@ -61,6 +62,7 @@ def replicate(
     lost: threading.Event,
     running: Running,
     first_data_pending: bool,
+    restored_stamps: dict[str, tuple[int, int]],
 ) -> int:
     """Start Litestream on the generation, replicate until stopped, then the final sync."""
     data_dir = settings.data_dir
@@ -73,6 +75,7 @@ def replicate(
         region=settings.region,
     )
     litestream.write_config(config_path, data_dir, directory_url)
+    since = datetime.now(UTC)
     replicator = litestream.Replicator(
         settings.litestream_bin,
         config_path,
@@ -88,9 +91,12 @@ def replicate(
     mirror.sync()
     write_health(settings, replicator.pid, generation)
     info(f"healthy: replicating {data_dir} to generation {generation}")
-    return replicate_until_stopped(
+    ended = replicate_until_stopped(
         settings, stop, lost, mirror, replicator, store, generation, first_data_pending
     )
+    if ended is not None:
+        return ended
+    return final_sync(settings, mirror, replicator, restored_stamps=restored_stamps, since=since)
 
 
 def replicate_until_stopped(
@@ -102,8 +108,8 @@ def replicate_until_stopped(
     store: BackupStore,
     generation: str,
     first_data_pending: bool,
-) -> int:
-    """Mirror key files until a stop signal, then make the final sync (see `stop`)."""
+) -> int | None:
+    """Mirror key files until a stop signal; None when the final sync is due (see `stop`)."""
     next_first_data = time.monotonic()
     while not stop.wait(MIRROR_INTERVAL_S):
         mirror.sync()
@@ -118,7 +124,7 @@ def replicate_until_stopped(
             next_first_data = time.monotonic() + FIRST_DATA_POLL_S
     if lost.is_set():
         return 1  # Litestream was killed: no final sync into a prefix that is not ours
-    return final_sync(settings, mirror, replicator)
+    return None
 
 
 def _record_first_data(store: BackupStore, generation: str, mirror: FileMirror) -> bool:

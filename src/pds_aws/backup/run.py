@@ -212,4 +212,14 @@ def _run_holding_lease(
     # restored behind its replica) fetches each replica's latest position at start and goes
     # on from there, so no new generation is seeded and nothing waits for a re-seed.
     first_data_pending = not contents.databases
-    return replicate(settings, store, generation, mirror, stop, lost, running, first_data_pending)
+    return replicate(
+        settings,
+        store,
+        generation,
+        mirror,
+        stop,
+        lost,
+        running,
+        first_data_pending,
+        restored_stamps,
+    )

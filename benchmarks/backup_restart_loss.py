@@ -1,0 +1,166 @@
+"""Loss right after a restart: acknowledged writes older than 1 s that the next restore lacks.
+
+A PDS-shaped data directory of N accounts is replicated once. Then, for each offset (5 s,
+30 s, 120 s): a new `pds-aws-backup run` restores it into an empty directory; t0 is the moment
+it is healthy (with `PDS_HEALTH_URL=none` Litestream has started: what the PDS may write from
+then on is replicated); a writer commits 100 rows/s to `sequencer.sqlite` (the firehose's
+database, written on every PDS write) from t0; at t0 + offset the sidecar (with its Litestream)
+and the writer are SIGKILLed together, as when a task dies. The next cycle's restore (after the
+crashed sidecar's lease expired: BACKUP_LEASE_SECONDS=6 here) is the check: every id
+acknowledged more than 1 s before the kill must be in it. Target: 0 missing.
+
+    .venv/bin/python benchmarks/backup_restart_loss.py --accounts 1000 --write BENCHMARKS.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from backup_common import (
+    Sidecar,
+    command_line,
+    emit_summary,
+    machine,
+    max_row_id,
+    moto_server,
+    populate,
+    sidecar_env,
+    start_writer,
+    wait_replicated,
+)
+from backup_writer import acknowledged_at
+
+RATE = 100.0
+DATABASE = "sequencer.sqlite"
+OFFSETS = (5.0, 30.0, 120.0)
+BEGIN = "<!-- backup-restart-loss:begin (benchmarks/backup_restart_loss.py writes this) -->"
+END = "<!-- backup-restart-loss:end -->"
+
+
+def run(accounts: int, offsets: tuple[float, ...]) -> dict[str, Any]:
+    started = time.monotonic()
+    cycles: list[dict[str, Any]] = []
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-restart-") as tmp,
+        moto_server(Path(tmp)) as moto,
+    ):
+        root = Path(tmp)
+        prefix = "restart"
+        first = root / "first"
+        databases = populate(first, accounts)
+        seed = Sidecar(sidecar_env(moto, prefix, first, root / "first-state"), root / "first.log")
+        seed.wait_healthy(timeout=600)
+        wait_replicated(seed.env, databases, timeout=1800)
+        if seed.stop() != 0:
+            raise RuntimeError(f"the first sidecar did not stop cleanly: {root / 'first.log'}")
+        pending: dict[str, Any] | None = None
+        for n, offset in enumerate([*offsets, None]):
+            data = root / f"run{n}"
+            sidecar = Sidecar(
+                sidecar_env(moto, prefix, data, root / f"run{n}-state"), root / f"run{n}.log"
+            )
+            restore_s = sidecar.wait_healthy(timeout=1800)
+            t0 = time.monotonic()
+            if pending is not None:
+                restored = max_row_id(data / DATABASE)
+                acked = pending.pop("acked")
+                kill = pending["killed_at"]
+                old = [i for i, at in acked.items() if at < kill - 1.0]
+                pending["acknowledged"] = len(acked)
+                pending["missing_older_than_1s"] = sum(1 for i in old if i > restored)
+                pending["missing_total"] = sum(1 for i in acked if i > restored)
+                pending["next_restore_s"] = round(restore_s, 1)
+                cycles.append(pending)
+                print(json.dumps(pending), flush=True)
+            if offset is None:
+                sidecar.stop()
+                break
+            acks = root / f"run{n}.acks"
+            writer = start_writer(data / DATABASE, acks, rate=RATE, timestamps=True)
+            time.sleep(offset)
+            writer.kill()
+            sidecar.kill()
+            killed_at = time.monotonic()
+            writer.wait(timeout=30)
+            pending = {
+                "offset_s": offset,
+                "restore_s": round(restore_s, 1),
+                "killed_after_t0_s": round(killed_at - t0, 2),
+                "killed_at": killed_at,
+                "acked": acknowledged_at(acks),
+            }
+    for cycle in cycles:
+        cycle.pop("killed_at", None)
+    return {
+        "benchmark": "restart_loss",
+        "machine": machine(),
+        "command": command_line(),
+        "accounts": accounts,
+        "rate_per_s": RATE,
+        "cycles": cycles,
+        "missing_older_than_1s_max": max((c["missing_older_than_1s"] for c in cycles), default=0),
+        "seconds": round(time.monotonic() - started, 1),
+    }
+
+
+def section(result: dict[str, Any]) -> str:
+    rows = "\n".join(
+        f"| t0 + {c['offset_s']:.0f} s | {c['acknowledged']} | {c['missing_older_than_1s']} | "
+        f"{c['missing_total']} | {c['restore_s']} s |"
+        for c in result["cycles"]
+    )
+    return f"""{BEGIN}
+### Loss right after a restart (target: 0 acknowledged writes older than 1 s missing)
+
+{result["accounts"]} accounts; t0 = the restarted sidecar is healthy (Litestream started; the
+PDS may write); a writer commits {result["rate_per_s"]:.0f} rows/s from t0; the task is
+SIGKILLed at t0 + 5 s, 30 s and 120 s; the next restore is checked. The restart continues the
+restored generation (no re-seed).
+
+| SIGKILL at | acknowledged | missing > 1 s old | missing, all | restore before t0 |
+|---|---|---|---|---|
+{rows}
+
+Command: `{re_command(result["command"])}`. Machine: {result["machine"]}. Run took
+{result["seconds"]:.0f} s.
+{END}"""
+
+
+def re_command(command: str) -> str:
+    import re
+
+    return re.sub(r" --(json|write) \S+", "", command)
+
+
+def write_section(path: Path, text: str) -> None:
+    current = path.read_text(encoding="utf-8") if path.exists() else ""
+    if BEGIN in current and END in current:
+        head, rest = current.split(BEGIN, 1)
+        tail = rest.split(END, 1)[1]
+        path.write_text(head + text + tail, encoding="utf-8")
+    else:
+        path.write_text(current.rstrip("\n") + "\n\n" + text + "\n", encoding="utf-8")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--accounts", type=int, default=1000)
+    parser.add_argument("--offsets", type=float, nargs="+", default=list(OFFSETS))
+    parser.add_argument("--json", type=Path, help="also write the result here")
+    parser.add_argument("--write", type=Path, help="replace this section of BENCHMARKS.md")
+    args = parser.parse_args()
+    result = run(args.accounts, tuple(args.offsets))
+    emit_summary(result, args.json)
+    if args.write is not None:
+        write_section(args.write, section(result))
+    return 0 if result["missing_older_than_1s_max"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
