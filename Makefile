@@ -67,7 +67,7 @@ benchmarks-local: install ## Local runtime benchmarks (~5 min): cold/warm start,
 	$(BIN)/python benchmarks/local_runtime.py --accounts 100 --posts 100 --json .local/benchmarks/local_runtime.json --write BENCHMARKS.md
 
 BACKUP_RESULTS := .local/benchmarks
-benchmarks-backup: install ## Backup sidecar benchmarks (~30 min): loss window, restore rate, idle S3 requests, write overhead -> BENCHMARKS.md
+benchmarks-backup: install ## Backup sidecar benchmarks (~30 min): loss window, restore rate, idle S3 requests, write overhead -> BENCHMARKS.md, cost/measured.json
 	mkdir -p $(BACKUP_RESULTS)
 	$(BIN)/python benchmarks/backup_loss_window.py --trials 10 --sigterm-trials 3 --json $(BACKUP_RESULTS)/backup_loss_window.json
 	$(BIN)/python benchmarks/backup_write_overhead.py --rounds 3 --commits 1000 --json $(BACKUP_RESULTS)/backup_write_overhead.json
@@ -105,4 +105,4 @@ cost: $(VENV)/.synced ## Monthly AWS cost of the stack CONFIG would deploy (pds-
 	$(BIN)/pds-aws cost -c $(CONFIG_FILE)
 
 cost-guide: $(VENV)/.synced ## Regenerate guides/COST.md from the cost model and pds.example.toml
-	$(BIN)/python -m pds_aws.cost.model --write-guide
+	$(BIN)/python -m pds_aws.cost --write-guide

@@ -1,7 +1,9 @@
 """Write the backup sidecar's section of BENCHMARKS.md from the benchmarks' JSON results.
 
 The section sits between two marker lines and is replaced as a whole; the rest of the file
-(other parts' sections) is left as it is.
+(other parts' sections) is left as it is. The idle S3 request rate also goes into the cost
+model's data file (src/pds_aws/cost/measured.json), with its command and machine: the model
+reads that file, never this prose.
 
     .venv/bin/python benchmarks/backup_report.py RESULTS_DIR BENCHMARKS.md
 """
@@ -16,6 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from pds_aws.backup import plan
+from pds_aws.cost.measured import BACKUP_IDLE_REQUESTS, measured_path
+
+MEASURED = measured_path()
 
 BEGIN = "<!-- backup-benchmarks:begin (benchmarks/backup_report.py writes this section) -->"
 END = "<!-- backup-benchmarks:end -->"
@@ -188,6 +193,37 @@ def idle_estimate(
     return per_hour, notes
 
 
+def idle_per_hour(result: dict[str, Any], what_ifs: list[dict[str, Any]]) -> float:
+    """The idle requests per hour as BENCHMARKS.md states it (rounded as shown there)."""
+    estimate = idle_estimate(result, what_ifs)
+    return float(result["requests_per_hour"]) if estimate is None else float(round(estimate[0]))
+
+
+def measured_idle(
+    result: dict[str, Any], what_ifs: list[dict[str, Any]], when: str
+) -> dict[str, Any]:
+    """The cost model's record of the idle rate (measured.json's `backup_idle_requests`)."""
+    command = shown_command(result, COMMANDS["idle_requests"])
+    if what_ifs:
+        command += " (and its what-if runs; make benchmarks-backup)"
+    return {
+        "requests_per_hour": idle_per_hour(result, what_ifs),
+        "accounts": result["accounts"],
+        "databases": result["databases"],
+        "measured": when,
+        "command": command,
+        "machine": str(result["machine"]).rstrip("."),
+        "written_by": "benchmarks/backup_report.py, with the Idle S3 requests section of "
+        "BENCHMARKS.md",
+    }
+
+
+def write_measured(record: dict[str, Any], path: Path = MEASURED) -> None:
+    data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    data[BACKUP_IDLE_REQUESTS] = record
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
 def idle_requests(result: dict[str, Any], what_ifs: list[dict[str, Any]]) -> list[str]:
     ops = ", ".join(f"{k} {v}" for k, v in sorted(result["by_operation"].items())) or "none"
     scope = f"{result['accounts']} accounts ({result['databases']} databases)"
@@ -351,6 +387,9 @@ def main() -> int:
     existing = target.read_text(encoding="utf-8") if target.exists() else ""
     target.write_text(replace_section(existing, render(results, when, what_ifs)), encoding="utf-8")
     print(f"wrote the backup section of {target} ({len(results)} benchmarks)")
+    if "idle_requests" in results:
+        write_measured(measured_idle(results["idle_requests"], what_ifs, when))
+        print(f"wrote the idle request rate into {MEASURED} (then: make cost-guide)")
     return 0
 
 

@@ -12,7 +12,9 @@ import pytest
 
 from pds_aws.cli import main as cli_main
 from pds_aws.config import Config, load_config
+from pds_aws.cost import guide, measured, results
 from pds_aws.cost import model as cost
+from pds_aws.cost.prices import load_prices
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "pds.example.toml"
@@ -41,9 +43,9 @@ def with_task(config: Config, **task: Any) -> Config:
     return config.model_copy(update={"task": config.task.model_copy(update=task)})
 
 
-def priced(config: Config) -> cost.Estimate:
-    """What `pds-aws cost` reports: the template, and BENCHMARKS.md's measured figures."""
-    idle = cost.backup_idle_rate(config.cost, cost.benchmarks_path(config))
+def priced(config: Config) -> results.Estimate:
+    """What `pds-aws cost` reports: the template, and the measured figures (measured.json)."""
+    idle = measured.backup_idle_rate(config.cost, measured.read_idle_measurement())
     return cost.estimate(synthesize(config), config, backup_idle=idle)
 
 
@@ -51,7 +53,7 @@ def resources_of(template: Mapping[str, Any], kind: str) -> list[Mapping[str, An
     return [r.get("Properties", {}) for r in template["Resources"].values() if r["Type"] == kind]
 
 
-def service_quantity(est: cost.Estimate, price_key: str) -> float:
+def service_quantity(est: results.Estimate, price_key: str) -> float:
     return sum(
         line.quantity
         for line in est.lines
@@ -63,7 +65,7 @@ def test_every_resource_of_the_synthesized_stack_is_priced_or_known_free(config:
     template = synthesize(config)
     est = cost.estimate(template, config)
     assert est.unpriced == (), est.unpriced
-    prices = cost.load_prices(config.aws.region)
+    prices = load_prices(config.aws.region)
     for logical_id, resource in template["Resources"].items():
         kind = resource["Type"]
         assert kind in cost.priced_types() or prices.free_reason(kind), (logical_id, kind)
@@ -89,7 +91,7 @@ def test_spot_changes_the_template_and_the_estimate(config: Config) -> None:
         config.task.cpu / 1024 * hours
     )
     assert service_quantity(cheap, f"fargate_{arch}_vcpu_hour") == 0
-    prices = cost.load_prices(config.aws.region)
+    prices = load_prices(config.aws.region)
     saving = hours * (
         config.task.cpu
         / 1024
@@ -122,8 +124,8 @@ def test_task_size_changes_the_template_and_the_estimate(
 
 
 def test_the_committed_cost_guide_matches_the_default_config(config: Config) -> None:
-    committed = (ROOT / cost.GUIDE_FILE).read_text(encoding="utf-8")
-    generated = cost.build_guide(config, synthesize)
+    committed = (ROOT / guide.GUIDE_FILE).read_text(encoding="utf-8")
+    generated = guide.build_guide(config, synthesize)
     assert committed == generated, "guides/COST.md is stale: run `make cost-guide` and commit it"
 
 
@@ -131,7 +133,8 @@ def test_the_default_config_beats_the_reference_target(config: Config) -> None:
     est = priced(config)
     assert config.aws.region == "us-east-2"
     biggest = sorted(
-        (line for line in est.lines if line.kind is cost.Kind.FIXED), key=lambda line: -line.monthly
+        (line for line in est.lines if line.kind is results.Kind.FIXED),
+        key=lambda line: -line.monthly,
     )[:6]
     assert est.fixed_monthly <= 45.0, (
         f"the default's fixed cost is ${est.fixed_monthly:.2f} (target $45); largest fixed lines:\n"

@@ -1,6 +1,6 @@
 """The synthesized PDS stack has every resource and property of the architecture.
 
-Each test names one property of DESIGN.md / issue 2 and fails if the stack loses it.
+Each test names one property of guides/ARCHITECTURE.md / issue 2 and fails if the stack loses it.
 """
 
 from __future__ import annotations

@@ -14,20 +14,18 @@ from typing import Any
 import pytest
 
 from pds_aws.config import Config, load_config
-from pds_aws.cost.model import (
+from pds_aws.cost.measured import (
     IdleMeasurement,
-    Kind,
     MeasuredRate,
-    PricingError,
     backup_idle_rate,
-    estimate,
-    load_price_data,
-    load_prices,
-    parse_backup_idle_rate,
-    price_regions,
-    render_table,
-    runs_per_month,
+    measured_path,
+    read_idle_measurement,
 )
+from pds_aws.cost.model import estimate
+from pds_aws.cost.prices import PricingError, load_price_data, load_prices, price_regions
+from pds_aws.cost.results import Kind
+from pds_aws.cost.table import render_table
+from pds_aws.cost.template import runs_per_month
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "pds.example.toml"
 
@@ -358,80 +356,39 @@ def test_container_insights_is_priced_as_custom_metrics() -> None:
     assert est.fixed_monthly - base.fixed_monthly == pytest.approx((38 - 10) * 0.3)
 
 
-BENCH_TABLE = """
-## Some benchmark
-
-| measure | value |
-|---|---|
-| databases | 500 |
-| idle S3 requests per hour | **12** |
-"""
-BENCH_PROSE = "Result: idle S3 requests per hour: ~3.5 (500 databases, one hour, moto)\n"
-# The shape benchmarks/backup_report.py writes.
-BENCH_BACKUP_SECTION = """
-### Restore rate (moto as S3)
-
-| accounts | databases | start to healthy |
-|---:|---:|---:|
-| 1,000 | 3,003 | 41 s |
-
-### Idle S3 requests
-
-Target: under 100 S3 requests per hour with 200 accounts and no writes.
-
-- 200 accounts (603 databases), counted at the moto server over 10.0 minutes after replication
-settled: 14 requests (ListObjectsV2 14), extrapolated to **84 per hour**: meets the target.
-
-### Write overhead
-"""
+def test_measured_backup_rate_is_read_from_its_data_file(tmp_path: Path) -> None:
+    path = tmp_path / "measured.json"
+    section = {"requests_per_hour": 84, "accounts": 200, "databases": 603}
+    path.write_text(json.dumps({"backup_idle_requests": section}))
+    assert read_idle_measurement(path) == IdleMeasurement(84.0, accounts=200, databases=603)
+    path.write_text(json.dumps({"backup_idle_requests": {"requests_per_hour": 12}}))
+    assert read_idle_measurement(path) == IdleMeasurement(12.0)
+    path.write_text(json.dumps({}))
+    assert read_idle_measurement(path) is None
+    assert read_idle_measurement(tmp_path / "none.json") is None
 
 
-# The report's shape when idle work comes in ticks (benchmarks/backup_report.py).
-BENCH_BACKUP_TICKS = """
-### Idle S3 requests
-
-Target: under 100 S3 requests per hour with 200 accounts and no writes.
-
-- 200 accounts (203 databases): **~1,234 per hour** with the sidecar's Litestream settings: \
-**misses the target**. Litestream's periodic work comes in ticks hours apart.
-- Between ticks: counted at the moto server over 20.0 minutes: 12 requests, 36 per hour.
-"""
+def test_the_committed_measurement_names_its_command_and_machine() -> None:
+    data = json.loads(measured_path().read_text())["backup_idle_requests"]
+    assert read_idle_measurement() == IdleMeasurement(
+        float(data["requests_per_hour"]), data["accounts"], data["databases"]
+    )
+    assert "benchmarks/backup_idle_requests.py" in data["command"]
+    assert "cores" in data["machine"]
 
 
-@pytest.mark.parametrize(
-    ("text", "measured"),
-    [
-        (BENCH_TABLE, IdleMeasurement(12.0)),
-        (BENCH_PROSE, IdleMeasurement(3.5)),
-        (BENCH_BACKUP_SECTION, IdleMeasurement(84.0, accounts=200, databases=603)),
-        (BENCH_BACKUP_TICKS, IdleMeasurement(1234.0, accounts=200, databases=203)),
-        ("# Benchmarks\n### Idle S3 requests: not measured\n", None),
-        ("# Benchmarks\nnothing yet\n", None),
-    ],
-)
-def test_measured_backup_rate_is_read_from_benchmarks(
-    text: str, measured: IdleMeasurement | None
-) -> None:
-    assert parse_backup_idle_rate(text) == measured
-
-
-def test_without_a_measurement_the_assumption_is_used_and_said(tmp_path: Path) -> None:
+def test_without_a_measurement_the_assumption_is_used_and_said() -> None:
     settings = config_with(backup_idle_requests_per_hour=7.0).cost
-    bench = tmp_path / "BENCHMARKS.md"
-    assumed = backup_idle_rate(settings, bench)
+    assumed = backup_idle_rate(settings, None)
     assert assumed.requests_per_hour == 7.0
     assert "assumed" in assumed.source and "backup_idle_requests_per_hour" in assumed.source
-    bench.write_text(BENCH_TABLE)
-    unscoped = backup_idle_rate(settings, bench)
+    unscoped = backup_idle_rate(settings, IdleMeasurement(12.0))
     assert unscoped.requests_per_hour == 12.0 and "scope not stated" in unscoped.source
 
 
-def test_a_measured_idle_rate_is_scaled_per_database_to_the_configs_accounts(
-    tmp_path: Path,
-) -> None:
-    bench = tmp_path / "BENCHMARKS.md"
-    bench.write_text(BENCH_BACKUP_SECTION)  # 84 per hour on 603 databases
-    rate = backup_idle_rate(config_with(accounts=20).cost, bench)
+def test_a_measured_idle_rate_is_scaled_per_database_to_the_configs_accounts() -> None:
+    measured = IdleMeasurement(84.0, accounts=200, databases=603)
+    rate = backup_idle_rate(config_with(accounts=20).cost, measured)
     # 20 account databases + account, sequencer and did_cache.
     assert rate.requests_per_hour == pytest.approx(84 * 23 / 603)
     assert "603 databases" in rate.source and "accounts = 20" in rate.source

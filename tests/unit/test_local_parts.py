@@ -12,6 +12,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from pds_aws.local import paths as local_paths
 from pds_aws.local import proxy as local_proxy
 from pds_aws.local import runtime
 from pds_aws.local.commands import ready_message
@@ -46,7 +47,7 @@ def test_taken_public_port_moves_with_a_warning(tmp_path: Path) -> None:
 def test_missing_node_packages_say_run_make_install(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(runtime, "PROJECT_ROOT", tmp_path)
+    monkeypatch.setattr(local_paths, "PROJECT_ROOT", tmp_path)
     problems = check_prerequisites(LocalPaths(tmp_path))
     assert any("@atproto/pds" in p and "make install" in p for p in problems)
     assert any("@did-plc/server" in p for p in problems)

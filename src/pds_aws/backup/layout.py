@@ -1,6 +1,7 @@
 """What the PDS keeps on disk, and where each piece lives in the backup. Pure, no I/O.
 
-This module is the one copy of the PDS file list (DESIGN.md, "What the PDS keeps on disk"):
+This module is the one copy of the PDS file list in code (guides/ARCHITECTURE.md, "What the
+PDS keeps on disk"):
 
 - `account.sqlite`, `sequencer.sqlite`, `did_cache.sqlite` at the top of the data directory;
 - `actors/<first 2 hex of sha256(did)>/<did>/store.sqlite`: one database per account;

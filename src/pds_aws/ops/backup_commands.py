@@ -230,7 +230,7 @@ def stop_local_runtime(state: LocalState, progress: Progress, timeout: float = 1
 
 def local_aws_state_dir(state: LocalState) -> Path:
     """Where the local AWS keeps its journal (beside the data directory, under .local/)."""
-    from pds_aws.local.runtime import LocalPaths
+    from pds_aws.local.paths import LocalPaths
 
     root = Path(state.data_dir).parent.parent
     return LocalPaths(root).aws

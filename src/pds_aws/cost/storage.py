@@ -1,0 +1,161 @@
+"""Pricing of what the stack stores: S3 buckets (blobs, backups), log groups, ECR images,
+KMS keys and secrets."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pds_aws.cost.context import PricingContext
+from pds_aws.cost.results import Charge, Kind
+from pds_aws.cost.template import (
+    DAYS_PER_MONTH,
+    display_name,
+    refs,
+)
+
+# Steady-state log storage when a log group never expires: a year of ingestion.
+UNBOUNDED_LOG_RETENTION_DAYS = 365
+
+
+def price_kms_key(ctx: PricingContext, logical_id: str, res: Mapping[str, Any]) -> None:
+    props = res.get("Properties", {})
+    ctx.add(Charge("KMS keys", "kms_key_month", 1, Kind.FIXED, (logical_id,)))
+    spec = str(props.get("KeySpec", "SYMMETRIC_DEFAULT"))
+    if props.get("KeyUsage") == "SIGN_VERIFY" or spec.startswith(("ECC", "RSA")):
+        ctx.add(
+            Charge(
+                f"KMS sign requests ({spec}, PLC operations)",
+                "kms_asymmetric_request",
+                ctx.usage.plc_signatures_per_month,
+                Kind.VARIABLE,
+                (logical_id,),
+            )
+        )
+
+
+def price_secret(ctx: PricingContext, logical_id: str, res: Mapping[str, Any]) -> None:
+    ctx.add(Charge("Secrets Manager secrets", "secret_month", 1, Kind.FIXED, (logical_id,)))
+
+
+def price_log_groups(ctx: PricingContext) -> None:
+    groups = ctx.of_type("AWS::Logs::LogGroup")
+    if not groups:
+        return
+    ids = tuple(i for i, _ in groups)
+    retention = [g.get("Properties", {}).get("RetentionInDays") for _, g in groups]
+    days = max(int(r) if r else UNBOUNDED_LOG_RETENTION_DAYS for r in retention)
+    ingest = ctx.usage.log_ingestion_gb_per_month
+    note = "" if all(retention) else "a log group never expires; a year of logs assumed"
+    ctx.add(
+        Charge(
+            f"CloudWatch Logs ingestion ({len(ids)} log groups)",
+            "cloudwatch_logs_ingest_gb",
+            ingest,
+            Kind.VARIABLE,
+            ids,
+            "cloudwatch_logs_gb",
+        ),
+        Charge(
+            f"CloudWatch Logs storage ({days} days kept)",
+            "cloudwatch_logs_storage_gb_month",
+            ingest * days / DAYS_PER_MONTH,
+            Kind.VARIABLE,
+            ids,
+            "cloudwatch_logs_gb",
+            note,
+        ),
+    )
+
+
+def bucket_roles(ctx: PricingContext) -> dict[str, str]:
+    """Which bucket holds blobs and which backups, read from the task definitions' env."""
+    roles: dict[str, str] = {}
+    for _, task_definition in ctx.of_type("AWS::ECS::TaskDefinition"):
+        for container in task_definition.get("Properties", {}).get("ContainerDefinitions", []):
+            for env in container.get("Environment", []):
+                role = {"PDS_BLOBSTORE_S3_BUCKET": "blob", "BACKUP_URL": "backup"}.get(env["Name"])
+                if role:
+                    for ref in refs(env.get("Value")):
+                        roles.setdefault(ref, role)
+    return roles
+
+
+def price_buckets(ctx: PricingContext) -> None:
+    roles = bucket_roles(ctx)
+    usage = ctx.usage
+    for logical_id, _ in ctx.of_type("AWS::S3::Bucket"):
+        ids = (logical_id,)
+        role = roles.get(logical_id, "other")
+        if role == "blob":
+            ctx.add(
+                Charge(
+                    "S3 blob storage",
+                    "s3_standard_gb_month",
+                    usage.blob_storage_gb,
+                    Kind.VARIABLE,
+                    ids,
+                ),
+                Charge(
+                    "S3 blob uploads",
+                    "s3_write_request",
+                    usage.blob_write_requests_per_month,
+                    Kind.VARIABLE,
+                    ids,
+                ),
+                Charge(
+                    "S3 blob reads",
+                    "s3_read_request",
+                    usage.blob_read_requests_per_month,
+                    Kind.VARIABLE,
+                    ids,
+                ),
+            )
+        elif role == "backup":
+            idle = ctx.backup_idle
+            ctx.add(
+                Charge(
+                    "S3 backup storage",
+                    "s3_standard_gb_month",
+                    usage.backup_storage_gb,
+                    Kind.VARIABLE,
+                    ids,
+                ),
+                Charge(
+                    f"S3 backup idle requests ({idle.requests_per_hour:,.4g}/hour)",
+                    "s3_write_request",
+                    idle.requests_per_hour * ctx.hours,
+                    Kind.FIXED,
+                    ids,
+                    note=idle.source,
+                ),
+                Charge(
+                    "S3 backup uploads while accounts write",
+                    "s3_write_request",
+                    usage.backup_write_requests_per_month,
+                    Kind.VARIABLE,
+                    ids,
+                ),
+            )
+        else:
+            ctx.add(
+                Charge(
+                    f"S3 bucket {display_name(logical_id)} storage",
+                    "s3_standard_gb_month",
+                    usage.other_bucket_storage_gb,
+                    Kind.VARIABLE,
+                    ids,
+                )
+            )
+
+
+def price_ecr_repository(ctx: PricingContext, logical_id: str, res: Mapping[str, Any]) -> None:
+    ctx.add(
+        Charge(
+            "ECR image storage",
+            "ecr_gb_month",
+            ctx.usage.container_image_gb,
+            Kind.FIXED,
+            (logical_id,),
+        )
+    )
