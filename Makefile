@@ -7,7 +7,7 @@ SHELL := /bin/bash
 # example; deploy, diff and destroy act on an AWS account and stop unless CONFIG is named.
 EXAMPLE_CONFIG := pds.example.toml
 CONFIG ?=
-STACK_TARGETS := deploy diff destroy
+STACK_TARGETS := deploy diff destroy e2e-aws
 ifneq ($(filter $(STACK_TARGETS),$(MAKECMDGOALS)),)
 ifeq ($(strip $(CONFIG)),)
 $(error no CONFIG: `make $(firstword $(filter $(STACK_TARGETS),$(MAKECMDGOALS)))` acts on the stack of a config you name, never on $(EXAMPLE_CONFIG); run `make $(firstword $(filter $(STACK_TARGETS),$(MAKECMDGOALS))) CONFIG=pds.toml` (copy $(EXAMPLE_CONFIG) to pds.toml first))
@@ -26,7 +26,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export PATH := $(BIN):$(PATH)
 export PDS_AWS_CONFIG := $(CONFIG_FILE)
 
-.PHONY: help install test test-unit test-integration lint synth summary run deploy diff destroy cost cost-guide benchmarks clean benchmarks-backup benchmarks-local
+.PHONY: help install test test-unit test-integration lint synth summary run deploy diff destroy e2e-aws cost cost-guide benchmarks clean benchmarks-backup benchmarks-local
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -89,11 +89,15 @@ synth: install ## Write the CloudFormation templates of CONFIG to cdk.out/
 summary: $(VENV)/.synced ## Synthesize CONFIG into cdk.out/ and print what the template holds
 	$(BIN)/python -m pds_aws.infra.synth --summary --config $(CONFIG_FILE) --outdir cdk.out
 
-deploy: install ## Deploy the stack of CONFIG (required: make deploy CONFIG=pds.toml; needs AWS credentials, cdk bootstrap)
+deploy: install ## Deploy the stack of CONFIG (required: make deploy CONFIG=pds.toml; checks first that CodeBuild can build; needs AWS credentials, cdk bootstrap)
+	$(BIN)/python -m pds_aws.infra.preflight --config $(CONFIG_FILE)
 	$(CDK) deploy --require-approval broadening
 
 diff: install ## Show what a deploy of CONFIG (required) would change
 	$(CDK) diff
+
+e2e-aws: install ## Real-AWS end-to-end of a test-mode CONFIG (required): deploy, smoke, write, crash, recover, drill, destroy (PLAN=1 prints the steps and AWS calls only)
+	$(BIN)/python -m pds_aws.ops.e2e_aws --config $(CONFIG_FILE) $(if $(PLAN),--plan,)
 
 destroy: install ## Delete the stack of CONFIG (required; prod keeps buckets, key, secrets, logs)
 	$(CDK) destroy

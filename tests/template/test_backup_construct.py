@@ -353,19 +353,14 @@ def test_failed_drill_events_are_counted_and_alarmed(built: Built) -> None:
     assert {"containers": {"exitCode": [{"anything-but": 0}]}} in detail["$or"]
     assert {"stopCode": ["TaskFailedToStart"]} in detail["$or"]
 
-    (target,) = rule["Targets"]
-    failure_log_group_id = target["Arn"]["Fn::GetAtt"][0]
-    failure_log_group = built.resources[failure_log_group_id]["Properties"]
-    assert failure_log_group["LogGroupName"].startswith("/aws/events/")
-    (policy,) = _of_type(built, "AWS::Logs::ResourcePolicy").values()
-    assert "events.amazonaws.com" in json.dumps(policy["Properties"]["PolicyDocument"])
-
-    (metric_filter,) = [
-        f["Properties"]
-        for f in _of_type(built, "AWS::Logs::MetricFilter").values()
-        if f["Properties"]["LogGroupName"] == {"Ref": failure_log_group_id}
+    # The construct adds no target: the alarm counts the rule's own matches.
+    assert "Targets" not in rule
+    (rule_id,) = [
+        k
+        for k, r in _of_type(built, "AWS::Events::Rule").items()
+        if "EventPattern" in r["Properties"]
     ]
-    (transformation,) = metric_filter["MetricTransformations"]
+    assert not _of_type(built, "AWS::Logs::ResourcePolicy")
 
     alarms = _of_type(built, "AWS::CloudWatch::Alarm")
     (alarm,) = alarms.values()
@@ -375,8 +370,8 @@ def test_failed_drill_events_are_counted_and_alarmed(built: Built) -> None:
     assert properties["TreatMissingData"] == "notBreaching"
     metrics = {m["Id"]: m for m in properties["Metrics"]}
     counted = metrics["drill"]["MetricStat"]["Metric"]
-    assert counted["MetricName"] == transformation["MetricName"]
-    assert counted["Namespace"] == transformation["MetricNamespace"]
+    assert (counted["Namespace"], counted["MetricName"]) == ("AWS/Events", "TriggeredRules")
+    assert counted["Dimensions"] == [{"Name": "RuleName", "Value": {"Ref": rule_id}}]
     launches = metrics["launch"]["MetricStat"]["Metric"]
     assert (launches["Namespace"], launches["MetricName"]) == ("AWS/Events", "FailedInvocations")
 

@@ -16,13 +16,11 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
-import jsii
 from aws_cdk import Acknowledgment, Duration, IgnoreMode, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ec2 as ec2
-from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -33,6 +31,7 @@ from constructs import Construct, IConstruct
 from deploy_time_build import ContainerImageBuild
 
 from pds_aws.config import Architecture, Config
+from pds_aws.infra.images import docker_platform, image_repository
 from pds_aws.names import (
     BACKUP_CONTAINER,
     BACKUP_PREFIX,
@@ -91,14 +90,6 @@ def metric_namespace(config: Config) -> str:
     return f"{METRIC_NAMESPACE_PREFIX}/{config.aws.stack_name}"
 
 
-def docker_platform(architecture: Architecture) -> ecr_assets.Platform:
-    return (
-        ecr_assets.Platform.LINUX_ARM64
-        if architecture is Architecture.ARM64
-        else ecr_assets.Platform.LINUX_AMD64
-    )
-
-
 def cpu_architecture(architecture: Architecture) -> ecs.CpuArchitecture:
     return (
         ecs.CpuArchitecture.ARM64
@@ -128,6 +119,17 @@ def drill_failed_event_pattern(cluster_arn: str, drill_task_definition_arn: str)
             {"stopCode": ["TaskFailedToStart"]},
         ],
     }
+
+
+def rule_metric(rule: events.IRule, name: str) -> cloudwatch.Metric:
+    """A metric EventBridge publishes per rule of the default bus (dimension RuleName)."""
+    return cloudwatch.Metric(
+        namespace="AWS/Events",
+        metric_name=name,
+        dimensions_map={"RuleName": rule.rule_name},
+        statistic="Sum",
+        period=Duration.hours(1),
+    )
 
 
 def grant_backup_access(bucket: s3.IBucket, role: iam.IRole, *, write: bool) -> None:
@@ -164,21 +166,6 @@ def grant_backup_access(bucket: s3.IBucket, role: iam.IRole, *, write: bool) -> 
             bucket.encryption_key.grant_decrypt(role)
 
 
-@jsii.implements(events.IRuleTarget)
-class _LogGroupTarget:
-    """Delivers events to a log group whose resource policy the construct writes itself.
-
-    aws_events_targets.CloudWatchLogGroup writes that policy with a Lambda-backed custom
-    resource (wildcard IAM, a runtime to patch); AWS::Logs::ResourcePolicy needs neither.
-    """
-
-    def __init__(self, log_group: logs.ILogGroup) -> None:
-        self._log_group = log_group
-
-    def bind(self, _rule: events.IRule, _id: str | None = None) -> events.RuleTargetConfig:
-        return events.RuleTargetConfig(arn=self._log_group.log_group_arn)
-
-
 class BackupSidecar(Construct):
     """The `backup` container of the PDS task plus the scheduled restore drill and its alarm."""
 
@@ -209,6 +196,7 @@ class BackupSidecar(Construct):
             exclude=build_context_excludes(),
             ignore_mode=IgnoreMode.DOCKER,
             platform=docker_platform(config.task.architecture),
+            repository=image_repository(self, "ImageRepository"),
         )
         image = self.image_build.to_ecs_docker_image_code()
 
@@ -366,29 +354,13 @@ class BackupSidecar(Construct):
         """An alarm on failed drills, seen from outside the drill.
 
         A crash, an out-of-memory kill or a task that never starts count as well as a drill
-        that reports a problem: ECS's task-stopped events go to a log group, a metric filter
-        counts them, and RunTask calls the schedule could not make count from EventBridge's
-        own metric.
+        that reports a problem: a rule matches ECS's task-stopped events of failed drills and
+        the alarm counts the rule's own matches (AWS/Events TriggeredRules), with the RunTask
+        calls the schedule could not make (FailedInvocations). No log group in between: an
+        EventBridge log-group target needs a CloudWatch Logs resource policy (10 per account
+        and region) and the group's ARN without the ":*" that Fn::GetAtt returns, or events
+        are silently dropped. The stack adds the alarm topic as the rule's target.
         """
-        self.drill_failure_log_group = self._log_group(
-            "DrillFailureEvents",
-            # EventBridge delivers only to log groups named under /aws/events/.
-            name=f"/aws/events/{self._config.aws.stack_name}/restore-drill-failures",
-        )
-        logs.ResourcePolicy(
-            self,
-            "DrillFailureEventsPolicy",
-            policy_statements=[
-                iam.PolicyStatement(
-                    principals=[
-                        iam.ServicePrincipal("events.amazonaws.com"),
-                        iam.ServicePrincipal("delivery.logs.amazonaws.com"),
-                    ],
-                    actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                    resources=[self.drill_failure_log_group.log_group_arn],
-                )
-            ],
-        )
         self.drill_failed_rule = events.Rule(
             self,
             "DrillFailed",
@@ -400,30 +372,15 @@ class BackupSidecar(Construct):
                     cluster.cluster_arn, self.drill_task_definition.task_definition_arn
                 ),
             ),
-            targets=[cast(events.IRuleTarget, _LogGroupTarget(self.drill_failure_log_group))],
         )
-        drill_failures = logs.MetricFilter(
-            self,
-            "DrillFailureMetricFilter",
-            log_group=self.drill_failure_log_group,
-            filter_pattern=logs.FilterPattern.string_value("$.detail.lastStatus", "=", "STOPPED"),
-            metric_namespace=self.metric_namespace,
-            metric_name="RestoreDrillFailures",
-            metric_value="1",
-        ).metric(statistic="Sum", period=Duration.hours(1))
-        schedule_failures = cloudwatch.Metric(
-            namespace="AWS/Events",
-            metric_name="FailedInvocations",
-            dimensions_map={"RuleName": self.drill_schedule.rule_name},
-            statistic="Sum",
-            period=Duration.hours(1),
-        )
+        drill_failures = rule_metric(self.drill_failed_rule, "TriggeredRules")
+        schedule_failures = rule_metric(self.drill_schedule, "FailedInvocations")
         self.drill_failed_alarm = cloudwatch.Alarm(
             self,
             "DrillFailedAlarm",
             alarm_description=(
-                "The restore drill of the PDS backup failed (see the drill log group and the "
-                "stopped-task events in the drill failure log group); the backup may not restore."
+                "The restore drill of the PDS backup failed (see the drill log group; the "
+                "stopped-task event itself goes to the alarm topic); the backup may not restore."
             ),
             metric=cloudwatch.MathExpression(
                 expression="FILL(drill, 0) + FILL(launch, 0)",
@@ -437,8 +394,10 @@ class BackupSidecar(Construct):
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
 
-    def _log_group(self, id: str, name: str | None = None) -> logs.LogGroup:
-        log_group = logs.LogGroup(self, id, log_group_name=name, removal_policy=self._removal)
+    def _log_group(self, id: str) -> logs.LogGroup:
+        # No log_group_name: a fixed name on a group retained in prod would make the next
+        # create after a destroy fail with "already exists".
+        log_group = logs.LogGroup(self, id, removal_policy=self._removal)
         # RetentionDays is an enum of names; the config holds the number CloudWatch takes.
         cfn = log_group.node.default_child
         assert isinstance(cfn, logs.CfnLogGroup)

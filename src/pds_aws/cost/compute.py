@@ -273,11 +273,19 @@ def price_codebuild(ctx: PricingContext, logical_id: str, res: Mapping[str, Any]
     if key not in ctx.prices.prices:
         ctx.unpriced.append(Unpriced(logical_id, res["Type"], f"compute type {env}"))
         return
+    # One build per image the project makes (deploy-time-build shares one project per
+    # platform): the backup sidecar and the copy of the PDS image.
+    images = sum(
+        1
+        for _, build in ctx.of_type("Custom::CDKContainerImageBuild")
+        if logical_id in str(build.get("Properties", {}).get("codeBuildProjectName"))
+    )
+    images = max(images, 1)
     ctx.add(
         Charge(
-            f"CodeBuild image builds ({ctx.usage.deploys_per_month:g} deploys)",
+            f"CodeBuild image builds ({images} images, {ctx.usage.deploys_per_month:g} deploys)",
             key,
-            ctx.usage.deploys_per_month * ctx.usage.image_build_minutes,
+            ctx.usage.deploys_per_month * ctx.usage.image_build_minutes * images,
             Kind.VARIABLE,
             (logical_id,),
             "codebuild_small_minutes" if size == "small" else None,

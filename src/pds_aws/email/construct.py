@@ -30,7 +30,7 @@ from constructs import Construct
 
 from pds_aws.config import Config, ConfigError
 from pds_aws.email.smtp_url.handler import smtp_endpoint
-from pds_aws.infra.compliance import skip_checkov
+from pds_aws.infra.compliance import nag_text, skip_checkov
 from pds_aws.infra.monitoring import log_retention
 
 HANDLER_DIRECTORY = Path(__file__).resolve().parent / "smtp_url"
@@ -52,7 +52,12 @@ def check_sender(config: Config) -> None:
 
 
 class Email(Construct):
-    """SES identity for the PDS domain and the `PDS_EMAIL_SMTP_URL` secret."""
+    """SES identity for the PDS domain and the `PDS_EMAIL_SMTP_URL` secret.
+
+    Four parts, in order: the verified domain (DKIM and MAIL FROM records), the SMTP user
+    allowed to send from the configured From address, the secret holding the SMTP URL, and
+    the custom resource that makes the user's access key and writes the URL into the secret.
+    """
 
     def __init__(
         self,
@@ -65,11 +70,19 @@ class Email(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         check_sender(config)
-        domain = config.pds.domain
-        mail_from_domain = f"{MAIL_FROM_SUBDOMAIN}.{domain}"
-        retain = RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY
+        self.credentials_generation = CREDENTIALS_GENERATION
+        removal = RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY
+        self.identity = self._verified_domain(config.pds.domain, hosted_zone, region)
+        self.smtp_user = self._smtp_user(config.pds.email_from_address)
+        self.smtp_url_secret = self._smtp_url_secret(config.pds.domain, region, removal)
+        self.smtp_credentials = self._smtp_credentials(config, region, removal)
 
-        self.identity = ses.EmailIdentity(
+    def _verified_domain(
+        self, domain: str, hosted_zone: route53.IHostedZone, region: str
+    ) -> ses.EmailIdentity:
+        """The SES domain identity with Easy DKIM and a MAIL FROM subdomain, and their records."""
+        mail_from_domain = f"{MAIL_FROM_SUBDOMAIN}.{domain}"
+        identity = ses.EmailIdentity(
             self,
             "Identity",
             identity=ses.Identity.domain(domain),
@@ -81,9 +94,9 @@ class Email(Construct):
         # (Identity.public_hosted_zone would verify the whole zone).
         for index, (name, value) in enumerate(
             (
-                (self.identity.dkim_dns_token_name1, self.identity.dkim_dns_token_value1),
-                (self.identity.dkim_dns_token_name2, self.identity.dkim_dns_token_value2),
-                (self.identity.dkim_dns_token_name3, self.identity.dkim_dns_token_value3),
+                (identity.dkim_dns_token_name1, identity.dkim_dns_token_value1),
+                (identity.dkim_dns_token_name2, identity.dkim_dns_token_value2),
+                (identity.dkim_dns_token_name3, identity.dkim_dns_token_value3),
             ),
             start=1,
         ):
@@ -113,37 +126,58 @@ class Email(Construct):
             record_name=f"{mail_from_domain}.",
             values=["v=spf1 include:amazonses.com ~all"],
         )
+        return identity
 
-        # The SMTP user may only send raw e-mail from this identity. Its permission comes
-        # from a group: users carry no policies of their own.
+    def _smtp_user(self, from_address: str) -> iam.User:
+        """The IAM user behind the SMTP credentials: raw e-mail from the From address only.
+
+        SES authorizes a send against every identity involved: the sender's and, while the
+        account is in the sandbox, the recipient's too. So the resource is every identity of
+        the account and the From address is pinned by the `ses:FromAddress` condition; scoped
+        to `identity/<domain>`, a sandbox send to a verified recipient fails with 554. The
+        permission comes from a group: users carry no policies of their own.
+        """
         send_group = iam.Group(self, "SmtpSendersGroup")
+        self._any_identity = Stack.of(self).format_arn(
+            service="ses", resource="identity", resource_name="*"
+        )
         send_group.add_to_policy(
             iam.PolicyStatement(
                 actions=["ses:SendRawEmail"],
-                resources=[self.identity.email_identity_arn],
+                resources=[self._any_identity],
+                conditions={"StringEquals": {"ses:FromAddress": from_address}},
             )
         )
-        self.smtp_user = iam.User(self, "SmtpUser", groups=[send_group])
+        return iam.User(self, "SmtpUser", groups=[send_group])
 
-        self.smtp_url_secret = secretsmanager.Secret(
+    def _smtp_url_secret(
+        self, domain: str, region: str, removal: RemovalPolicy
+    ) -> secretsmanager.Secret:
+        """Where the custom resource writes PDS_EMAIL_SMTP_URL; the task reads it at start."""
+        secret = secretsmanager.Secret(
             self,
             "SmtpUrl",
             description=(
                 f"PDS_EMAIL_SMTP_URL of {domain}: smtps://KEY:PASSWORD@{smtp_endpoint(region)}, "
                 "written by the SMTP credentials custom resource"
             ),
-            removal_policy=retain,
+            removal_policy=removal,
         )
-
         skip_checkov(
-            self.smtp_url_secret,
+            secret,
             {"CKV_AWS_149": "the aws/secretsmanager key suffices: one reader, the task"},
         )
+        return secret
+
+    def _smtp_credentials(
+        self, config: Config, region: str, removal: RemovalPolicy
+    ) -> CustomResource:
+        """The custom resource that makes the SMTP user's access key and writes the URL."""
         handler_log_group = logs.LogGroup(
             self,
             "CredentialsHandlerLogs",
             retention=log_retention(config),
-            removal_policy=retain,
+            removal_policy=removal,
         )
         handler = lambda_.Function(
             self,
@@ -172,13 +206,35 @@ class Email(Construct):
             on_event_handler=handler,
             log_group=handler_log_group,
         )
+        self._acknowledge_findings(handler)
+        return CustomResource(
+            self,
+            "SmtpCredentials",
+            service_token=provider.service_token,
+            resource_type="Custom::SesSmtpCredentials",
+            properties={
+                "UserName": self.smtp_user.user_name,
+                "SecretId": self.smtp_url_secret.secret_arn,
+                "Region": region,
+                "Generation": self.credentials_generation,
+            },
+        )
+
+    def _acknowledge_findings(self, handler: lambda_.Function) -> None:
+        """cdk-nag findings of this component, each with why it is accepted."""
         handler_id = Stack.of(self).get_logical_id(handler.node.default_child)  # type: ignore[arg-type]
         Validations.of(self).acknowledge(
             Acknowledgment(
                 id="NIST.800.53.R5-IAMNoInlinePolicy",
-                reason="The sending group's policy allows only ses:SendRawEmail on this "
-                "identity; the handler roles' policies are scoped to the SMTP user, the SMTP URL "
-                "secret and the handler function.",
+                reason="The sending group's policy allows only ses:SendRawEmail from the "
+                "configured From address; the handler roles' policies are scoped to the SMTP "
+                "user, the SMTP URL secret and the handler function.",
+            ),
+            Acknowledgment(
+                id=f"AwsSolutions-IAM5[Resource::{nag_text(self, self._any_identity)}]",
+                reason="In the SES sandbox a send is also authorized against the recipient's "
+                "identity, unknown in advance; the ses:FromAddress condition pins the sender "
+                "to the configured From address.",
             ),
             Acknowledgment(
                 id="AwsSolutions-SMG4",
@@ -225,16 +281,4 @@ class Email(Construct):
                 reason="The handler calls only the IAM and Secrets Manager APIs; in the VPC it "
                 "would need interface endpoints or a NAT, which the design leaves out.",
             ),
-        )
-        self.smtp_credentials = CustomResource(
-            self,
-            "SmtpCredentials",
-            service_token=provider.service_token,
-            resource_type="Custom::SesSmtpCredentials",
-            properties={
-                "UserName": self.smtp_user.user_name,
-                "SecretId": self.smtp_url_secret.secret_arn,
-                "Region": region,
-                "Generation": CREDENTIALS_GENERATION,
-            },
         )

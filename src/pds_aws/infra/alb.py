@@ -26,13 +26,22 @@ from pds_aws.routes import (
     alb_rule_groups,
 )
 
-# subscribeRepos is a websocket that can stay quiet for minutes on a small PDS; the ALB's
-# default 60 s idle timeout would cut relays off. One hour, below the 4000 s maximum.
-IDLE_TIMEOUT = Duration.seconds(3600)
+# The PDS closes an idle keep-alive connection after 90 s (@atproto/pds dist/index.js:
+# `server.keepAliveTimeout = 90_000`). The ALB must give up on an idle connection first, or it
+# reuses one the PDS has just closed and answers 502 (an ELB 5xx, invisible to the target-5xx
+# alarm). The subscribeRepos websocket survives 60 s only if a frame passes within that time:
+# the PDS itself sends no heartbeat (@atproto/xrpc-server stream/server.js), but relays ping
+# every 30 s (bluesky-social/indigo events/consumer.go, HandleRepoStream), and a client that
+# sends nothing for 60 s is cut off and reconnects with its cursor.
+PDS_KEEP_ALIVE_TIMEOUT = Duration.seconds(90)
+IDLE_TIMEOUT = Duration.seconds(60)
 ROBOTS_RULE_PRIORITY = 1
 FIRST_FORWARD_RULE_PRIORITY = 10
 # With one task and min 0 %, a replaced task is already stopping; don't hold it long.
 DEREGISTRATION_DELAY = Duration.seconds(10)
+# A new task counts as healthy after HEALTHY_THRESHOLD passed checks, one per interval.
+HEALTH_CHECK_INTERVAL = Duration.seconds(15)
+HEALTHY_THRESHOLD = 2
 
 
 class Edge(Construct):
@@ -137,9 +146,9 @@ class Edge(Construct):
             health_check=elbv2.HealthCheck(
                 path=HEALTH_CHECK_PATH,
                 healthy_http_codes="200",
-                interval=Duration.seconds(15),
+                interval=HEALTH_CHECK_INTERVAL,
                 timeout=Duration.seconds(5),
-                healthy_threshold_count=2,
+                healthy_threshold_count=HEALTHY_THRESHOLD,
                 unhealthy_threshold_count=3,
             ),
         )

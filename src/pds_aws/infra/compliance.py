@@ -6,11 +6,13 @@ cdk-nag findings are acknowledged through CDK's Validations API; checkov reads t
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
 import jsii
-from aws_cdk import CfnResource, IAspect
+from aws_cdk import CfnResource, IAspect, Stack
 from constructs import IConstruct
 
 # Every Lambda function in the PDS stack is a deploy-time custom-resource handler (the PDS
@@ -73,3 +75,24 @@ class StackWideCheckovSkips:
             checks = STACK_WIDE_CHECKOV_SKIPS.get(node.cfn_resource_type)
             if checks:
                 skip_checkov(node, checks)
+
+
+def nag_text(scope: IConstruct, value: str) -> str:
+    """A token as cdk-nag prints it in finding ids."""
+    return render_nag(Stack.of(scope).resolve(value))
+
+
+def render_nag(node: Any) -> str:
+    """Resolved CloudFormation as cdk-nag prints it: Ref -> <Id>, GetAtt -> <Id.Attr>."""
+    if isinstance(node, str):
+        return node
+    if isinstance(node, dict) and "Ref" in node:
+        return f"<{node['Ref']}>"
+    if isinstance(node, dict) and "Fn::GetAtt" in node:
+        return f"<{'.'.join(node['Fn::GetAtt'])}>"
+    if isinstance(node, dict) and "Fn::Join" in node:
+        separator, parts = node["Fn::Join"]
+        return str(separator).join(render_nag(part) for part in parts)
+    if isinstance(node, dict) and isinstance(node.get("Fn::Sub"), str):
+        return re.sub(r"\$\{([^}]+)\}", r"<\1>", node["Fn::Sub"])
+    return json.dumps(node)

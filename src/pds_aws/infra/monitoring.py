@@ -24,6 +24,9 @@ PDS_ERROR_FILTER_PATTERN = logs.FilterPattern.number_value("$.level", ">=", 50)
 # Thresholds: a PDS logs the odd error (an unreachable relay, a bad request); a burst counts.
 PDS_LOG_ERRORS_THRESHOLD = 5
 TARGET_5XX_THRESHOLD = 5
+# 5xx the load balancer makes itself (502 when a target closes a connection, 503 with no
+# target, 504 on a target timeout): none of them reaches the target-5xx count.
+ELB_5XX_THRESHOLD = 5
 ALARM_PERIOD = Duration.minutes(1)
 WINDOW = Duration.minutes(5)
 
@@ -49,6 +52,17 @@ _RETENTION: dict[int, logs.RetentionDays] = {
     1827: logs.RetentionDays.FIVE_YEARS,
     3653: logs.RetentionDays.TEN_YEARS,
 }
+
+
+def no_healthy_hosts_periods(grace_period: Duration) -> int:
+    """Alarm periods that outlast a normal task start, plus one period of real outage."""
+    period = ALARM_PERIOD.to_seconds()
+    return int(-(-grace_period.to_seconds() // period)) + 1
+
+
+def dashboard_name(config: Config) -> str:
+    """Dashboard names are global to the account: the region keeps stacks apart."""
+    return f"{config.aws.stack_name}-{config.aws.region}-pds"
 
 
 def log_retention(config: Config) -> logs.RetentionDays:
@@ -114,8 +128,14 @@ class Monitoring(Construct):
         service: ecs.FargateService,
         backup_error_metric: cloudwatch.IMetric | None,
         drill_failed_alarm: cloudwatch.Alarm | None,
+        grace_period: Duration,
     ) -> None:
-        """The alarms (all to the SNS topic) and the dashboard."""
+        """The alarms (all to the SNS topic) and the dashboard.
+
+        `grace_period` is how long a new task may take to become healthy: a first create, a
+        deploy and a replacement each leave the target group without a healthy host that long
+        (one task, minimum 0 %), which must not page the operator.
+        """
         tg = target_group.metrics
         self._alarm(
             "UnhealthyHosts",
@@ -127,11 +147,12 @@ class Monitoring(Construct):
         )
         self._alarm(
             "NoHealthyHosts",
-            "No healthy PDS task behind the load balancer: the PDS is down.",
+            "No healthy PDS task behind the load balancer for longer than a task start may "
+            "take: the PDS is down.",
             tg.healthy_host_count(statistic="Minimum", period=ALARM_PERIOD),
             threshold=1,
             comparison=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
-            evaluation_periods=5,
+            evaluation_periods=no_healthy_hosts_periods(grace_period),
             missing=cloudwatch.TreatMissingData.BREACHING,
         )
         self._alarm(
@@ -147,6 +168,13 @@ class Monitoring(Construct):
             "The PDS answers with server errors (HTTP 5xx).",
             tg.http_code_target(elbv2.HttpCodeTarget.TARGET_5XX_COUNT, statistic="Sum"),
             threshold=TARGET_5XX_THRESHOLD,
+        )
+        self._alarm(
+            "LoadBalancer5xx",
+            "The load balancer answers with its own server errors (HTTP 5xx: no healthy "
+            "target, a connection the PDS closed, a timeout).",
+            load_balancer.metrics.http_code_elb(elbv2.HttpCodeElb.ELB_5XX_COUNT, statistic="Sum"),
+            threshold=ELB_5XX_THRESHOLD,
         )
         self._alarm(
             "PdsLogErrors",
@@ -214,7 +242,7 @@ class Monitoring(Construct):
         self.dashboard = cloudwatch.Dashboard(
             self,
             "Dashboard",
-            dashboard_name=f"{self._config.aws.stack_name}-pds",
+            dashboard_name=dashboard_name(self._config),
             widgets=[
                 [
                     cloudwatch.GraphWidget(

@@ -8,6 +8,8 @@ task definition; the stack wires the start order between the two.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Validations
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
@@ -19,8 +21,14 @@ from constructs import Construct
 
 from pds_aws.config import Architecture, Config
 from pds_aws.infra.compliance import skip_checkov
+from pds_aws.infra.images import pds_image_copy
 from pds_aws.names import DATA_DIRECTORY, PDS_CONTAINER, PDS_HEALTH_URL, PDS_PORT
 
+# The PDS's S3 upload timeout covers the whole client -> PDS -> S3 stream of one blob (its
+# default, 20 s, is the floor here). A blob of the upload limit must fit at this client
+# bandwidth: 2 Mbit/s, a slow home or mobile uplink.
+MIN_CLIENT_UPLOAD_BYTES_PER_SECOND = 250_000
+PDS_DEFAULT_UPLOAD_TIMEOUT_MS = 20_000
 DATA_VOLUME_NAME = "pds-data"
 # The official image is node:alpine; node is the one tool it is sure to carry, so the
 # container health check uses it rather than curl or wget.
@@ -30,8 +38,15 @@ PDS_HEALTH_COMMAND = (
 
 
 def pds_image(config: Config) -> str:
-    """The official image at the pinned tag (or digest), pulled from ghcr.io as published."""
+    """The official image at the pinned tag (or digest), as published on ghcr.io: the source
+    of the copy into the stack's ECR."""
     return config.pds.image_reference
+
+
+def blob_upload_timeout_ms(upload_limit_bytes: int) -> int:
+    """PDS_BLOBSTORE_S3_UPLOAD_TIMEOUT_MS: the PDS default plus the limit at the slow bandwidth."""
+    streaming_ms = -(-upload_limit_bytes * 1000 // MIN_CLIENT_UPLOAD_BYTES_PER_SECOND)
+    return PDS_DEFAULT_UPLOAD_TIMEOUT_MS + streaming_ms
 
 
 def pds_environment(
@@ -47,6 +62,9 @@ def pds_environment(
         "PDS_SQLITE_DISABLE_WAL_AUTO_CHECKPOINT": "true",
         "PDS_BLOBSTORE_S3_BUCKET": blob_bucket_name,
         "PDS_BLOBSTORE_S3_REGION": region,
+        "PDS_BLOBSTORE_S3_UPLOAD_TIMEOUT_MS": str(
+            blob_upload_timeout_ms(pds.blob_upload_limit_bytes)
+        ),
         "PDS_PLC_ROTATION_KEY_KMS_KEY_ID": rotation_key_id,
         "PDS_DID_PLC_URL": pds.plc_url,
         "PDS_BSKY_APP_VIEW_URL": pds.app_view_url,
@@ -135,9 +153,16 @@ class PdsService(Construct):
         smtp_url_secret: secretsmanager.ISecret | None,
         log_group: logs.ILogGroup,
         region: str,
+        restart_labels: Mapping[str, str] | None = None,
     ) -> None:
+        """`restart_labels`: docker labels whose change must replace the running task (the
+        task reads its ECS secrets only when it starts)."""
         super().__init__(scope, construct_id)
         task = config.task
+        # The official image, copied into the stack's ECR at deploy time (see images.py).
+        self.image_build = pds_image_copy(
+            self, "Image", reference=pds_image(config), architecture=task.architecture
+        )
         self.task_definition = ecs.FargateTaskDefinition(
             self,
             "TaskDefinition",
@@ -169,7 +194,7 @@ class PdsService(Construct):
         self.container = self.task_definition.add_container(
             PDS_CONTAINER,
             container_name=PDS_CONTAINER,
-            image=ecs.ContainerImage.from_registry(pds_image(config)),
+            image=self.image_build.to_ecs_docker_image_code(),
             essential=True,
             environment=pds_environment(
                 config,
@@ -178,6 +203,7 @@ class PdsService(Construct):
                 region=region,
             ),
             secrets=container_secrets,
+            docker_labels=dict(restart_labels) if restart_labels else None,
             port_mappings=[ecs.PortMapping(container_port=PDS_PORT, name="pds-http")],
             logging=ecs.LogDrivers.aws_logs(log_group=log_group, stream_prefix=PDS_CONTAINER),
             health_check=ecs.HealthCheck(

@@ -23,24 +23,48 @@ from aws_cdk import (
     Validations,
 )
 from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_route53 as route53
 from constructs import Construct, IConstruct
 
-from pds_aws.backup.construct import BackupSidecar
+from pds_aws.backup.construct import (
+    HEALTH_CHECK_INTERVAL,
+    HEALTH_CHECK_RETRIES,
+    HEALTH_CHECK_START_PERIOD,
+    BackupSidecar,
+    grant_backup_access,
+)
 from pds_aws.config import Config
 from pds_aws.email.construct import Email
-from pds_aws.infra.alb import Edge
-from pds_aws.infra.compliance import StackWideCheckovSkips, skip_checkov
+from pds_aws.infra.alb import HEALTH_CHECK_INTERVAL as ALB_HEALTH_CHECK_INTERVAL
+from pds_aws.infra.alb import HEALTHY_THRESHOLD, Edge
+from pds_aws.infra.compliance import StackWideCheckovSkips, nag_text, skip_checkov
 from pds_aws.infra.monitoring import Monitoring
 from pds_aws.infra.network import AZ_COUNT, Network
+from pds_aws.infra.operator import Operator
 from pds_aws.infra.service import PdsSecrets, PdsService
-from pds_aws.infra.storage import Storage
-from pds_aws.names import PDS_CONTAINER, PDS_PORT
+from pds_aws.infra.storage import ROTATION_KEY_USE_ACTIONS, Storage
+from pds_aws.names import BACKUP_PREFIX, PDS_CONTAINER, PDS_PORT
 
 PROJECT_TAG = "pds-aws"
-# The ALB must not judge the PDS before the sidecar has restored and the PDS has started.
-HEALTH_CHECK_GRACE_PERIOD = Duration.minutes(10)
+SMTP_GENERATION_LABEL = "pds-aws.smtp-credentials-generation"
+# The PDS opens its databases, runs migrations and answers its health URL within seconds
+# locally; a minute covers a cold Fargate start of the image.
+PDS_START_MARGIN = Duration.seconds(60)
+
+
+def health_check_grace_period() -> Duration:
+    """How long ECS ignores the ALB's verdict on a new task.
+
+    The sidecar may restore for its whole health window (start period + retries x interval)
+    before the PDS may start; then the PDS starts and must pass HEALTHY_THRESHOLD ALB checks.
+    """
+    restore_window = HEALTH_CHECK_START_PERIOD.to_seconds() + (
+        HEALTH_CHECK_RETRIES * HEALTH_CHECK_INTERVAL.to_seconds()
+    )
+    alb_checks = HEALTHY_THRESHOLD * ALB_HEALTH_CHECK_INTERVAL.to_seconds()
+    return Duration.seconds(restore_window + PDS_START_MARGIN.to_seconds() + alb_checks)
 
 
 # Types CDK's own custom-resource providers create as plain CfnResources, out of Tags' reach.
@@ -105,6 +129,9 @@ class PdsStack(Stack):
             smtp_url_secret=email.smtp_url_secret,
             log_group=monitoring.pds_log_group,
             region=region,
+            # ECS reads PDS_EMAIL_SMTP_URL only when a task starts: a new SMTP key must bring
+            # a new task definition revision, hence a deployment that starts a new task.
+            restart_labels={SMTP_GENERATION_LABEL: email.credentials_generation},
         )
 
         backup = BackupSidecar(
@@ -133,7 +160,8 @@ class PdsStack(Stack):
         )
         cfn_service = service.service.node.default_child
         assert isinstance(cfn_service, ecs.CfnService)
-        cfn_service.health_check_grace_period_seconds = int(HEALTH_CHECK_GRACE_PERIOD.to_seconds())
+        grace_period = health_check_grace_period()
+        cfn_service.health_check_grace_period_seconds = int(grace_period.to_seconds())
 
         # The first task must read the SMTP URL the custom resource writes, not the placeholder.
         service.service.node.add_dependency(email.smtp_credentials)
@@ -167,7 +195,24 @@ class PdsStack(Stack):
                 "of its own blob bucket, and only of that bucket.",
             )
         )
-        storage.rotation_key.grant(task_role, "kms:Sign", "kms:GetPublicKey")
+        storage.rotation_key.grant(task_role, *ROTATION_KEY_USE_ACTIONS)
+        storage.allow_signing(task_role)
+
+        # The backup bucket holds every account's signing key: only the PDS task, the drill
+        # and the operator role may read its objects.
+        operator = Operator(self, "Operator", config=config)
+        grant_backup_access(storage.backup_bucket, operator.role, write=False)
+        storage.restrict_backup_reads(
+            [task_role, backup.drill_task_definition.task_role, operator.role]
+        )
+        backup_objects = nag_text(self, storage.backup_bucket.arn_for_objects(f"{BACKUP_PREFIX}/*"))
+        Validations.of(operator.role).acknowledge(
+            Acknowledgment(
+                id=f"AwsSolutions-IAM5[Resource::{backup_objects}]",
+                reason="The operator reads every backup object, each named at runtime, under "
+                "the backup prefix of this stack's backup bucket only.",
+            )
+        )
 
         monitoring.watch(
             load_balancer=edge.load_balancer,
@@ -175,7 +220,11 @@ class PdsStack(Stack):
             service=service.service,
             backup_error_metric=backup.error_metric,
             drill_failed_alarm=backup.drill_failed_alarm,
+            grace_period=grace_period,
         )
+        # The stopped-task event of a failed drill (with ECS's stoppedReason) reaches the
+        # operator beside the alarm; an SNS topic policy is per topic, not an account quota.
+        backup.drill_failed_rule.add_target(targets.SnsTopic(monitoring.alarm_topic))
 
         self.network = network
         self.edge = edge
@@ -189,6 +238,7 @@ class PdsStack(Stack):
         CfnOutput(self, "AdminPasswordSecretArn", value=secrets.admin_password.secret_arn)
         CfnOutput(self, "BlobBucketName", value=storage.blob_bucket.bucket_name)
         CfnOutput(self, "BackupBucketName", value=storage.backup_bucket.bucket_name)
+        CfnOutput(self, "OperatorRoleArn", value=operator.role.role_arn)
         CfnOutput(self, "ClusterName", value=network.cluster.cluster_name)
         CfnOutput(self, "ServiceName", value=service.service.service_name)
         CfnOutput(self, "Url", value=f"https://{config.pds.domain}")

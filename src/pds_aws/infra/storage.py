@@ -7,6 +7,8 @@ bucket loses the data), in `test` they are destroyed with the stack, objects inc
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Validations
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
@@ -23,6 +25,33 @@ NONCURRENT_VERSION_RETENTION_DAYS = 30
 INCOMPLETE_UPLOAD_DAYS = 7
 # Object-level actions that must come through the VPC endpoint in prod.
 _DATA_ACTIONS = ("s3:GetObject*", "s3:PutObject*", "s3:DeleteObject*", "s3:RestoreObject")
+# What the account keeps on the rotation key: administration, never use. No kms:* (it would
+# let any IAM policy with kms:Sign on "*" sign PLC operations), no kms:CreateGrant (a grant
+# could give Sign), no Get* (it covers GetPublicKey). kms:PutKeyPolicy stays: a recovered
+# stack must be able to rewrite the policy, and that change is itself in CloudTrail.
+ROTATION_KEY_ADMIN_ACTIONS = (
+    "kms:DescribeKey",
+    "kms:GetKeyPolicy",
+    "kms:ListResourceTags",
+    "kms:ListGrants",
+    "kms:ListKeyPolicies",
+    "kms:ListAliases",
+    "kms:PutKeyPolicy",
+    "kms:UpdateKeyDescription",
+    "kms:CreateAlias",
+    "kms:UpdateAlias",
+    "kms:DeleteAlias",
+    "kms:RevokeGrant",
+    "kms:EnableKey",
+    "kms:DisableKey",
+    "kms:TagResource",
+    "kms:UntagResource",
+    "kms:ScheduleKeyDeletion",
+    "kms:CancelKeyDeletion",
+)
+ROTATION_KEY_USE_ACTIONS = ("kms:Sign", "kms:GetPublicKey")
+# Every way to read an object's content (GetObject, GetObjectVersion, GetObjectAttributes...).
+BACKUP_READ_ACTIONS = ("s3:GetObject*",)
 
 
 def removal_policy(config: Config) -> RemovalPolicy:
@@ -96,7 +125,14 @@ class Storage(Construct):
         if config.is_prod:
             for bucket in (self.blob_bucket, self.backup_bucket):
                 _only_through_endpoint(bucket, s3_endpoint)
+        for bucket in (self.blob_bucket, self.backup_bucket):
+            # A retained bucket keeps its policy: after a destroy the bucket that holds every
+            # account's signing key must not be left without its deny statements.
+            assert bucket.policy is not None  # enforce_ssl writes one
+            bucket.policy.apply_removal_policy(policy)
 
+        # An explicit key policy replaces CDK's default, which gives the account kms:* and so
+        # lets IAM policies grant Sign; `allow_signing` adds the one principal that may sign.
         self.rotation_key = kms.Key(
             self,
             "PlcRotationKey",
@@ -105,6 +141,42 @@ class Storage(Construct):
             key_usage=kms.KeyUsage.SIGN_VERIFY,
             removal_policy=policy,
             pending_window=Duration.days(30),
+            policy=iam.PolicyDocument(
+                statements=[
+                    iam.PolicyStatement(
+                        sid="AccountAdministersTheKey",
+                        principals=[iam.AccountRootPrincipal()],
+                        actions=list(ROTATION_KEY_ADMIN_ACTIONS),
+                        resources=["*"],
+                    )
+                ]
+            ),
+        )
+
+    def allow_signing(self, signer: iam.IRole) -> None:
+        """The key policy lets `signer`, and no one else, sign and read the public key."""
+        self.rotation_key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="OnlyThePdsSigns",
+                principals=[signer],
+                actions=list(ROTATION_KEY_USE_ACTIONS),
+                resources=["*"],
+            )
+        )
+
+    def restrict_backup_reads(self, readers: Sequence[iam.IRole]) -> None:
+        """Deny reading backup objects to every principal except `readers`, by role ARN."""
+        self.backup_bucket.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="OnlyThePdsRolesReadBackups",
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=list(BACKUP_READ_ACTIONS),
+                resources=[self.backup_bucket.arn_for_objects("*")],
+                conditions={
+                    "ArnNotEquals": {"aws:PrincipalArn": [role.role_arn for role in readers]}
+                },
+            )
         )
 
     def _bucket(self, construct_id: str, config: Config, *, versioned: bool) -> s3.Bucket:
