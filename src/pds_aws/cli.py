@@ -18,6 +18,7 @@ Handler = Callable[[argparse.Namespace], int]
 
 def build_parser() -> argparse.ArgumentParser:
     from pds_aws.cost.commands import add_commands as add_cost
+    from pds_aws.doctor.commands import add_commands as add_doctor
     from pds_aws.local.commands import add_commands as add_local
     from pds_aws.ops.commands import add_commands as add_ops
 
@@ -26,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Deploy-time and day-two operations for a Bluesky PDS on AWS or run locally.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in (add_local, add_ops, add_cost):
+    for add in (add_local, add_ops, add_doctor, add_cost):
         add(subparsers)
     return parser
 

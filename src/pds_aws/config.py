@@ -313,6 +313,10 @@ class TaskSettings(_Section):
         return self
 
 
+# A watchdog run may take up to its 5-minute timeout: runs must not overlap.
+RELAY_CHECK_MIN_MINUTES = 5
+
+
 class MonitoringSettings(_Section):
     alarm_emails: tuple[str, ...] = ()
     # ECS Container Insights, billed as custom metrics (guides/COST.md); the alarms and the
@@ -321,6 +325,19 @@ class MonitoringSettings(_Section):
     log_retention_days: Literal[
         1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 3653
     ] = 30
+    # Minutes between two runs of the relay watchdog (host and account status at each crawler,
+    # a crawl requested again when idle or unknown); 0 turns it off.
+    relay_check: Annotated[int, Field(ge=0, le=1440)] = 15
+
+    @field_validator("relay_check")
+    @classmethod
+    def _relay_check(cls, value: int) -> int:
+        if 0 < value < RELAY_CHECK_MIN_MINUTES:
+            raise ValueError(
+                f"runs at most every {RELAY_CHECK_MIN_MINUTES} minutes (one run may take "
+                f"that long); example: relay_check = 15, or 0 to turn the watchdog off"
+            )
+        return value
 
     @field_validator("alarm_emails")
     @classmethod
@@ -348,6 +365,14 @@ class BackupSettings(_Section):
                 "(Sundays 04:00 UTC) or 'rate(7 days)'"
             )
         return value
+
+
+class RelaySettings(_Section):
+    # Accounts a relay takes from one host before the operator asks for more (bsky.network's
+    # default is 100). Relays do not report it: raise this after a raise is granted.
+    account_limit: Annotated[int, Field(ge=1)] = 100
+    # A commit the relay still lacks after this many minutes is an alarm.
+    lag_threshold_minutes: Annotated[int, Field(ge=1, le=1440)] = 10
 
 
 class CostSettings(_Section):
@@ -392,6 +417,7 @@ class Config(_Section):
     monitoring: MonitoringSettings = MonitoringSettings()
     cost: CostSettings = CostSettings()
     backup: BackupSettings = BackupSettings()
+    relay: RelaySettings = RelaySettings()
     source: Path = Path(EXAMPLE_CONFIG_FILE)
 
     @property

@@ -1,5 +1,5 @@
 """Pricing of compute: the Fargate service and scheduled tasks, the ECS cluster's Container
-Insights, deploy-time Lambda functions and CodeBuild image builds."""
+Insights, deploy-time and scheduled Lambda functions and CodeBuild image builds."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ FARGATE_FREE_EPHEMERAL_GIB = 20
 # Assumed run of a deploy-time custom resource function (seconds) and invocations per deploy.
 CUSTOM_RESOURCE_SECONDS = 30.0
 CUSTOM_RESOURCE_INVOCATIONS_PER_DEPLOY = 2
+# A relay watchdog run: listRepos plus one getRepoStatus per account at each relay.
+SCHEDULED_FUNCTION_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -239,12 +241,45 @@ def price_cluster(ctx: PricingContext, logical_id: str, res: Mapping[str, Any]) 
     )
 
 
+def scheduled_runs_per_month(ctx: PricingContext, function_id: str) -> float:
+    """Runs a month of a function that EventBridge schedules invoke; 0 if none does."""
+    runs = 0.0
+    for _, rule in ctx.of_type("AWS::Events::Rule"):
+        props = rule.get("Properties", {})
+        targets = [t.get("Arn") for t in props.get("Targets", [])]
+        if props.get("ScheduleExpression") and {"Fn::GetAtt": [function_id, "Arn"]} in targets:
+            runs += runs_per_month(str(props["ScheduleExpression"]), ctx.hours)
+    return runs
+
+
 def price_lambda(ctx: PricingContext, logical_id: str, res: Mapping[str, Any]) -> None:
     props = res.get("Properties", {})
     arm = "arm64" in props.get("Architectures", [])
-    invocations = ctx.usage.deploys_per_month * CUSTOM_RESOURCE_INVOCATIONS_PER_DEPLOY
     memory_gb = float(props.get("MemorySize", 128)) / 1024
     ids = (logical_id,)
+    scheduled = scheduled_runs_per_month(ctx, logical_id)
+    if scheduled:
+        # A scheduled check (the relay watchdog): a few HTTP calls a run.
+        ctx.add(
+            Charge(
+                "Lambda requests (scheduled functions)",
+                "lambda_request",
+                scheduled,
+                Kind.FIXED,
+                ids,
+                "lambda_requests",
+            ),
+            Charge(
+                f"Lambda compute, {'arm64' if arm else 'x86_64'} (scheduled functions)",
+                "lambda_arm_gb_second" if arm else "lambda_x86_gb_second",
+                scheduled * SCHEDULED_FUNCTION_SECONDS * memory_gb,
+                Kind.FIXED,
+                ids,
+                "lambda_gb_seconds",
+            ),
+        )
+        return
+    invocations = ctx.usage.deploys_per_month * CUSTOM_RESOURCE_INVOCATIONS_PER_DEPLOY
     ctx.add(
         Charge(
             "Lambda requests (deploy-time functions)",

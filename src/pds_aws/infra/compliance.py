@@ -15,8 +15,9 @@ import jsii
 from aws_cdk import CfnResource, IAspect, Stack
 from constructs import IConstruct
 
-# Every Lambda function in the PDS stack is a deploy-time custom-resource handler (the PDS
-# itself runs on Fargate): CloudFormation calls it synchronously a few times per deploy.
+# Lambda functions in the PDS stack are deploy-time custom-resource handlers (the PDS itself
+# runs on Fargate): CloudFormation calls them synchronously a few times per deploy. A function
+# that is not (the relay watchdog) carries its own reasons, which these do not replace.
 DEPLOY_TIME_LAMBDA_CHECKOV_SKIPS: dict[str, str] = {
     "CKV_AWS_115": "deploy-time custom-resource handler, run once per deploy; reserving "
     "concurrency fails on new accounts whose limit is 10",
@@ -74,7 +75,9 @@ class StackWideCheckovSkips:
         if isinstance(node, CfnResource):
             checks = STACK_WIDE_CHECKOV_SKIPS.get(node.cfn_resource_type)
             if checks:
-                skip_checkov(node, checks)
+                current: Any = node.get_metadata("checkov") or {}
+                own = {entry["id"] for entry in current.get("skip", [])}
+                skip_checkov(node, {k: v for k, v in checks.items() if k not in own})
 
 
 def nag_text(scope: IConstruct, value: str) -> str:

@@ -194,6 +194,18 @@ class Monitoring(Construct):
             self.alarms["RestoreDrillFailed"] = drill_failed_alarm
         self._dashboard(load_balancer, target_group, service, backup_error_metric)
 
+    def add_alarm(
+        self,
+        name: str,
+        description: str,
+        metric: cloudwatch.IMetric,
+        *,
+        threshold: float,
+        missing: cloudwatch.TreatMissingData = cloudwatch.TreatMissingData.NOT_BREACHING,
+    ) -> None:
+        """An alarm on another component's metric, to the alarm topic like every other."""
+        self._alarm(name, description, metric, threshold=threshold, missing=missing)
+
     def _alarm(
         self,
         name: str,

@@ -46,6 +46,7 @@ from pds_aws.infra.operator import Operator
 from pds_aws.infra.service import PdsSecrets, PdsService
 from pds_aws.infra.storage import ROTATION_KEY_USE_ACTIONS, Storage
 from pds_aws.names import BACKUP_PREFIX, PDS_CONTAINER, PDS_PORT
+from pds_aws.relay.construct import RelayWatchdog
 
 PROJECT_TAG = "pds-aws"
 SMTP_GENERATION_LABEL = "pds-aws.smtp-credentials-generation"
@@ -226,6 +227,24 @@ class PdsStack(Stack):
         # operator beside the alarm; an SNS topic policy is per topic, not an account quota.
         backup.drill_failed_rule.add_target(targets.SnsTopic(monitoring.alarm_topic))
 
+        if config.monitoring.relay_check:
+            relay_watchdog = RelayWatchdog(self, "RelayWatchdog", config=config)
+            monitoring.add_alarm(
+                "RelayTrouble",
+                "A relay throttles, lost or banned this host or an account, or a commit lags "
+                "(see the relay watchdog's log; pds-aws doctor names the fix).",
+                relay_watchdog.alarm_metric,
+                threshold=1,
+            )
+            monitoring.add_alarm(
+                "RelayWarnings",
+                "The relay watchdog warns: accounts approach the relay's limit, or a commit "
+                "has not propagated yet (pds-aws doctor drafts the limit request).",
+                relay_watchdog.warning_metric,
+                threshold=1,
+            )
+            self.relay_watchdog = relay_watchdog
+
         self.network = network
         self.edge = edge
         self.email = email
@@ -236,6 +255,7 @@ class PdsStack(Stack):
         self.service = service
 
         CfnOutput(self, "AdminPasswordSecretArn", value=secrets.admin_password.secret_arn)
+        CfnOutput(self, "SmtpUrlSecretArn", value=email.smtp_url_secret.secret_arn)
         CfnOutput(self, "BlobBucketName", value=storage.blob_bucket.bucket_name)
         CfnOutput(self, "BackupBucketName", value=storage.backup_bucket.bucket_name)
         CfnOutput(self, "OperatorRoleArn", value=operator.role.role_arn)

@@ -2,6 +2,11 @@
 // @atproto/pds from node_modules the same way (readEnv, envToCfg, envToSecrets, PDS.create,
 // start) with the environment the task definition gives the `pds` container.
 //
+// It also adds what that file adds to the PDS: GET /tls-check?domain=HOST, which the
+// official installer's Caddy asks (on the PDS's own port) before it issues an on-demand
+// certificate: 200 for the PDS hostname or an existing handle under a handle domain, 400 for
+// a missing domain or one this PDS serves no handles under, 404 for an unknown handle.
+//
 // One local difference, on purpose: the HTTP socket binds 127.0.0.1:PDS_LOCAL_LISTEN_PORT.
 // PDS_PORT stays the edge proxy's port, so the PDS's public URL (http://localhost:PDS_PORT,
 // written into every DID document) names the edge, as https://<domain> names the ALB on AWS.
@@ -25,6 +30,7 @@ const main = async () => {
 
   await pds.start();
   httpLogger.info({ listenPort }, "pds has started");
+  pds.app.get("/tls-check", (req, res) => tlsCheck(pds, req, res));
 
   let stopping = false;
   const stop = async () => {
@@ -37,6 +43,44 @@ const main = async () => {
   };
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);
+};
+
+const tlsCheck = async (pds, req, res) => {
+  const { domain } = req.query;
+  try {
+    if (typeof domain !== "string" || domain === "") {
+      return res.status(400).json({
+        error: "InvalidRequest",
+        message: "bad or missing domain query param",
+      });
+    }
+    const { cfg, accountManager } = pds.ctx;
+    if (domain === cfg.service.hostname) {
+      return res.json({ success: true });
+    }
+    const underHandleDomain = cfg.identity.serviceHandleDomains.some((suffix) =>
+      domain.endsWith(suffix),
+    );
+    if (!underHandleDomain) {
+      return res.status(400).json({
+        error: "InvalidRequest",
+        message: "handles are not provided on this domain",
+      });
+    }
+    if (!(await accountManager.getAccount(domain))) {
+      return res.status(404).json({
+        error: "NotFound",
+        message: "handle not found for this domain",
+      });
+    }
+    return res.json({ success: true });
+  } catch (err) {
+    httpLogger.error({ err }, "check handle failed");
+    return res.status(500).json({
+      error: "InternalServerError",
+      message: "Internal Server Error",
+    });
+  }
 };
 
 main().catch((err) => {

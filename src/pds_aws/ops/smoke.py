@@ -66,9 +66,13 @@ class HttpResponse:
 # -- I/O: how a check reaches the PDS ------------------------------------------------------
 
 
-def http_get(url: str, timeout: float = DEFAULT_TIMEOUT_S) -> HttpResponse:
+def http_get(
+    url: str, timeout: float = DEFAULT_TIMEOUT_S, headers: Mapping[str, str] | None = None
+) -> HttpResponse:
     """GET without raising on error statuses (a 403 or 404 is an answer here)."""
-    request = urllib.request.Request(url, headers={"User-Agent": "pds-aws-smoke"})
+    request = urllib.request.Request(
+        url, headers={"User-Agent": "pds-aws-smoke", **(headers or {})}
+    )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return HttpResponse(response.status, dict(response.headers), response.read())
