@@ -225,13 +225,14 @@ def check_handle_did(doc: Doctor) -> Result:
         response = smoke.http_get(f"https://{handle}/.well-known/atproto-did")
     if response.status == 200 and response.text.strip() == did:
         return passed("http", name, f"{handle} -> {did}")
-    return failed(
-        "http",
-        name,
-        f"{handle} answered HTTP {response.status} {response.text.strip()[:80]!r}, not {did}",
-        f"handles on subdomains need the wildcard record *.{doc.domain} and the certificate "
-        "for it, and the edge must pass the Host header to the PDS",
+    fix = (
+        "the local edge must pass the Host header to the PDS (src/pds_aws/local/proxy.py)"
+        if doc.local
+        else f"handles on subdomains need the wildcard record *.{doc.domain} and the "
+        "certificate for it, and the edge must pass the Host header to the PDS"
     )
+    detail = f"{handle} answered HTTP {response.status} {response.text.strip()[:80]!r}, not {did}"
+    return failed("http", name, detail, fix)
 
 
 def check_firehose(doc: Doctor) -> list[Result]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
@@ -48,7 +49,11 @@ def build_doctor(args: argparse.Namespace) -> tuple[Doctor, str]:
         region=config.aws.region,
         relays=relays,
         account_limit=config.relay.account_limit,
-        lag_threshold_s=config.relay.lag_threshold_minutes * 60.0,
+        lag_threshold_s=(
+            parse_duration(args.max_relay_lag)
+            if args.max_relay_lag
+            else config.relay.lag_threshold_minutes * 60.0
+        ),
         email_to=args.email,
         backup_status=(lambda: read_backup_status(env)) if env else None,
     )
@@ -63,11 +68,14 @@ def build_doctor(args: argparse.Namespace) -> tuple[Doctor, str]:
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    try:
-        max_age = parse_duration(args.max_backup_age)
-    except ValueError as exc:
-        print(f"error: --max-backup-age: {exc}")
-        return 2
+    for option in ("max_backup_age", "max_relay_lag"):
+        try:
+            if getattr(args, option):
+                parse_duration(getattr(args, option))
+        except ValueError as exc:
+            print(f"error: --{option.replace('_', '-')}: {exc}", file=sys.stderr)
+            return 2
+    max_age = parse_duration(args.max_backup_age)
     doc, sender = build_doctor(args)
     results = run_all(doc, sender=sender, max_backup_age_s=max_age)
     if args.json:
@@ -102,6 +110,11 @@ def add_commands(subparsers: Subparsers) -> None:
         default="5m",
         metavar="DURATION",
         help="largest acceptable backup lag, e.g. 90s, 15m (default: 5m)",
+    )
+    parser.add_argument(
+        "--max-relay-lag",
+        metavar="DURATION",
+        help="a commit the relay lacks for longer fails (default: [relay] lag_threshold_minutes)",
     )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     add_target_options(parser)
