@@ -551,6 +551,8 @@ def test_every_alarm_notifies_the_stack_topic(stack_template: dict[str, Any]) ->
             "PdsLogErrors",
             "BackupErrors",
             "",  # the restore drill's math expression
+            "Errors",  # the relay watchdog's failed runs
+            "RelayWarnings",
         ]
     )
     for key, alarm in alarms.items():
