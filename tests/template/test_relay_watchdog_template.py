@@ -111,7 +111,8 @@ def test_the_function_asset_holds_only_the_standard_library_runtime(tmp_path: Pa
     asset = outdir / ("asset." + function["Properties"]["Code"]["S3Key"].removesuffix(".zip"))
     files = sorted(str(p.relative_to(asset)) for p in asset.rglob("*") if p.is_file())
     assert files == sorted(
-        ["pds_aws/__init__.py"] + [f"pds_aws/relay/{m}" for m in RUNTIME_MODULES]
+        ["pds_aws/__init__.py", "pds_aws/errors.py"]
+        + [f"pds_aws/relay/{m}" for m in RUNTIME_MODULES]
     )
     # -I: isolated (no site-packages, no user path); -S: no site module at all.
     probe = subprocess.run(

@@ -353,8 +353,8 @@ def check_relays(doc: Doctor) -> list[Result]:
     if not doc.relays:
         return [skipped("relay", "relays", "no relay configured ([pds] crawlers or --relay)")]
     pds_seq = None
-    if doc.target.local_state is not None and doc.target.local_state.get("data_dir"):
-        pds_seq = sequencer_seq(Path(str(doc.target.local_state["data_dir"])))
+    if doc.target.local_state is not None and doc.target.local_state.data_dir:
+        pds_seq = sequencer_seq(Path(doc.target.local_state.data_dir))
     results: list[Result] = []
     for relay in doc.relays:
         try:

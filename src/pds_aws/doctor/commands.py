@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from pds_aws.doctor.checks import Doctor, run_all
 from pds_aws.doctor.report import exit_code, format_results, summary
-from pds_aws.ops.commands import add_target_options, backup_env_of, config_of, target_of
+from pds_aws.ops.common import add_target_options, backup_env_of, config_of, guarded, target_of
 from pds_aws.ops.status import parse_duration
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ def build_doctor(args: argparse.Namespace) -> tuple[Doctor, str]:
     )
     if target.is_local:
         assert target.local_state is not None
-        doc.smtp_url = str(target.local_state.get("smtp_url") or "") or None
+        doc.smtp_url = target.local_state.smtp_url or None
     else:
         doc.aws_session = aws_session(args.profile, args.region or config.aws.region)
         if args.email:
@@ -118,6 +118,4 @@ def add_commands(subparsers: Subparsers) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     add_target_options(parser)
-    from pds_aws.ops.commands import _guarded
-
-    parser.set_defaults(handler=_guarded(_doctor))
+    parser.set_defaults(handler=guarded(_doctor))

@@ -22,7 +22,7 @@ from pds_aws.config import Config
 from pds_aws.infra.compliance import skip_checkov
 from pds_aws.infra.monitoring import log_retention
 
-# The asset is `pds_aws/__init__.py` and this package's runtime modules, nothing else.
+# The asset is `pds_aws/__init__.py`, `errors.py` and this package's runtime modules.
 SOURCE_ROOT = Path(__file__).resolve().parents[2]
 RUNTIME_MODULES = ("__init__.py", "facts.py", "watchdog.py")
 ASSET_EXCLUDE = [
@@ -30,6 +30,7 @@ ASSET_EXCLUDE = [
     "!pds_aws/",
     "pds_aws/*",
     "!pds_aws/__init__.py",
+    "!pds_aws/errors.py",
     "!pds_aws/relay/",
     "pds_aws/relay/*",
     *(f"!pds_aws/relay/{module}" for module in RUNTIME_MODULES),

@@ -1,7 +1,8 @@
 """What a relay knows about this PDS, against what the PDS itself holds, judged.
 
 One module for `pds-aws doctor` and the relay watchdog (a scheduled Lambda function), so the
-two can never disagree. Standard library only: the watchdog's asset is this package alone.
+two can never disagree. Standard library only: the watchdog's asset is this package and
+`pds_aws.errors`.
 
 Relay facts come from the relay's own lexicon (com.atproto.sync.getHostStatus,
 getRepoStatus, requestCrawl); PDS facts from com.atproto.sync.listRepos (every account's head
@@ -20,6 +21,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
+
+from pds_aws.errors import PdsAwsError
 
 DEFAULT_TIMEOUT_S = 20.0
 # A relay gives a new host 100 accounts (and 50 events/s) until the operator asks for more.
@@ -54,7 +57,7 @@ class Finding:
     fix: str = ""
 
 
-class RelayUnreachable(Exception):
+class RelayUnreachable(PdsAwsError):
     """The relay or the PDS did not answer; the message names the URL and the error."""
 
 

@@ -17,6 +17,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from pds_aws.errors import PdsAwsError
 from pds_aws.relay.facts import (
     DEFAULT_ACCOUNT_LIMIT,
     DEFAULT_LAG_THRESHOLD_S,
@@ -27,7 +28,7 @@ from pds_aws.relay.facts import (
 )
 
 
-class RelayAlarm(Exception):
+class RelayAlarm(PdsAwsError):
     """At least one relay fact is an alarm; the message lists them."""
 
 
