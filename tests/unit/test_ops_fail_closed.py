@@ -59,8 +59,14 @@ def test_a_failed_scale_down_leaves_the_service_as_it_was() -> None:
 
 
 def test_only_processes_whose_command_line_is_ours_are_ours() -> None:
-    stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    stranger = subprocess.Popen(
+        [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
+        # Once it prints, it has exec'd: before that its command line is still pytest's.
+        assert stranger.stdout is not None and stranger.stdout.readline() == "up\n"
         assert not is_our_process(stranger.pid)  # e.g. a pid reused since the state was written
         assert is_our_process(stranger.pid, ("time.sleep",))
     finally:
