@@ -7,7 +7,7 @@
 // certificate: 200 for the PDS hostname or an existing handle under a handle domain, 400 for
 // a missing domain or one this PDS serves no handles under, 404 for an unknown handle.
 //
-// One local difference, on purpose: the HTTP socket binds 127.0.0.1:PDS_LOCAL_LISTEN_PORT.
+// A local difference, on purpose: the HTTP socket binds 127.0.0.1:PDS_LOCAL_LISTEN_PORT.
 // PDS_PORT stays the edge proxy's port, so the PDS's public URL (http://localhost:PDS_PORT,
 // written into every DID document) names the edge, as https://<domain> names the ALB on AWS.
 "use strict";
@@ -20,6 +20,7 @@ const main = async () => {
   const cfg = envToCfg(env);
   const secrets = envToSecrets(env);
   const pds = await PDS.create(cfg, secrets);
+  allowLocalPlc(pds);
 
   const listenPort = Number(process.env.PDS_LOCAL_LISTEN_PORT);
   if (!Number.isInteger(listenPort) || listenPort <= 0) {
@@ -43,6 +44,19 @@ const main = async () => {
   };
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);
+};
+
+// The second local difference: the local PLC directory is plain http on loopback, and
+// @atproto/identity's default fetch refuses http: ("Forbidden protocol"), so the PDS could not
+// resolve its own accounts' DIDs. Only the did:plc resolver gets the platform fetch, and only
+// when the PLC URL is a loopback http URL; on AWS the PLC directory is https://plc.directory.
+const allowLocalPlc = (pds) => {
+  const plcUrl = new URL(pds.ctx.cfg.identity.plcUrl);
+  const loopback = ["localhost", "127.0.0.1", "[::1]"].includes(plcUrl.hostname);
+  const plcResolver = pds.ctx.idResolver.did.methods?.get("plc");
+  if (plcUrl.protocol === "http:" && loopback && plcResolver) {
+    plcResolver.fetch = globalThis.fetch;
+  }
 };
 
 const tlsCheck = async (pds, req, res) => {
