@@ -123,13 +123,27 @@ def doctor(
 
 
 def new_account(runtime: dict[str, Any], name: str) -> Client:
-    client = Client(base_url=f"{runtime['url']}/xrpc")
-    client.com.atproto.server.create_account(
-        models.ComAtprotoServerCreateAccount.Data(
-            handle=f"{name}.test", email=f"{name}@example.com", password="doctor-pw-1"
+    """Created by the operator command (it mints the invite the example config requires)."""
+    local = ["--local", "--state", runtime["state_file"]]
+    email, password = f"{name}@example.com", "doctor-pw-1"
+    assert (
+        main(
+            [
+                "admin",
+                "account",
+                "create",
+                f"{name}.test",
+                "--email",
+                email,
+                "--password",
+                password,
+                *local,
+            ]
         )
+        == 0
     )
-    client.login(f"{name}.test", "doctor-pw-1", fetch_bsky_profile=False)
+    client = Client(base_url=f"{runtime['url']}/xrpc")
+    client.login(f"{name}.test", password, fetch_bsky_profile=False)
     return client
 
 
@@ -137,12 +151,19 @@ def new_account(runtime: dict[str, Any], name: str) -> Client:
 def session(runtime: dict[str, Any]) -> dict[str, Any]:
     """A real client session: two accounts, posts, an image post, a follow, a delete."""
     alice, bob = new_account(runtime, "alice"), new_account(runtime, "bob")
-    alice_did, bob_did = alice.me.did, bob.me.did  # type: ignore[union-attr]
+    alice_did = alice.com.atproto.server.get_session().did
+    bob_did = bob.com.atproto.server.get_session().did
     alice.send_post("hello from alice", profile_identify=alice_did)
     doomed = alice.send_post("deleted soon", profile_identify=alice_did)
     alice.send_image("with an image", tiny_png(), "a pixel", profile_identify=alice_did)
-    bob.follow(alice_did)
-    alice.delete_post(doomed.uri)
+    # Client.follow needs the app view's profile; create the record directly.
+    bob.app.bsky.graph.follow.create(
+        bob_did,
+        models.AppBskyGraphFollow.Record(subject=alice_did, created_at=bob.get_current_time_iso()),
+    )
+    alice.com.atproto.repo.delete_record(
+        {"repo": alice_did, "collection": "app.bsky.feed.post", "rkey": doomed.uri.split("/")[-1]}
+    )
     return {"alice": alice_did, "bob": bob_did}
 
 

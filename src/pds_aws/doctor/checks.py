@@ -387,7 +387,11 @@ def check_backup(doc: Doctor, max_age_s: float) -> list[Result]:
     except Exception as exc:  # any failure to read the backup is a finding, not a crash
         status.backup_error = str(exc)
     if status.backup is not None:
-        repos = [{"did": h.did, "rev": h.rev} for h in facts.pds_heads(doc.target.url)]
+        try:
+            heads = facts.pds_heads(doc.target.url)
+        except facts.RelayUnreachable as exc:
+            return [failed("backup", "freshness", f"cannot list accounts: {exc}", _EDGE_FIX)]
+        repos = [{"did": h.did, "rev": h.rev} for h in heads]
         status.lag = backup_lag(repos, status.backup.get("databases") or {})
     problems = judge(status, max_age_s, doc.now())
     if problems:
