@@ -38,9 +38,11 @@ const state = {
 class CountingFirehose extends Firehose {
   async parseEvt(evt) {
     const isCommit = evt.$type === 'com.atproto.sync.subscribeRepos#commit' || (evt.ops && evt.commit)
-    if (isCommit) state.opsIn += evt.ops.length
     const parsed = await super.parseEvt(evt)
+    // Both counts move together, after the verification: a reader never sees a commit half
+    // counted. A commit that fails verification counts its ops in and none verified.
     if (isCommit) {
+      state.opsIn += evt.ops.length
       state.opsVerified += parsed.filter((e) => ['create', 'update', 'delete'].includes(e.event)).length
       state.commits += 1
     }
