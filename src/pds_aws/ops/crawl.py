@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pds_aws.ops.xrpc import Xrpc, XrpcError
+from pds_aws.relay.facts import relay_base
 
 
 @dataclass(frozen=True)
@@ -12,12 +13,6 @@ class CrawlResult:
     relay: str
     ok: bool
     detail: str
-
-
-def relay_base(relay: str) -> str:
-    """A relay URL from 'bsky.network' or 'https://bsky.network/'."""
-    relay = relay.strip().rstrip("/")
-    return relay if "://" in relay else f"https://{relay}"
 
 
 def request_crawl(relays: list[str], hostname: str, timeout: float = 30.0) -> list[CrawlResult]:

@@ -16,14 +16,14 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pds_aws.backup.layout import ACCOUNT_STORE, classify
 from pds_aws.errors import OperationError
+from pds_aws.relay.facts import tid_time
 
 BACKUP_STATUS_TIMEOUT_S = 120.0
-_TID_ALPHABET = "234567abcdefghijklmnopqrstuvwxyz"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -34,16 +34,6 @@ def parse_duration(value: str) -> float:
     if not match:
         raise ValueError(f"{value!r} is not a duration; examples: 90s, 15m, 2h, 1d")
     return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-
-
-def tid_time(tid: str) -> datetime:
-    """The time inside an atproto TID (a repo `rev`): 53 bits of microseconds since 1970."""
-    if len(tid) != 13 or any(c not in _TID_ALPHABET for c in tid):
-        raise ValueError(f"{tid!r} is not a TID")
-    number = 0
-    for char in tid:
-        number = number * 32 + _TID_ALPHABET.index(char)
-    return datetime.fromtimestamp((number >> 10) / 1_000_000, UTC)
 
 
 def parse_time(value: str) -> datetime:
