@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import signal
 import subprocess
 import threading
@@ -29,6 +28,7 @@ from atproto import Client, models
 
 from pds_aws.cli import main
 from pds_aws.local import proxy as local_proxy
+from pds_aws.local.paths import LocalPaths
 from pds_aws.ops.smoke import SUBSCRIBE_REPOS_PATH, tiny_png
 
 pytestmark = pytest.mark.integration
@@ -81,8 +81,9 @@ def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
 
 @pytest.fixture(scope="module")
 def relay(runtime: dict[str, Any]) -> Iterator[str]:
-    node = shutil.which("node")
-    assert node, "node (Node 24 from the venv) is not on PATH"
+    # The Node binary itself: the venv's `bin/node` is a Python wrapper that would leave the
+    # stand-in running when terminated.
+    node = str(LocalPaths(root=ROOT).node)
     env = {
         **os.environ,
         "PDS_URL": runtime["url"],

@@ -162,9 +162,9 @@ const server = http.createServer(async (req, res) => {
 server.listen(Number(process.env.PORT ?? 0), '127.0.0.1', () => {
   console.log(`listening ${server.address().port}`)
 })
-const stop = async () => {
+// Stop at once: a firehose waiting to reconnect (the PDS gone) would delay destroy().
+const stop = () => {
   server.close()
-  if (firehose) await firehose.destroy()
   process.exit(0)
 }
 process.on('SIGTERM', stop)
