@@ -355,6 +355,10 @@ _SCHEDULE_RE = re.compile(
 class BackupSettings(_Section):
     # EventBridge schedule of the restore drill (a one-off Fargate task); UTC.
     drill_schedule: str = "cron(0 4 ? * SUN *)"
+    # How far back `pds-aws backup restore --at` reaches. Granularity: the exact sync (about a
+    # second) over the last minutes, then one point per Litestream L1 compaction (every 6 h).
+    # Snapshots (daily) are kept this long plus a day.
+    history_days: Annotated[int, Field(ge=1, le=3650)] = 30
 
     @field_validator("drill_schedule")
     @classmethod

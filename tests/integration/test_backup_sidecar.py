@@ -609,6 +609,9 @@ def test_restore_at_goes_back_and_latest_comes_back(case: Case) -> None:
     assert back.returncode == 0, back.stderr
     result = json.loads(back.stdout.strip().splitlines()[-1])
     assert result["previous"] == original and result["generation"] != original
+    # It says which moment it reached: never after the one asked (same ISO format).
+    assert result["restored_to"] <= result["at"]
+    assert result["databases_behind"] >= 0
 
     status = json.loads(case.cli("status").stdout)
     assert status["current_generation"] == result["generation"]

@@ -227,6 +227,7 @@ class BackupSidecar(Construct):
             environment={
                 "PDS_DATA_DIRECTORY": DATA_DIRECTORY,
                 "BACKUP_URL": self.backup_url,
+                "BACKUP_HISTORY_DAYS": str(self._config.backup.history_days),
                 "AWS_REGION": self._config.aws.region,
                 # Litestream starts once the PDS answers here (after its migrations, which a
                 # watching Litestream would lock out); the task's containers share localhost.
@@ -298,6 +299,8 @@ class BackupSidecar(Construct):
                 "PDS_DATA_DIRECTORY": f"{DRILL_SCRATCH_DIRECTORY}/pds",
                 "TMPDIR": DRILL_SCRATCH_DIRECTORY,
                 "BACKUP_URL": self.backup_url,
+                # `backup restore --at` runs here and seeds a generation with this history.
+                "BACKUP_HISTORY_DAYS": str(config.backup.history_days),
                 "AWS_REGION": config.aws.region,
             },
             linux_parameters=ecs.LinuxParameters(

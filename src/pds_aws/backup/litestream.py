@@ -68,9 +68,10 @@ def restore_database(
         )
 
 
-def write_config(path: Path, data_dir: Path, directory_replica_url: str) -> None:
+def write_config(path: Path, data_dir: Path, directory_replica_url: str, history_days: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(litestream_config(str(data_dir), directory_replica_url), indent=2))
+    config = litestream_config(str(data_dir), directory_replica_url, history_days)
+    path.write_text(json.dumps(config, indent=2))
 
 
 def replicate_once(binary: str, config: Path, *, env: Mapping[str, str]) -> None:

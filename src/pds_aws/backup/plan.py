@@ -24,7 +24,7 @@ from pds_aws.backup.layout import (
     files_prefix,
     litestream_prefix,
 )
-from pds_aws.backup.settings import BackupUrl
+from pds_aws.backup.settings import DEFAULT_HISTORY_DAYS, BackupUrl
 from pds_aws.errors import PdsAwsError
 
 # Litestream settings, in one place. Facts from Litestream 0.5's source (store.go, db.go,
@@ -47,12 +47,12 @@ from pds_aws.errors import PdsAwsError
 #   compacted ones older than L0_RETENTION. A restore applies snapshot + L1 + the L0 files
 #   since the last compaction: at most 6 h of L0 files per database (only databases written
 #   in that time have any). A point in time within those 6 h restores to the exact sync;
-#   older points to the 6-hourly L1 files (history kept: SNAPSHOT_RETENTION).
+#   older points to the 6-hourly L1 files, back to `history_days` (snapshot_retention).
 MONITOR_INTERVAL = "250ms"
 SYNC_INTERVAL = "250ms"
 COMPACTION_LEVELS = ("6h",)  # L1, L2...: one level; each level costs a LIST per database per tick
-SNAPSHOT_INTERVAL = "24h"
-SNAPSHOT_RETENTION = "24h"
+SNAPSHOT_INTERVAL_HOURS = 24
+SNAPSHOT_INTERVAL = f"{SNAPSHOT_INTERVAL_HOURS}h"
 L0_RETENTION = "5m"
 # Compacting into L1 already enforces L0 retention; the separate check only sweeps the rest.
 L0_RETENTION_CHECK_INTERVAL = "24h"
@@ -131,14 +131,26 @@ def replica_url(
     return f"s3://{backup.bucket}/{key}" + (f"?{urlencode(query)}" if query else "")
 
 
-def litestream_config(data_dir: str, directory_replica_url: str) -> dict[str, Any]:
+def snapshot_retention(history_days: int) -> str:
+    """Litestream's snapshot retention for a history of `history_days`.
+
+    Litestream deletes snapshots older than the retention, and the L1 files older than the
+    oldest snapshot it keeps: a point `history_days` ago needs a snapshot at or before it, so
+    the retention is the history plus one snapshot interval (24 h retention, as before, cut
+    the history to about a day)."""
+    return f"{history_days * 24 + SNAPSHOT_INTERVAL_HOURS}h"
+
+
+def litestream_config(
+    data_dir: str, directory_replica_url: str, history_days: int = DEFAULT_HISTORY_DAYS
+) -> dict[str, Any]:
     """Litestream 0.5 directory mode: every `*.sqlite` under the data dir, found as it appears.
 
     Written as JSON, which Litestream's YAML reader accepts; run with `-no-expand-env`.
     """
     return {
         "levels": [{"interval": interval} for interval in COMPACTION_LEVELS],
-        "snapshot": {"interval": SNAPSHOT_INTERVAL, "retention": SNAPSHOT_RETENTION},
+        "snapshot": {"interval": SNAPSHOT_INTERVAL, "retention": snapshot_retention(history_days)},
         "l0-retention": L0_RETENTION,
         "l0-retention-check-interval": L0_RETENTION_CHECK_INTERVAL,
         "dbs": [
@@ -332,3 +344,38 @@ def counts_by_kind(rels: Iterable[str]) -> Mapping[FileKind, int]:
         if pds_file is not None:
             counts[pds_file.kind] = counts.get(pds_file.kind, 0) + 1
     return counts
+
+
+@dataclass(frozen=True)
+class RestoredPoint:
+    """The moment a point-in-time restore actually reached, which may be before the one asked.
+
+    Each database is restored from its newest file stored at or before `at`. If the database
+    has a later file too, its changes between that file and `at` were in files that compaction
+    has since merged into the later one: the database is as of its newest file, not `at`. Within
+    the L0 window the files are one per sync (about a second apart); beyond it, one per L1
+    compaction (COMPACTION_LEVELS).
+    """
+
+    asked: datetime
+    point: datetime  # every restored database is at least as recent as this
+    behind: tuple[str, ...]  # databases restored to a moment before `asked`
+
+
+def restored_point(
+    contents: GenerationContents, databases: Iterable[str], at: datetime
+) -> RestoredPoint:
+    point = at
+    behind: list[str] = []
+    for rel in sorted(databases):
+        backup = contents.databases.get(rel)
+        if backup is None:
+            continue
+        stored = [when for _key, _local, when in backup.ltx_files]
+        before = [when for when in stored if when <= at]
+        if before and any(when > at for when in stored):
+            newest = max(before)
+            if newest < at:
+                behind.append(rel)
+                point = min(point, newest)
+    return RestoredPoint(asked=at, point=point, behind=tuple(behind))

@@ -74,7 +74,7 @@ def replicate(
         endpoint=settings.s3_endpoint,
         region=settings.region,
     )
-    litestream.write_config(config_path, data_dir, directory_url)
+    litestream.write_config(config_path, data_dir, directory_url, settings.history_days)
     since = datetime.now(UTC)
     replicator = litestream.Replicator(
         settings.litestream_bin,

@@ -33,6 +33,7 @@ from pds_aws.backup.plan import (
     parse_timestamp,
     read_generation,
     replica_url,
+    restored_point,
 )
 from pds_aws.backup.replicate import LITESTREAM_CONFIG_FILE
 from pds_aws.backup.restore import RestoreFailed, restore_generation
@@ -121,6 +122,20 @@ def _restore_at_holding_lease(
         report = restore_generation(settings, store, covering, data, at=at)
         if report.plan is None:
             raise ValueError(f"generation {covering} is empty")
+        reached = restored_point(
+            read_generation(store.list_objects(generation_prefix(covering) + "/"), covering),
+            report.plan.databases,
+            at,
+        )
+        if reached.behind:
+            info(
+                f"asked for {iso_utc(at)}; restored as of {iso_utc(reached.point)}: "
+                f"{len(reached.behind)} database(s) have no backup file at that moment (the "
+                "next one is later: at most one sync apart in the last minutes, one "
+                f"compaction apart before), e.g. {reached.behind[0]}"
+            )
+        else:
+            info(f"restored as of {iso_utc(at)}, the moment asked")
         new = create_generation(
             store,
             {"reason": "restore-at", "source": covering, "at": iso_utc(at), "previous": current},
@@ -130,7 +145,7 @@ def _restore_at_holding_lease(
         url = replica_url(
             settings.backup_url, new, None, endpoint=settings.s3_endpoint, region=settings.region
         )
-        litestream.write_config(config, data, url)
+        litestream.write_config(config, data, url, settings.history_days)
         litestream.replicate_once(
             settings.litestream_bin, config, env=litestream.litestream_env(os.environ)
         )
@@ -150,6 +165,8 @@ def _restore_at_holding_lease(
             "previous": current,
             "source": covering,
             "at": iso_utc(at),
+            "restored_to": iso_utc(reached.point),
+            "databases_behind": len(reached.behind),
             "accounts": len(report.plan.accounts),
             "databases": report.databases,
             "seconds": round(time.monotonic() - started, 3),

@@ -15,6 +15,9 @@ from urllib.parse import urlsplit
 from pds_aws.errors import PdsAwsError
 from pds_aws.names import DATA_DIRECTORY, PDS_HEALTH_URL
 
+# `[backup] history_days`: how far back a point-in-time restore reaches (plan.py).
+DEFAULT_HISTORY_DAYS = 30
+
 DEFAULT_DATA_DIRECTORY = DATA_DIRECTORY
 # The PDS container of the same task: Fargate's containers share localhost. The task
 # definition sets PDS_HEALTH_URL explicitly (the same name), so this default is for tools
@@ -60,6 +63,7 @@ class Settings:
     # The single-writer lease's length (pds_aws.backup.lease); tests and benchmarks shorten it
     # with BACKUP_LEASE_SECONDS so that a crashed sidecar's lease expires in seconds.
     lease_s: float = DEFAULT_LEASE_S
+    history_days: int = DEFAULT_HISTORY_DAYS  # BACKUP_HISTORY_DAYS, from `[backup] history_days`
 
 
 def parse_backup_url(value: str) -> BackupUrl:
@@ -129,6 +133,17 @@ def parse_lease_seconds(value: str | None) -> float:
     return seconds
 
 
+def parse_history_days(value: str | None) -> int:
+    if not value:
+        return DEFAULT_HISTORY_DAYS
+    if not value.strip().isdigit() or int(value) < 1:
+        raise SettingsError(
+            f"BACKUP_HISTORY_DAYS={value!r} must be a whole number of days, 1 or more "
+            "(it comes from `[backup] history_days` in the config)"
+        )
+    return int(value)
+
+
 def settings_from_env(env: Mapping[str, str]) -> Settings:
     url = env.get("BACKUP_URL", "").strip()
     if not url:
@@ -152,4 +167,5 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
         litestream_bin=env.get("LITESTREAM_BIN") or find_litestream(),
         pds_health_url=parse_pds_health_url(env.get("PDS_HEALTH_URL")),
         lease_s=parse_lease_seconds(env.get("BACKUP_LEASE_SECONDS")),
+        history_days=parse_history_days(env.get("BACKUP_HISTORY_DAYS")),
     )

@@ -347,6 +347,8 @@ def _restore(args: argparse.Namespace) -> int:
         if code != 0:
             print("\n".join(lines[-20:]), file=sys.stderr)
     print(json.dumps(summary, indent=2) if summary else "(restore-at printed no summary)")
+    if code == 0 and summary and summary.get("restored_to"):
+        print(f"restored as of {summary['restored_to']} (asked for {summary['at']})")
     return 0 if code == 0 else 1
 
 
