@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pds_aws.backup.construct import CONTAINER_NAME, DRILL_CONTAINER_NAME
+from pds_aws.names import BACKUP_CONTAINER as CONTAINER_NAME
+from pds_aws.names import DRILL_CONTAINER as DRILL_CONTAINER_NAME
 
 
 def containers(template: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from pds_aws.backup.generations import undo_generation
 from pds_aws.ops import backup_commands, ecs, status
 from pds_aws.ops.status import Status
 
@@ -101,8 +102,8 @@ def test_restore_command_and_generation_choice() -> None:
         {"generation": "g2", "reason": "restore-at", "source": "g1", "previous": "g1b"},
         {"generation": "g1", "reason": "first boot", "source": None},
     ]
-    assert backup_commands.undo_generation(chain) == "g1b"
-    assert backup_commands.undo_generation(chain[2:]) is None
+    assert undo_generation(chain) == "g1b"
+    assert undo_generation(chain[2:]) is None
 
 
 def test_restore_steps_say_what_happens_and_that_history_stays() -> None:

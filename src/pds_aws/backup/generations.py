@@ -111,6 +111,19 @@ def generation_chain(store: BackupStore, start: str) -> list[dict[str, Any]]:
     return chain
 
 
+def undo_generation(chain: list[dict[str, Any]]) -> str | None:
+    """The history the most recent restore in this lineage branched off (its `previous`).
+
+    `chain` is the current generation and the ones it was made from, newest first (their
+    ORIGIN records): the restore is found by walking back, not by taking the last id. Where
+    `--at latest` goes.
+    """
+    for origin in chain:
+        if origin.get("reason") == "restore-at" and origin.get("previous"):
+            return str(origin["previous"])
+    return None
+
+
 def covering_generation(chain: list[dict[str, Any]], at: datetime) -> str | None:
     """The newest generation of the chain that already held the whole data directory at `at`."""
     stamp = iso_utc(at)

@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 
-from pds_aws.backup.generations import list_generations, read_current
+from pds_aws.backup.generations import (
+    generation_chain,
+    list_generations,
+    read_current,
+    undo_generation,
+)
 from pds_aws.backup.layout import (
     generation_prefix,
 )
@@ -25,7 +30,9 @@ def status(settings: Settings, args: argparse.Namespace) -> int:
         generations = list_generations(store)
         databases: dict[str, str | None] = {}
         files = 0
+        undo: str | None = None
         if current is not None:
+            undo = undo_generation(generation_chain(store, current))
             contents = read_generation(
                 store.list_objects(generation_prefix(current) + "/"), current
             )
@@ -44,6 +51,8 @@ def status(settings: Settings, args: argparse.Namespace) -> int:
                 "backup_url": str(settings.backup_url),
                 "current_generation": current,
                 "generations": generations,
+                # where `restore-at latest` goes: the history the last restore branched off
+                "undo_generation": undo,
                 "databases": databases,
                 "database_count": len(databases),
                 "files": files,

@@ -21,8 +21,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,6 +41,7 @@ from pds_aws.procs import is_our_process, pid_alive
 
 if TYPE_CHECKING:
     from pds_aws.ops.common import Subparsers
+    from pds_aws.ops.target import Target
 
 BACKUP_PROGRAM = ("pds-aws-backup",)
 PROGRAM_TIMEOUT_S = 3600.0
@@ -63,46 +63,6 @@ def restore_command(at: str, generation: str | None) -> list[str]:
     if generation:
         command += ["--generation", generation]
     return command
-
-
-def undo_generation(chain: Sequence[Mapping[str, Any]]) -> str | None:
-    """The history the most recent restore in this lineage branched off (its `previous`).
-
-    `chain` is the current generation and the ones it was made from, newest first (the
-    backup program's ORIGIN records): every task start makes a new generation from the
-    current one, so the restore is found by walking back, not by taking the last id.
-    """
-    for origin in chain:
-        if origin.get("reason") == "restore-at" and origin.get("previous"):
-            return str(origin["previous"])
-    return None
-
-
-@contextmanager
-def _environment(values: Mapping[str, str]) -> Iterator[None]:
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-def latest_generation(backup_env: Mapping[str, str]) -> str | None:
-    """Where `--at latest` goes: the history the last restore branched off, if any."""
-    from pds_aws.backup.generations import generation_chain, read_current
-    from pds_aws.backup.settings import settings_from_env
-    from pds_aws.backup.store import open_store
-
-    # The store's S3 client takes credentials from the environment (locally: the emulator's).
-    with _environment(backup_env):
-        store = open_store(settings_from_env({**os.environ, **backup_env}))
-        current = read_current(store)
-        return undo_generation(generation_chain(store, current)) if current else None
 
 
 def restore_args_problem(at: str, generation: str | None, now: datetime) -> str | None:
@@ -296,6 +256,30 @@ def _drill(args: argparse.Namespace) -> int:
     return 1
 
 
+def backup_status_of(target: Target) -> dict[str, Any]:
+    """`pds-aws-backup status` of the target's backups, as JSON.
+
+    On AWS the backup bucket's policy lets objects be read only through the VPC's S3 endpoint,
+    so the read runs inside the VPC: a one-off task of the drill task definition (whose role
+    may only read backups) with the command `pds-aws-backup status`, its JSON read back from
+    the task's log. Locally the program runs here against the emulator."""
+    from pds_aws.ops.status import read_backup_status
+
+    if target.local_state is not None:
+        return read_backup_status(backup_env_of(target))
+    stack = stack_of(target)
+    drill_task = stack.drill_task()
+    progress("reading the backup from inside the VPC (a one-off task of the drill definition)")
+    code, lines = stack.run_one_off(
+        drill_task, DRILL_CONTAINER, [*BACKUP_PROGRAM, "status"], progress
+    )
+    summary = last_summary(lines)
+    if code != 0 or summary is None:
+        tail = lines[-1] if lines else "no log lines"
+        raise OperationError(f"pds-aws-backup status in the VPC exited {code}: {tail}")
+    return summary
+
+
 def _restore(args: argparse.Namespace) -> int:
     from pds_aws.ops.output import confirm
 
@@ -308,7 +292,8 @@ def _restore(args: argparse.Namespace) -> int:
     generation = args.generation
     if args.at == LATEST and not generation:
         # "latest" undoes a restore: the newest state of the history it branched off.
-        generation = latest_generation(backup_env_of(target))
+        undo = backup_status_of(target).get("undo_generation")
+        generation = str(undo) if undo else None
         if generation is None:
             print("no restore to undo: the current history is already the latest state")
             return 0

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 from pds_aws.ops.common import (
     add_target_options,
-    backup_env_of,
     config_of,
     fail,
     guarded,
@@ -97,12 +96,12 @@ def _status(args: argparse.Namespace) -> int:
 
     from pds_aws.errors import PdsAwsError
     from pds_aws.ops.admin import iter_repos
+    from pds_aws.ops.backup_commands import backup_status_of
     from pds_aws.ops.status import (
         Status,
         backup_lag,
         judge,
         parse_duration,
-        read_backup_status,
         report_lines,
     )
     from pds_aws.ops.xrpc import Xrpc, XrpcError
@@ -122,7 +121,7 @@ def _status(args: argparse.Namespace) -> int:
     except XrpcError as exc:
         status.health_error = str(exc)
     try:
-        status.backup = read_backup_status(backup_env_of(target))
+        status.backup = backup_status_of(target)
     except (PdsAwsError, ClientError, BotoCoreError) as exc:  # reported, not raised
         status.backup_error = str(exc)
     if status.backup is not None and status.health_error is None:
