@@ -144,7 +144,7 @@ def test_litestream_config_is_directory_mode_with_cheap_idle_and_short_loss_wind
     config = litestream_config("/pds", "s3://bk/x")
     # Idle: one compaction level ticking every 6 h and daily snapshot/L0 sweeps (plan.py).
     assert config["levels"] == [{"interval": "6h"}]
-    assert config["snapshot"] == {"interval": "24h", "retention": "24h"}
+    assert config["snapshot"] == {"interval": "24h", "retention": "744h"}  # 30 days + one interval
     assert config["l0-retention"] == "5m"
     assert config["l0-retention-check-interval"] == "24h"
     (db,) = config["dbs"]
