@@ -35,6 +35,7 @@ from typing import Any
 
 from pds_aws.config import Config, load_config
 from pds_aws.local.runtime import LocalRuntime
+from pds_aws.ops.xrpc import RATE_LIMIT_BYPASS_HEADER
 
 CONTAINERS = ("pds", "backup")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -180,18 +181,30 @@ class Counters:
             self.latency_ms.setdefault(phase, []).append((time.monotonic() - started) * 1000)
 
 
-def create_accounts(base_url: str, handle_domain: str, count: int) -> list[Account]:
-    from atproto import Client, models
+def operator_client(base_url: str, bypass_key: str) -> Any:
+    """An atproto client carrying the PDS's rate-limit bypass key: the load comes from one
+    address and exceeds the PDS's 3,000 requests per 5 minutes per address."""
+    from atproto import Client
+
+    client = Client(base_url=base_url)
+    client.request.add_additional_header(RATE_LIMIT_BYPASS_HEADER, bypass_key)
+    return client
+
+
+def create_accounts(
+    base_url: str, handle_domain: str, count: int, bypass_key: str
+) -> list[Account]:
+    from atproto import models
 
     accounts = []
     for n in range(count):
         account = Account(f"load{n}{handle_domain}", f"load-password-{n}-{random.random():.6f}")
-        Client(base_url=f"{base_url}/xrpc").com.atproto.server.create_account(
+        operator_client(f"{base_url}/xrpc", bypass_key).com.atproto.server.create_account(
             models.ComAtprotoServerCreateAccount.Data(
                 handle=account.handle, email=f"load{n}@example.com", password=account.password
             )
         )
-        client = Client(base_url=f"{base_url}/xrpc")
+        client = operator_client(f"{base_url}/xrpc", bypass_key)
         session = client.login(account.handle, account.password, fetch_bsky_profile=False)
         del session
         client.update_base_url(f"{base_url}/xrpc")  # the DID document names the public host
@@ -358,7 +371,9 @@ def main() -> int:
 
             sampler.phase = "signup"
             started = time.monotonic()
-            accounts = create_accounts(state.url, state.handle_domain, args.accounts)
+            accounts = create_accounts(
+                state.url, state.handle_domain, args.accounts, state.rate_limit_bypass_key
+            )
             signup_seconds = time.monotonic() - started
 
             sampler.phase = "active"

@@ -63,6 +63,9 @@ class LocalState:
     # The URL the PDS's DID documents name (http://localhost:PORT), and the PDS behind the edge.
     public_url: str = ""
     pds_url: str = ""
+    # PDS_RATE_LIMIT_BYPASS_KEY, for operator tools and benchmarks that exceed the PDS's rate
+    # limits (header ops.xrpc.RATE_LIMIT_BYPASS_HEADER); the file is readable by its owner only.
+    rate_limit_bypass_key: str = field(default="", repr=False)
     handle_domain: str = ""
     mail_dir: str = ""
     # The local AWS (moto server) and what the stack's resources became there.

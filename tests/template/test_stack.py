@@ -258,7 +258,12 @@ def test_config_settings_reach_the_environment(prod_stack_template: dict[str, An
 def test_pds_secrets_are_ecs_secrets_from_secrets_manager(stack_template: dict[str, Any]) -> None:
     pds = container(stack_template, PDS_CONTAINER)
     secrets = {s["Name"]: s["ValueFrom"] for s in pds["Secrets"]}
-    assert set(secrets) == {"PDS_ADMIN_PASSWORD", "PDS_JWT_SECRET", "PDS_EMAIL_SMTP_URL"}
+    assert set(secrets) == {
+        "PDS_ADMIN_PASSWORD",
+        "PDS_JWT_SECRET",
+        "PDS_EMAIL_SMTP_URL",
+        "PDS_RATE_LIMIT_BYPASS_KEY",
+    }
     for value in secrets.values():
         assert ref_type(stack_template, value) == "AWS::SecretsManager::Secret"
     assert not set(secrets) & set(environment(stack_template))

@@ -75,6 +75,10 @@ def pds_environment(
         "PDS_SERVICE_HANDLE_DOMAINS": ",".join(pds.service_handle_domains),
         "PDS_BLOB_UPLOAD_LIMIT": str(pds.blob_upload_limit_bytes),
         "PDS_INVITE_REQUIRED": "true" if pds.invite_required else "false",
+        # Per-address limits on logins (30 per 5 min per account), sign-ups (100 per 5 min)
+        # and all requests (3,000 per 5 min); the edge has no WAF, so this is the flood guard.
+        # Operator tools that exceed them carry PDS_RATE_LIMIT_BYPASS_KEY (a secret).
+        "PDS_RATE_LIMITS_ENABLED": "true",
         "PDS_EMAIL_FROM_ADDRESS": pds.email_from_address,
         "LOG_ENABLED": "true",
         "LOG_LEVEL": pds.log_level,
@@ -111,7 +115,18 @@ class PdsSecrets(Construct):
             ),
             removal_policy=policy,
         )
-        for secret in (self.admin_password, self.jwt_secret):
+        # Sent by operator tools (smoke, doctor, benchmarks) in the PDS's x-ratelimit-bypass
+        # header; anyone holding it can exceed the rate limits, so it is a secret too.
+        self.rate_limit_bypass_key = secretsmanager.Secret(
+            self,
+            "RateLimitBypassKey",
+            description=f"PDS_RATE_LIMIT_BYPASS_KEY of {config.pds.domain}",
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                password_length=48, exclude_punctuation=True
+            ),
+            removal_policy=policy,
+        )
+        for secret in (self.admin_password, self.jwt_secret, self.rate_limit_bypass_key):
             skip_checkov(
                 secret,
                 {"CKV_AWS_149": "the aws/secretsmanager key suffices: one reader, the task"},
@@ -119,8 +134,9 @@ class PdsSecrets(Construct):
         Validations.of(self).acknowledge(
             Acknowledgment(
                 id="AwsSolutions-SMG4",
-                reason="The PDS cannot take a rotated admin password or JWT secret without a "
-                "restart, and rotating the JWT secret signs every user out; rotate by hand "
+                reason="The PDS cannot take a rotated admin password, JWT secret or rate-limit "
+                "bypass key without a restart, and rotating the JWT secret signs every user "
+                "out; rotate by hand "
                 "(see guides/OPERATIONS.md).",
             ),
             Acknowledgment(
@@ -186,6 +202,9 @@ class PdsService(Construct):
         container_secrets = {
             "PDS_ADMIN_PASSWORD": ecs.Secret.from_secrets_manager(secrets.admin_password),
             "PDS_JWT_SECRET": ecs.Secret.from_secrets_manager(secrets.jwt_secret),
+            "PDS_RATE_LIMIT_BYPASS_KEY": ecs.Secret.from_secrets_manager(
+                secrets.rate_limit_bypass_key
+            ),
         }
         if smtp_url_secret is not None:
             container_secrets["PDS_EMAIL_SMTP_URL"] = ecs.Secret.from_secrets_manager(

@@ -256,6 +256,7 @@ class PdsStack(Stack):
 
         CfnOutput(self, "AdminPasswordSecretArn", value=secrets.admin_password.secret_arn)
         CfnOutput(self, "SmtpUrlSecretArn", value=email.smtp_url_secret.secret_arn)
+        CfnOutput(self, "RateLimitBypassSecretArn", value=secrets.rate_limit_bypass_key.secret_arn)
         CfnOutput(self, "BlobBucketName", value=storage.blob_bucket.bucket_name)
         CfnOutput(self, "BackupBucketName", value=storage.backup_bucket.bucket_name)
         CfnOutput(self, "OperatorRoleArn", value=operator.role.role_arn)

@@ -343,6 +343,7 @@ class LocalRuntime:
             public_url=f"http://localhost:{ports.public}",
             pds_url=f"http://127.0.0.1:{ports.pds}",
             admin_password=pds_env.get("PDS_ADMIN_PASSWORD", ""),
+            rate_limit_bypass_key=pds_env.get("PDS_RATE_LIMIT_BYPASS_KEY", ""),
             handle_domain=taskdef.LOCAL_HANDLE_DOMAIN,
             mail_dir=str(paths.mail),
             moto_url=ports.aws_url,

@@ -23,7 +23,9 @@ def _connect(args: argparse.Namespace) -> tuple[Target, Xrpc]:
     from pds_aws.ops.xrpc import Xrpc
 
     target = target_of(args)
-    return target, Xrpc(target.url, target.admin_password)
+    return target, Xrpc(
+        target.url, target.admin_password, rate_limit_bypass_key=target.rate_limit_bypass_key
+    )
 
 
 def _account(args: argparse.Namespace) -> tuple[Target, Xrpc, str]:

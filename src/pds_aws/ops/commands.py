@@ -7,6 +7,7 @@ shares, and the error reporting, are in pds_aws.ops.common.
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -56,11 +57,22 @@ def _add_request_crawl(subparsers: Subparsers) -> None:
 
 
 def _smoke(args: argparse.Namespace) -> int:
-    from pds_aws.ops.smoke import Probe, run_checks
+    from pds_aws.ops.smoke import Probe, http_get, run_checks
+    from pds_aws.ops.xrpc import RATE_LIMIT_BYPASS_HEADER
 
     if bool(args.handle) != bool(args.password):
         return fail("pass both --handle and --password (or neither)", 2)
-    probe = Probe(args.url, handle=args.handle, password=args.password)
+    # With a target named, the checks carry its rate-limit bypass key (from the local state or
+    # Secrets Manager, never from the command line): repeated runs are not throttled.
+    key = (
+        target_of(args).rate_limit_bypass_key if (args.local or args.stack or args.config) else None
+    )
+    get = http_get
+    if key:
+        get = functools.partial(http_get, headers={RATE_LIMIT_BYPASS_HEADER: key})
+    probe = Probe(
+        args.url, handle=args.handle, password=args.password, get=get, rate_limit_bypass_key=key
+    )
     results = run_checks(probe)
     for result in results:
         print(result.line(), flush=True)
@@ -78,11 +90,13 @@ def _add_smoke(subparsers: Subparsers) -> None:
         "describeServer, listRepos, an admin endpoint refusing anonymous calls, the first "
         "subscribeRepos frame over a websocket and 403 outside the allow-list. With "
         "--handle/--password also the read path and the write path (a post with an image, "
-        "read back and deleted). One PASS/FAIL line per check; exit 1 if any fails.",
+        "read back and deleted). With a target (--local, --stack or -c), every request "
+        "carries its rate-limit bypass key. One PASS/FAIL line per check; exit 1 if any fails.",
     )
     parser.add_argument("url", help="the PDS's public URL, e.g. https://pds.example.com")
     parser.add_argument("--handle", help="an account to test reading and writing with")
     parser.add_argument("--password", help="that account's password (an app password works)")
+    add_target_options(parser)
     parser.set_defaults(handler=guarded(_smoke))
 
 
@@ -112,7 +126,7 @@ def _status(args: argparse.Namespace) -> int:
         return fail(f"--max-backup-age: {exc}", 2)
     target = target_of(args)
     status = Status(url=target.url)
-    xrpc = Xrpc(target.url)
+    xrpc = Xrpc(target.url, rate_limit_bypass_key=target.rate_limit_bypass_key)
     repos: list[dict[str, Any]] = []
     try:
         status.version = str(xrpc.query("_health").get("version", "unknown"))

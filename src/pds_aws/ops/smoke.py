@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from pds_aws.errors import PdsAwsError
+from pds_aws.ops.xrpc import RATE_LIMIT_BYPASS_HEADER
 from pds_aws.routes import HEALTH_CHECK_PATH, ROBOTS_PATH, ROBOTS_TXT
 
 # A path the allow-list must refuse: what exploit crawlers ask for first.
@@ -126,6 +127,8 @@ class Probe:
     password: str | None = field(default=None, repr=False)
     get: Callable[[str], HttpResponse] = http_get
     frame: Callable[[str], bytes | None] = first_websocket_frame
+    # PDS_RATE_LIMIT_BYPASS_KEY: the login client sends it (pass `get` with the header too).
+    rate_limit_bypass_key: str | None = field(default=None, repr=False)
     # Set by the login check, used by the read and write checks.
     client: Any = None
     did: str = ""
@@ -268,6 +271,8 @@ def check_login(probe: Probe) -> str:
     from atproto_client.exceptions import AtProtocolError
 
     client = Client(base_url=f"{probe.base_url.rstrip('/')}/xrpc")
+    if probe.rate_limit_bypass_key:
+        client.request.add_additional_header(RATE_LIMIT_BYPASS_HEADER, probe.rate_limit_bypass_key)
     try:
         client.login(probe.handle, probe.password, fetch_bsky_profile=False)
     except AtProtocolError as exc:

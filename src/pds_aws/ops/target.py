@@ -33,6 +33,8 @@ OUTPUT_CLUSTER = "ClusterName"
 OUTPUT_SERVICE = "ServiceName"
 # Optional: without it the drill task definition is found among the stack's resources.
 OUTPUT_DRILL_TASK = "DrillTaskDefinitionArn"
+# Optional (stacks before rate limits were on have none): the rate-limit bypass key's secret.
+OUTPUT_BYPASS_SECRET = "RateLimitBypassSecretArn"
 REQUIRED_OUTPUTS: tuple[str, ...] = (OUTPUT_URL, OUTPUT_ADMIN_SECRET)
 ECS_OUTPUTS: tuple[str, ...] = (OUTPUT_CLUSTER, OUTPUT_SERVICE)
 
@@ -64,6 +66,8 @@ class Target:
     stack: StackResources | None = None
     # The URL the PDS's DID documents name, when it differs from `url` (locally).
     public_url: str | None = None
+    # PDS_RATE_LIMIT_BYPASS_KEY, for tools that legitimately exceed the rate limits.
+    rate_limit_bypass_key: str | None = field(default=None, repr=False)
 
     @property
     def hostname(self) -> str:
@@ -83,6 +87,7 @@ def local_target(state: LocalState) -> Target:
         admin_password=state.admin_password,
         local_state=state,
         public_url=state.public_url or None,
+        rate_limit_bypass_key=state.rate_limit_bypass_key or None,
     )
 
 
@@ -111,6 +116,7 @@ def stack_target(
     outputs: Mapping[str, str],
     admin_password: str,
     profile: str | None = None,
+    rate_limit_bypass_key: str | None = None,
 ) -> Target:
     """A deployed stack's target, from its outputs and the admin password."""
     missing = [key for key in REQUIRED_OUTPUTS if not outputs.get(key)]
@@ -134,6 +140,7 @@ def stack_target(
         url=outputs[OUTPUT_URL].rstrip("/"),
         admin_password=admin_password,
         stack=stack,
+        rate_limit_bypass_key=rate_limit_bypass_key,
     )
 
 
@@ -196,7 +203,20 @@ def resolve_stack(session: boto3.Session, stack_name: str, profile: str | None =
             f"secretsmanager:GetSecretValue on it"
         ) from None
     password = admin_password_from_secret(secret["SecretString"])
-    return stack_target(stack_name, region, outputs, password, profile)
+    bypass_key = None
+    if outputs.get(OUTPUT_BYPASS_SECRET):
+        try:
+            bypass = session.client("secretsmanager").get_secret_value(
+                SecretId=outputs[OUTPUT_BYPASS_SECRET]
+            )
+        except ClientError as exc:
+            raise TargetError(
+                f"cannot read the rate-limit bypass key secret of stack {stack_name} "
+                f"({exc.response['Error']['Code']}); your AWS identity needs "
+                f"secretsmanager:GetSecretValue on it"
+            ) from None
+        bypass_key = str(bypass["SecretString"])
+    return stack_target(stack_name, region, outputs, password, profile, bypass_key)
 
 
 def resolve_target(choice: TargetChoice) -> Target:

@@ -11,13 +11,16 @@ import json
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
 from pds_aws.errors import PdsAwsError
 
 DEFAULT_TIMEOUT_S = 30.0
+# The header @atproto/pds checks against PDS_RATE_LIMIT_BYPASS_KEY (dist/rate-limits.js,
+# `bypass`): requests carrying the key skip every rate limit.
+RATE_LIMIT_BYPASS_HEADER = "x-ratelimit-bypass"
 ParamValue = str | int | bool | Sequence[str]
 
 
@@ -68,11 +71,13 @@ def error_from_body(nsid: str, status: int, body: bytes) -> XrpcError:
 
 @dataclass(frozen=True)
 class Xrpc:
-    """XRPC calls against one PDS; admin calls carry the admin password."""
+    """XRPC calls against one PDS; admin calls carry the admin password, and every call the
+    rate-limit bypass key when one is given (operator tools may exceed the limits)."""
 
     base_url: str
-    admin_password: str | None = None
+    admin_password: str | None = field(default=None, repr=False)
     timeout: float = DEFAULT_TIMEOUT_S
+    rate_limit_bypass_key: str | None = field(default=None, repr=False)
 
     def _call(
         self,
@@ -87,6 +92,8 @@ class Xrpc:
         if params:
             url = f"{url}?{query_string(params)}"
         headers = {"Accept": "application/json"}
+        if self.rate_limit_bypass_key:
+            headers[RATE_LIMIT_BYPASS_HEADER] = self.rate_limit_bypass_key
         data = None
         if method == "POST":
             data = json.dumps(body or {}).encode()
