@@ -69,16 +69,18 @@ async def watch(url: str, window: float, ping_every: float | None) -> dict[str, 
         session.ws_connect(url, autoping=False, heartbeat=None) as ws,
     ):
         t0 = time.monotonic()
+        # Pings only while a pong can still arrive inside the window.
+        last_ping_at = t0 + window - 5.0
         next_ping = t0 + ping_every if ping_every else None
         ping_sent_at: float | None = None
         while (now := time.monotonic()) < t0 + window:
             deadline = t0 + window
-            if next_ping is not None:
+            if next_ping is not None and next_ping <= last_ping_at:
                 deadline = min(deadline, next_ping)
             try:
                 msg = await ws.receive(timeout=max(0.01, deadline - now))
             except TimeoutError:
-                if next_ping is not None and time.monotonic() >= next_ping:
+                if next_ping is not None and last_ping_at >= time.monotonic() >= next_ping:
                     await ws.ping(b"relay-like")
                     pings_sent += 1
                     ping_sent_at = time.monotonic()

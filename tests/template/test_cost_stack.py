@@ -136,8 +136,11 @@ def test_the_default_config_beats_the_reference_target(config: Config) -> None:
         (line for line in est.lines if line.kind is results.Kind.FIXED),
         key=lambda line: -line.monthly,
     )[:6]
-    assert est.fixed_monthly <= 45.0, (
-        f"the default's fixed cost is ${est.fixed_monthly:.2f} (target $45); largest fixed lines:\n"
+    # $45 target + $0.40 a month: the Secrets Manager secret holding the rate-limit bypass key
+    # (issue 9, defect 4: rate limits on, the bypass key kept as a secret).
+    assert est.fixed_monthly <= 45.4, (
+        f"the default's fixed cost is ${est.fixed_monthly:.2f} (target $45.40); largest fixed "
+        "lines:\n"
         + "\n".join(f"  ${line.monthly:7.2f}  {line.resource} ({line.note})" for line in biggest)
     )
 

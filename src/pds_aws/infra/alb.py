@@ -32,7 +32,8 @@ from pds_aws.routes import (
 # alarm). The subscribeRepos websocket survives 60 s only if a frame passes within that time:
 # the PDS itself sends no heartbeat (@atproto/xrpc-server stream/server.js), but relays ping
 # every 30 s (bluesky-social/indigo events/consumer.go, HandleRepoStream), and a client that
-# sends nothing for 60 s is cut off and reconnects with its cursor.
+# sends nothing for 60 s is cut off and reconnects with its cursor. Measured locally by
+# benchmarks/firehose_idle.py (BENCHMARKS.md, "Idle firehose websocket").
 PDS_KEEP_ALIVE_TIMEOUT = Duration.seconds(90)
 IDLE_TIMEOUT = Duration.seconds(60)
 ROBOTS_RULE_PRIORITY = 1
