@@ -79,6 +79,8 @@ class LocalState:
     data_dir: str = ""
     logs_dir: str = ""
     pds_version: str = ""
+    # The PDS image tag this run stands in for (the config's, or `local up --image-tag`).
+    image_tag: str = ""
     warnings: tuple[str, ...] = ()
     # Process ids by name (aws, plc, smtp, the containers, edge) and of `pds-aws local up`.
     pids: Mapping[str, int] = field(default_factory=dict)

@@ -6,6 +6,8 @@ import json
 import tomllib
 from pathlib import Path
 
+import pytest
+
 from pds_aws import versions
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,3 +47,32 @@ def test_an_image_of_another_pds_version_is_reported() -> None:
     warning = versions.local_pds_mismatch("0.4.219")
     assert warning is not None
     assert versions.LOCAL_PDS_PACKAGE_VERSION in warning and "unknown version" in warning
+
+
+def test_the_upgrade_target_is_installed_beside_through_an_npm_alias() -> None:
+    """Each @atproto/pds version the local runtime can start is locked in package-lock.json
+    under the package name versions.LOCAL_PDS_PACKAGES gives it (0.5.35 as the alias
+    `pds-next`), so `pds-aws upgrade --local` runs the real code of both versions."""
+    deps = json.loads((ROOT / "package.json").read_text())["dependencies"]
+    lock = json.loads((ROOT / "package-lock.json").read_text())["packages"]
+    for version, package in versions.LOCAL_PDS_PACKAGES.items():
+        if package == "@atproto/pds":
+            assert deps[package] == version
+        else:
+            assert deps[package] == f"npm:@atproto/pds@{version}"
+        assert lock[f"node_modules/{package}"]["version"] == version
+        assert lock[f"node_modules/{package}"].get("name", "@atproto/pds") == "@atproto/pds"
+    assert versions.local_package_for("0.4.5035") == "pds-next"
+    assert versions.local_package_for("0.4.5026") == "@atproto/pds"
+    assert versions.local_pds_mismatch("0.4.5035") is None
+
+
+def test_the_version_table_answers_and_refuses() -> None:
+    assert versions.pds_version_of("0.4.5035") == "0.5.35"
+    with pytest.raises(versions.UnknownImageTag, match=r"0\.4\.5026 \(@atproto/pds 0\.5\.26\)"):
+        versions.pds_version_of("0.4.9999")
+    # 0.5.35's image tag follows the 0.4.50NN scheme but was not seen published: flagged.
+    assert "0.4.5035" in versions.UNVERIFIED_TAGS
+    assert "0.4.5026" not in versions.UNVERIFIED_TAGS
+    assert versions.minor_jump("0.4.219", "0.5.26")
+    assert not versions.minor_jump("0.5.26", "0.5.35")

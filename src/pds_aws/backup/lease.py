@@ -10,6 +10,9 @@ replacement a new task can start while the old one still drains or makes its fin
   it: this one has lost it and must stop writing at once (the caller exits non-zero);
 - release it (`released: true`, `If-Match`) at the very end of the final sync: the next task
   restores right away, and finds everything this one acknowledged.
+- a holder that took the lease over records whom from (`previous`: holder, whether released,
+  and when): a released previous lease marks the moment the old task's final sync ended, the
+  restore point `pds-aws upgrade` returns to when a new PDS version has to be undone.
 
 Expiry is judged by the store's clock (a GET's `Date` minus the lease's `LastModified`), so
 the clocks of two tasks never matter. The numbers, against ECS's 120 s stop timeout:
@@ -54,11 +57,39 @@ def new_holder_id() -> str:
     return f"{socket.gethostname()}/{os.getpid()}/{os.urandom(4).hex()}"
 
 
-def lease_body(holder: str, lease_s: float, *, released: bool) -> bytes:
+def lease_body(
+    holder: str,
+    lease_s: float,
+    *,
+    released: bool,
+    previous: dict[str, object] | None = None,
+) -> bytes:
     now = iso_utc(datetime.now(UTC))
-    return json.dumps(
-        {"holder": holder, "renewed": now, "released": released, "lease_s": lease_s}
-    ).encode()
+    body: dict[str, object] = {
+        "holder": holder,
+        "renewed": now,
+        "released": released,
+        "lease_s": lease_s,
+    }
+    if previous is not None:
+        body["previous"] = previous
+    return json.dumps(body).encode()
+
+
+def handed_over(data: bytes) -> dict[str, object]:
+    """What a new holder records of the lease it took over: its holder, whether it was
+    released (after a final sync) or had expired, and its last write (`at`)."""
+    try:
+        body = json.loads(data)
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        return {"holder": "?", "released": False, "at": None}
+    return {
+        "holder": str(body.get("holder", "?")),
+        "released": body.get("released") is True,
+        "at": body.get("renewed"),
+    }
 
 
 def is_free(data: bytes, age_s: float, default_lease_s: float) -> bool:
@@ -100,6 +131,7 @@ class Lease:
         self.holder = holder or new_holder_id()
         self.clock = clock
         self.etag: str | None = None
+        self.previous: dict[str, object] | None = None  # the lease taken over, if any
         self.last_sent = 0.0  # clock() when the last successful write was sent
         self._lock = threading.Lock()
 
@@ -119,11 +151,13 @@ class Lease:
                     if_none_match=True,
                 )
             elif is_free(current.data, current.age_s, self.lease_s):
+                previous = handed_over(current.data)
                 etag = self.store.put_conditional(
                     LEASE_OBJECT,
-                    lease_body(self.holder, self.lease_s, released=False),
+                    lease_body(self.holder, self.lease_s, released=False, previous=previous),
                     if_match=current.etag,
                 )
+                self.previous = previous
             else:
                 return (
                     f"held by {describe(current.data)}, renewed {current.age_s:.0f} s ago "
@@ -168,7 +202,9 @@ class Lease:
         sent = self.clock()
         try:
             new = self.store.put_conditional(
-                LEASE_OBJECT, lease_body(self.holder, self.lease_s, released=False), if_match=etag
+                LEASE_OBJECT,
+                lease_body(self.holder, self.lease_s, released=False, previous=self.previous),
+                if_match=etag,
             )
         except PreconditionFailed as exc:
             with self._lock:
@@ -195,7 +231,9 @@ class Lease:
             return
         try:
             self.store.put_conditional(
-                LEASE_OBJECT, lease_body(self.holder, self.lease_s, released=True), if_match=etag
+                LEASE_OBJECT,
+                lease_body(self.holder, self.lease_s, released=True, previous=self.previous),
+                if_match=etag,
             )
         except StoreError as exc:
             warn(f"releasing the backup lease failed ({exc}); it expires in {self.lease_s:.0f} s")

@@ -45,6 +45,14 @@ def add_commands(subparsers: Subparsers) -> None:
         default=Path.cwd(),
         help="project directory holding node_modules/ and .local/ (default: current)",
     )
+    up.add_argument(
+        "--image-tag",
+        metavar="TAG",
+        help="run the @atproto/pds version this PDS image tag carries instead of the config's "
+        "(what `pds-aws upgrade --local` deploys; tags: src/pds_aws/versions.py)",
+    )
+    # Tests only: a wrapper around the PDS launcher (stands in for a broken release).
+    up.add_argument("--pds-launcher", type=Path, help=argparse.SUPPRESS)
     up.set_defaults(handler=_up)
 
     down = actions.add_parser("down", help="stop a running `local up` (ordered, final backup sync)")
@@ -95,7 +103,9 @@ def _up(args: argparse.Namespace) -> int:
     from pds_aws.local.taskdef import TaskDefinitionError
 
     config = load_config(args.config or os.environ.get(CONFIG_ENV) or EXAMPLE_CONFIG_FILE)
-    runtime = LocalRuntime(args.workdir, config)
+    runtime = LocalRuntime(
+        args.workdir, config, image_tag=args.image_tag, pds_launcher=args.pds_launcher
+    )
     stop_requested = False
 
     def request_stop(_signum: int, _frame: Any) -> None:

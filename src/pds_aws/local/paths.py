@@ -135,9 +135,9 @@ def choose_public_port(paths: LocalPaths) -> tuple[int, str | None]:
     return port, warning
 
 
-def installed_pds_version(paths: LocalPaths) -> str:
+def installed_pds_version(paths: LocalPaths, package: str = "@atproto/pds") -> str:
     try:
-        data = json.loads((paths.node_modules / "@atproto/pds/package.json").read_text())
+        data = json.loads((paths.node_modules / package / "package.json").read_text())
         return str(data["version"])
     except (OSError, ValueError, KeyError):
         return "unknown"

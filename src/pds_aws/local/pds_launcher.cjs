@@ -10,17 +10,27 @@
 // A local difference, on purpose: the HTTP socket binds 127.0.0.1:PDS_LOCAL_LISTEN_PORT.
 // PDS_PORT stays the edge proxy's port, so the PDS's public URL (http://localhost:PDS_PORT,
 // written into every DID document) names the edge, as https://<domain> names the ALB on AWS.
+//
+// PDS_LOCAL_PACKAGE names the package to start (default @atproto/pds): the local runtime sets
+// it from the image tag's @atproto/pds version (an upgrade's target is installed beside the
+// default through an npm alias, see src/pds_aws/versions.py).
+//
+// Run directly, it starts the PDS. Required, it exports `run(hooks)` for a wrapper launcher:
+// `hooks.beforeStart(pds, pkg)` runs before the PDS listens, `hooks.started(pds, pkg)` once it
+// serves (the upgrade tests use them to stand in for a broken release).
 "use strict";
-const { PDS, envToCfg, envToSecrets, readEnv, httpLogger } = require("@atproto/pds");
-const pkg = require("@atproto/pds/package.json");
+const packageName = process.env.PDS_LOCAL_PACKAGE || "@atproto/pds";
+const { PDS, envToCfg, envToSecrets, readEnv, httpLogger } = require(packageName);
+const pkg = require(`${packageName}/package.json`);
 
-const main = async () => {
+const main = async (hooks = {}) => {
   const env = readEnv();
   env.version ||= pkg.version;
   const cfg = envToCfg(env);
   const secrets = envToSecrets(env);
   const pds = await PDS.create(cfg, secrets);
   allowLocalPlc(pds);
+  if (hooks.beforeStart) hooks.beforeStart(pds, pkg);
 
   const listenPort = Number(process.env.PDS_LOCAL_LISTEN_PORT);
   if (!Number.isInteger(listenPort) || listenPort <= 0) {
@@ -30,8 +40,9 @@ const main = async () => {
   pds.app.listen = (_port, ...rest) => listen(listenPort, "127.0.0.1", ...rest);
 
   await pds.start();
-  httpLogger.info({ listenPort }, "pds has started");
+  httpLogger.info({ listenPort, version: pkg.version }, "pds has started");
   pds.app.get("/tls-check", (req, res) => tlsCheck(pds, req, res));
+  if (hooks.started) await hooks.started(pds, pkg);
 
   let stopping = false;
   const stop = async () => {
@@ -97,7 +108,14 @@ const tlsCheck = async (pds, req, res) => {
   }
 };
 
-main().catch((err) => {
-  console.error("pds failed to start:", err);
-  process.exit(1);
-});
+const run = (hooks) =>
+  main(hooks).catch((err) => {
+    console.error("pds failed to start:", err);
+    process.exit(1);
+  });
+
+if (require.main === module) {
+  run({});
+} else {
+  module.exports = { run };
+}

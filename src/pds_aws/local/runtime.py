@@ -51,7 +51,7 @@ from pds_aws.names import (
     LocalState,
 )
 from pds_aws.procs import pid_alive
-from pds_aws.versions import local_pds_mismatch
+from pds_aws.versions import UnknownImageTag, local_package_for, local_pds_mismatch
 
 if TYPE_CHECKING:
     from pds_aws.local.provision import LocalAwsState
@@ -101,9 +101,16 @@ class LocalRuntime:
         *,
         progress: Progress = _stderr_progress,
         template: dict[str, Any] | None = None,
+        image_tag: str | None = None,
+        pds_launcher: Path | None = None,
     ) -> None:
         self.paths = LocalPaths(Path(workdir).resolve())
         self.config = config
+        # The image tag to stand in for (an upgrade deploys another than the config's) and
+        # the launcher of the `pds` container (tests substitute a wrapper around ours).
+        self.image_tag = image_tag or config.pds.image_version_tag
+        self.pds_launcher = pds_launcher or PACKAGE_DIR / "pds_launcher.cjs"
+        self.pds_package = "@atproto/pds"  # chosen from image_tag at start
         self.progress = progress
         self._template = template
         self.processes: dict[str, Process] = {}
@@ -167,10 +174,22 @@ class LocalRuntime:
     def _check_can_start(self) -> None:
         """Everything installed, no other run active; the PDS version difference noted."""
         problems = check_prerequisites(self.paths)
+        try:
+            self.pds_package = local_package_for(self.image_tag)
+        except UnknownImageTag as exc:
+            if self.image_tag != self.config.pds.image_version_tag:
+                problems.append(str(exc))
+            self.pds_package = "@atproto/pds"
+        if not (self.paths.node_modules / self.pds_package / "package.json").is_file():
+            problems.append(
+                f"{self.paths.node_modules / self.pds_package} is missing: run `make install`"
+            )
+        if not self.pds_launcher.is_file():
+            problems.append(f"the PDS launcher {self.pds_launcher} does not exist")
         if problems:
             raise StartError("cannot start the local runtime:\n  - " + "\n  - ".join(problems))
         self._refuse_if_running()
-        mismatch = local_pds_mismatch(self.config.pds.image_version_tag)
+        mismatch = local_pds_mismatch(self.image_tag)
         if mismatch:
             self.warn(mismatch)
 
@@ -355,7 +374,8 @@ class LocalRuntime:
             rotation_key_id=pds_env.get("PDS_PLC_ROTATION_KEY_KMS_KEY_ID", ""),
             data_dir=str(paths.data),
             logs_dir=str(paths.logs),
-            pds_version=installed_pds_version(paths),
+            pds_version=installed_pds_version(paths, self.pds_package),
+            image_tag=self.image_tag,
             warnings=tuple(self.warnings),
             pids={name: proc.pid for name, proc in self.processes.items()},
             supervisor_pid=os.getpid(),
@@ -374,15 +394,16 @@ class LocalRuntime:
         assert self.task is not None
         for dependency, condition in container.depends_on:
             self._wait_dependency(dependency, condition, container.name)
-        argv = taskdef.local_command(
-            container,
-            node=self.paths.node,
-            launcher=PACKAGE_DIR / "pds_launcher.cjs",
-        )
+        argv = taskdef.local_command(container, node=self.paths.node, launcher=self.pds_launcher)
         if container.name == PDS_CONTAINER:
-            env = {**env, "NODE_PATH": str(self.paths.node_modules)}
+            env = {
+                **env,
+                "NODE_PATH": str(self.paths.node_modules),
+                "PDS_LOCAL_PACKAGE": self.pds_package,
+            }
             self.progress(
-                f"container pds: @atproto/pds {installed_pds_version(self.paths)} "
+                f"container pds: image {self.image_tag} = @atproto/pds "
+                f"{installed_pds_version(self.paths, self.pds_package)} "
                 f"on 127.0.0.1:{endpoints.pds_listen_port}"
             )
         else:
