@@ -55,6 +55,7 @@ def plan(config: Config, config_path: str) -> list[Step]:
     refuse_prod(config)
     stack = config.aws.stack_name
     target = f"--config {config_path}"
+    domain = config.pds.domain
     return [
         Step(
             "deploy",
@@ -70,16 +71,16 @@ def plan(config: Config, config_path: str) -> list[Step]:
         Step(
             "smoke",
             "routes, websocket, a read and a write with a real client",
-            (f"pds-aws smoke {target}",),
+            (f"pds-aws smoke https://{domain} {target}",),
             (
                 f"cloudformation:DescribeStacks {stack} (outputs)",
-                "secretsmanager:GetSecretValue (admin password)",
+                "secretsmanager:GetSecretValue (admin password, rate-limit bypass key)",
             ),
         ),
         Step(
             "write",
             "create an account and posts with the atproto client; remember every post's URI",
-            (f"pds-aws admin account create {target}",),
+            (f"pds-aws admin account create e2e.{domain} --email e2e@{domain} {target}",),
             ("secretsmanager:GetSecretValue (admin password)",),
         ),
         Step(
