@@ -39,8 +39,7 @@ from atproto import Client, models
 from pds_aws.config import load_config
 from pds_aws.infra.synth import synthesize
 from pds_aws.local.runtime import LocalRuntime
-from pds_aws.names import LocalState
-from pds_aws.ops.xrpc import RATE_LIMIT_BYPASS_HEADER
+from pds_aws.names import RATE_LIMIT_BYPASS_HEADER, LocalState
 
 ROOT = Path(__file__).resolve().parents[1]
 BEGIN = "<!-- local-benchmarks:begin (benchmarks/local_runtime.py writes this section) -->"

@@ -35,7 +35,7 @@ from typing import Any
 
 from pds_aws.config import Config, load_config
 from pds_aws.local.runtime import LocalRuntime
-from pds_aws.ops.xrpc import RATE_LIMIT_BYPASS_HEADER
+from pds_aws.names import RATE_LIMIT_BYPASS_HEADER
 
 CONTAINERS = ("pds", "backup")
 CLK_TCK = os.sysconf("SC_CLK_TCK")

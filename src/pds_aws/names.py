@@ -25,6 +25,16 @@ PDS_CONTAINER = "pds"
 BACKUP_CONTAINER = "backup"
 DRILL_CONTAINER = "drill"
 
+# The header @atproto/pds checks against PDS_RATE_LIMIT_BYPASS_KEY (dist/rate-limits.js,
+# `bypass`): requests carrying the key skip every rate limit.
+RATE_LIMIT_BYPASS_HEADER = "x-ratelimit-bypass"
+# The PDS logs every request header but authorization and dpop (@atproto/pds dist/logger.js,
+# `reqSerializer` -> @atproto/common `obfuscateHeaders`), so a request carrying the bypass key
+# writes it into the log as `"x-ratelimit-bypass":"KEY"`. The PDS log group masks what this
+# matches (infra/monitoring.py). CloudWatch Logs custom data identifiers accept neither `"`
+# nor `:`, hence the class of anything but the key's letters and digits between the two.
+RATE_LIMIT_BYPASS_LOG_PATTERN = RATE_LIMIT_BYPASS_HEADER + "[^A-Za-z0-9]+[A-Za-z0-9]+"
+
 # The PDS listens here inside the task; the ALB's target group and the sidecar use it.
 PDS_PORT = 3000
 # @atproto/pds's health endpoint: the ALB health check, the container health checks, the
@@ -64,7 +74,7 @@ class LocalState:
     public_url: str = ""
     pds_url: str = ""
     # PDS_RATE_LIMIT_BYPASS_KEY, for operator tools and benchmarks that exceed the PDS's rate
-    # limits (header ops.xrpc.RATE_LIMIT_BYPASS_HEADER); the file is readable by its owner only.
+    # limits (header RATE_LIMIT_BYPASS_HEADER); the file is readable by its owner only.
     rate_limit_bypass_key: str = field(default="", repr=False)
     handle_domain: str = ""
     mail_dir: str = ""

@@ -8,6 +8,7 @@ the backup sidecar, the edge) serves every case of this module.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,8 +18,12 @@ import pytest
 from pds_aws.config import load_config
 from pds_aws.infra.synth import synthesize
 from pds_aws.local.runtime import LocalRuntime
-from pds_aws.names import LocalState
-from pds_aws.ops.xrpc import RATE_LIMIT_BYPASS_HEADER
+from pds_aws.names import (
+    PDS_CONTAINER,
+    RATE_LIMIT_BYPASS_HEADER,
+    RATE_LIMIT_BYPASS_LOG_PATTERN,
+    LocalState,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -158,3 +163,22 @@ def test_bypass_key_is_kept_out_of_process_arguments(runtime: LocalRuntime) -> N
     state_file = runtime.paths.state
     assert json.loads(state_file.read_text())["rate_limit_bypass_key"] == key
     assert state_file.stat().st_mode & 0o077 == 0
+
+
+def test_the_log_mask_hides_the_bypass_key_in_the_pds_request_log(runtime: LocalRuntime) -> None:
+    """The PDS logs every request header but authorization and dpop (@atproto/pds
+    dist/logger.js `reqSerializer`, @atproto/common `obfuscateHeaders`), so a request carrying
+    the bypass key writes it into the log. On AWS the PDS log group's data protection policy
+    masks what RATE_LIMIT_BYPASS_LOG_PATTERN matches (tests/template/test_log_masking.py); here
+    the pattern runs over the real PDS's own log lines. No key is printed on failure."""
+    key = runtime_state(runtime).rate_limit_bypass_key
+    url = runtime_state(runtime).url
+    with client_from("127.0.0.1") as http:
+        assert login(http, url, "nobody.test", "wrong-password", bypass_key=key) in {400, 401}
+    log = (runtime.paths.logs / f"{PDS_CONTAINER}.log").read_text(errors="replace")
+    logged = [line for line in log.splitlines() if key in line]
+    assert logged, "the PDS no longer logs the bypass header: the mask may be unnecessary"
+    masked = [re.sub(RATE_LIMIT_BYPASS_LOG_PATTERN, "***", line) for line in logged]
+    leaks = sum(key in line for line in masked)
+    assert leaks == 0, f"{leaks} of {len(logged)} PDS log lines keep the key after the mask"
+    assert all(f"{RATE_LIMIT_BYPASS_HEADER}" not in line for line in masked)

@@ -9,10 +9,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from pds_aws.names import LocalState
+from pds_aws.names import RATE_LIMIT_BYPASS_HEADER, LocalState
 from pds_aws.ops.smoke import http_get
 from pds_aws.ops.target import OUTPUT_BYPASS_SECRET, local_target, stack_target
-from pds_aws.ops.xrpc import RATE_LIMIT_BYPASS_HEADER, Xrpc
+from pds_aws.ops.xrpc import Xrpc
 
 KEY = "k" * 48
 
@@ -78,3 +78,31 @@ def test_targets_carry_the_key_without_showing_it() -> None:
     deployed = stack_target("S", "us-east-2", outputs, "pw", rate_limit_bypass_key=KEY)
     assert deployed.rate_limit_bypass_key == KEY
     assert OUTPUT_BYPASS_SECRET == "RateLimitBypassSecretArn"
+
+
+def test_smoke_and_doctor_probes_carry_the_target_s_key(
+    seen_headers: tuple[str, list[dict[str, str]]],
+) -> None:
+    from pds_aws.doctor.checks import Doctor
+    from pds_aws.ops.smoke import probe_with_key
+
+    url, seen = seen_headers
+    assert probe_with_key(url, KEY).fetch("/xrpc/_health").status == 200
+    assert probe_with_key(url, None).fetch("/xrpc/_health").status == 200
+    target = stack_target(
+        "S",
+        "us-east-2",
+        {"Url": url, "AdminPasswordSecretArn": "arn:a"},
+        "pw",
+        rate_limit_bypass_key=KEY,
+    )
+    doctor = Doctor(
+        target=target,
+        domain="pds.example.com",
+        hosted_zone="example.com",
+        region="us-east-2",
+        relays=[],
+    )
+    assert doctor.probe.fetch("/xrpc/_health").status == 200
+    assert [h.get(RATE_LIMIT_BYPASS_HEADER) for h in seen] == [KEY, None, KEY]
+    assert KEY not in repr(probe_with_key(url, KEY))

@@ -66,6 +66,21 @@ def price_log_groups(ctx: PricingContext) -> None:
             note,
         ),
     )
+    protected = tuple(i for i, g in groups if g.get("Properties", {}).get("DataProtectionPolicy"))
+    if protected:
+        # Every event ingested into a protected group is scanned; the PDS's request log is
+        # most of the stack's log volume, so all of it is counted (an upper bound).
+        ctx.add(
+            Charge(
+                f"CloudWatch Logs data protection ({len(protected)} log group)",
+                "cloudwatch_logs_data_protection_gb",
+                ingest,
+                Kind.VARIABLE,
+                protected,
+                note="masks the rate-limit bypass key in the PDS request log; all ingestion "
+                "counted as scanned",
+            )
+        )
 
 
 def bucket_roles(ctx: PricingContext) -> dict[str, str]:

@@ -59,7 +59,7 @@ class Doctor:
 
     @property
     def probe(self) -> smoke.Probe:
-        return smoke.Probe(self.target.url)
+        return smoke.probe_with_key(self.target.url, self.target.rate_limit_bypass_key)
 
 
 # -- dns and tls ----------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from constructs import Construct
 from pds_aws.backup.construct import metric_namespace
 from pds_aws.config import Config
 from pds_aws.infra.compliance import skip_checkov
+from pds_aws.names import RATE_LIMIT_BYPASS_LOG_PATTERN
 
 # The PDS logs JSON through pino, whose numeric levels put error at 50 and fatal at 60.
 PDS_ERROR_FILTER_PATTERN = logs.FilterPattern.number_value("$.level", ">=", 50)
@@ -29,6 +30,22 @@ TARGET_5XX_THRESHOLD = 5
 ELB_5XX_THRESHOLD = 5
 ALARM_PERIOD = Duration.minutes(1)
 WINDOW = Duration.minutes(5)
+
+
+def pds_log_protection() -> logs.DataProtectionPolicy:
+    """Mask the rate-limit bypass key in the PDS's request log lines.
+
+    The PDS logs each request's headers, the bypass key's included (names.py); CloudWatch Logs
+    masks what a data protection policy's identifiers match at ingestion, at every egress
+    (console, Insights, filters), for everyone without logs:Unmask.
+    """
+    return logs.DataProtectionPolicy(
+        name="pds-request-log",
+        description="PDS request log: mask the value of the x-ratelimit-bypass header",
+        identifiers=[
+            logs.CustomDataIdentifier("RateLimitBypassKey", RATE_LIMIT_BYPASS_LOG_PATTERN),
+        ],
+    )
 
 
 # CloudWatch's allowed retention periods (days) by their CDK names.
@@ -85,6 +102,7 @@ class Monitoring(Construct):
             "PdsLogGroup",
             retention=log_retention(config),
             removal_policy=RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY,
+            data_protection_policy=pds_log_protection(),
         )
         self.alarm_topic = sns.Topic(
             self, "AlarmTopic", display_name=f"PDS alarms ({config.pds.domain})", enforce_ssl=True
@@ -95,8 +113,10 @@ class Monitoring(Construct):
         Validations.of(self).acknowledge(
             Acknowledgment(
                 id="NIST.800.53.R5-CloudWatchLogGroupEncrypted",
-                reason="The PDS logs no secrets; CloudWatch encrypts log data at rest with its "
-                "own keys, and a customer key would add cost without another reader to keep out.",
+                reason="The PDS obfuscates the authorization header in its request log, and "
+                "the log group masks the rate-limit bypass key (data protection policy); "
+                "CloudWatch encrypts log data at rest with its own keys, and a customer key "
+                "would add cost without another reader to keep out.",
             ),
             Acknowledgment(
                 id="NIST.800.53.R5-SNSEncryptedKMS",

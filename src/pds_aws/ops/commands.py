@@ -7,7 +7,6 @@ shares, and the error reporting, are in pds_aws.ops.common.
 
 from __future__ import annotations
 
-import functools
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -57,8 +56,7 @@ def _add_request_crawl(subparsers: Subparsers) -> None:
 
 
 def _smoke(args: argparse.Namespace) -> int:
-    from pds_aws.ops.smoke import Probe, http_get, run_checks
-    from pds_aws.ops.xrpc import RATE_LIMIT_BYPASS_HEADER
+    from pds_aws.ops.smoke import probe_with_key, run_checks
 
     if bool(args.handle) != bool(args.password):
         return fail("pass both --handle and --password (or neither)", 2)
@@ -67,12 +65,7 @@ def _smoke(args: argparse.Namespace) -> int:
     key = (
         target_of(args).rate_limit_bypass_key if (args.local or args.stack or args.config) else None
     )
-    get = http_get
-    if key:
-        get = functools.partial(http_get, headers={RATE_LIMIT_BYPASS_HEADER: key})
-    probe = Probe(
-        args.url, handle=args.handle, password=args.password, get=get, rate_limit_bypass_key=key
-    )
+    probe = probe_with_key(args.url, key, handle=args.handle, password=args.password)
     results = run_checks(probe)
     for result in results:
         print(result.line(), flush=True)

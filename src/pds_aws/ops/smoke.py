@@ -13,6 +13,7 @@ a detail line or raises `CheckFailed`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import struct
 import urllib.error
@@ -25,7 +26,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from pds_aws.errors import PdsAwsError
-from pds_aws.ops.xrpc import RATE_LIMIT_BYPASS_HEADER
+from pds_aws.names import RATE_LIMIT_BYPASS_HEADER
 from pds_aws.routes import HEALTH_CHECK_PATH, ROBOTS_PATH, ROBOTS_TXT
 
 # A path the allow-list must refuse: what exploit crawlers ask for first.
@@ -125,7 +126,8 @@ class Probe:
     base_url: str
     handle: str | None = None
     password: str | None = field(default=None, repr=False)
-    get: Callable[[str], HttpResponse] = http_get
+    # May carry the bypass key in its headers (probe_with_key): kept out of repr.
+    get: Callable[[str], HttpResponse] = field(default=http_get, repr=False)
     frame: Callable[[str], bytes | None] = first_websocket_frame
     # PDS_RATE_LIMIT_BYPASS_KEY: the login client sends it (pass `get` with the header too).
     rate_limit_bypass_key: str | None = field(default=None, repr=False)
@@ -139,6 +141,15 @@ class Probe:
     @property
     def has_account(self) -> bool:
         return bool(self.handle and self.password)
+
+
+def probe_with_key(url: str, rate_limit_bypass_key: str | None, **fields: Any) -> Probe:
+    """A probe whose every request (plain GETs and the login client's) carries the PDS's
+    rate-limit bypass key when there is one: operator tools may exceed the limits."""
+    get: Callable[[str], HttpResponse] = http_get
+    if rate_limit_bypass_key:
+        get = functools.partial(http_get, headers={RATE_LIMIT_BYPASS_HEADER: rate_limit_bypass_key})
+    return Probe(url, get=get, rate_limit_bypass_key=rate_limit_bypass_key, **fields)
 
 
 # -- pure verdicts ---------------------------------------------------------------------------

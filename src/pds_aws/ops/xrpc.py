@@ -16,11 +16,9 @@ from typing import Any
 from urllib.parse import urlencode
 
 from pds_aws.errors import PdsAwsError
+from pds_aws.names import RATE_LIMIT_BYPASS_HEADER
 
 DEFAULT_TIMEOUT_S = 30.0
-# The header @atproto/pds checks against PDS_RATE_LIMIT_BYPASS_KEY (dist/rate-limits.js,
-# `bypass`): requests carrying the key skip every rate limit.
-RATE_LIMIT_BYPASS_HEADER = "x-ratelimit-bypass"
 ParamValue = str | int | bool | Sequence[str]
 
 
