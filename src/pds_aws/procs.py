@@ -11,14 +11,26 @@ from pathlib import Path
 
 
 def pid_alive(pid: int) -> bool:
-    """Whether a process with this id exists (one we may not signal counts as alive)."""
+    """Whether a process with this id runs (one we may not signal counts as alive). A zombie
+    has exited: it only waits for its parent to read its status (e.g. a `local up` that
+    `pds-aws upgrade` started and then stopped), so it counts as gone."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    # "pid (comm) state ...": comm may hold spaces and parentheses, the state follows the last ")".
+    fields = stat.rpartition(")")[2].split()
+    return bool(fields) and fields[0] == "Z"
 
 
 # What the command line of a process of ours holds: the `pds-aws` CLI (the `local up`

@@ -51,6 +51,14 @@ def add_commands(subparsers: Subparsers) -> None:
         help="run the @atproto/pds version this PDS image tag carries instead of the config's "
         "(what `pds-aws upgrade --local` deploys; tags: src/pds_aws/versions.py)",
     )
+    up.add_argument(
+        "--template",
+        type=Path,
+        metavar="FILE",
+        help="run the task of this synthesized template instead of synthesizing the config's "
+        "(`pds-aws upgrade --local` restarts with .local/template.json: an upgrade changes only "
+        "the image)",
+    )
     # Tests only: a wrapper around the PDS launcher (stands in for a broken release).
     up.add_argument("--pds-launcher", type=Path, help=argparse.SUPPRESS)
     up.set_defaults(handler=_up)
@@ -103,8 +111,19 @@ def _up(args: argparse.Namespace) -> int:
     from pds_aws.local.taskdef import TaskDefinitionError
 
     config = load_config(args.config or os.environ.get(CONFIG_ENV) or EXAMPLE_CONFIG_FILE)
+    template = None
+    if args.template is not None:
+        try:
+            template = json.loads(args.template.read_text())
+        except (OSError, ValueError) as exc:
+            print(f"error: --template {args.template}: {exc}", file=sys.stderr)
+            return 2
     runtime = LocalRuntime(
-        args.workdir, config, image_tag=args.image_tag, pds_launcher=args.pds_launcher
+        args.workdir,
+        config,
+        template=template,
+        image_tag=args.image_tag,
+        pds_launcher=args.pds_launcher,
     )
     stop_requested = False
 

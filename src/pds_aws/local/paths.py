@@ -58,6 +58,11 @@ class LocalPaths:
         return self.root / STATE_FILE
 
     @property
+    def template(self) -> Path:
+        """The synthesized template the running task came from (a restart may reuse it)."""
+        return self.local / "template.json"
+
+    @property
     def ports(self) -> Path:
         return self.local / "ports.json"
 

@@ -12,6 +12,7 @@ kept in `.local/data.previous` for inspection): the PDS's state comes back from 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -196,12 +197,15 @@ class LocalRuntime:
     def _synthesize(self) -> dict[str, Any]:
         """The template `cdk deploy` would use (or the one given to the constructor)."""
         if self._template is not None:
-            return self._template
-        self.progress("synthesizing the stack (the template cdk deploy would use)")
-        from pds_aws.infra.synth import synthesize
+            template = self._template
+        else:
+            self.progress("synthesizing the stack (the template cdk deploy would use)")
+            from pds_aws.infra.synth import synthesize
 
-        template = synthesize(self.config)
-        self._mark("synthesized")
+            template = synthesize(self.config)
+            self._mark("synthesized")
+        self.paths.template.parent.mkdir(parents=True, exist_ok=True)
+        self.paths.template.write_text(json.dumps(template))
         return template
 
     def _choose_ports(self) -> _Ports:

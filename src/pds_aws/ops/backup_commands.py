@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pds_aws.errors import OperationError
 from pds_aws.names import DRILL_CONTAINER, LocalState
@@ -48,6 +48,7 @@ PROGRAM_TIMEOUT_S = 3600.0
 LATEST = "latest"
 
 Progress = Callable[[str], None]
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -198,9 +199,9 @@ def local_aws_state_dir(state: LocalState) -> Path:
 
 def with_local_aws(
     state: LocalState,
-    work: Callable[[dict[str, str]], ProgramResult],
+    work: Callable[[dict[str, str]], _T],
     progress: Progress,
-) -> ProgramResult:
+) -> _T:
     """Run `work` against the stopped runtime's local AWS, started alone from its journal."""
     from pds_aws.local.processes import free_port, start_process, tcp_open, wait_until
 

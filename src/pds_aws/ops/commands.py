@@ -168,7 +168,7 @@ def _add_status(subparsers: Subparsers) -> None:
 
 def add_commands(subparsers: Subparsers) -> None:
     """Register the operator subcommands on the `pds-aws` parser."""
-    from pds_aws.ops import admin_commands, backup_commands, task_commands
+    from pds_aws.ops import admin_commands, backup_commands, task_commands, upgrade_commands
 
     admin_commands.add_commands(subparsers)
     _add_request_crawl(subparsers)
@@ -176,3 +176,4 @@ def add_commands(subparsers: Subparsers) -> None:
     backup_commands.add_commands(subparsers)
     _add_smoke(subparsers)
     task_commands.add_commands(subparsers)
+    upgrade_commands.add_commands(subparsers)
