@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 from atproto import Client
+from atproto_client.request import Request
 
 from pds_aws.names import LocalState
 from pds_aws.ops.upgrade import Outcome, UpgradeResult, run_upgrade
@@ -45,6 +46,8 @@ LAUNCHERS = {
 TEST_TAGS = {BROKEN: "0.5.35", MIGRATING: "0.5.35"}
 PASSWORD = "upgrade-pw-1"
 START_TIMEOUT_S = 300.0
+# The client's default is 5 s; account creation (a PLC operation) takes longer on a busy host.
+CLIENT_TIMEOUT_S = 60.0
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +121,7 @@ def version_of(url: str) -> str:
 
 def client_for(url: str, handle: str) -> tuple[Client, str]:
     """A logged-in client and the account's DID (no app view: no profile to fetch)."""
-    client = Client(base_url=f"{url}/xrpc")
+    client = Client(base_url=f"{url}/xrpc", request=Request(timeout=CLIENT_TIMEOUT_S))
     client.login(handle, PASSWORD, fetch_bsky_profile=False)
     return client, str(client.com.atproto.server.get_session().did)
 
@@ -143,7 +146,7 @@ def invite_code(state: LocalState, uses: int) -> str:
 def seed(state: LocalState, handles: tuple[str, ...], posts: int) -> None:
     url = state.url
     code = invite_code(state, len(handles))
-    anonymous = Client(base_url=f"{url}/xrpc")
+    anonymous = Client(base_url=f"{url}/xrpc", request=Request(timeout=CLIENT_TIMEOUT_S))
     for handle in handles:
         anonymous.com.atproto.server.create_account(
             {
