@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from pds_aws.ops.target import Target
 from pds_aws.ops.upgrade import Deployed, Outcome, UpgradeError, plan_upgrade, run_upgrade
 from pds_aws.ops.upgrade_aws import (
     IMAGE_TAG_LABEL,
@@ -227,7 +228,6 @@ class Recorded:
     changes: list[str] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
     name: str = "recorded"
-    local: bool = False
 
     def current_tag(self) -> str:
         return "0.4.5026"
@@ -244,6 +244,9 @@ class Recorded:
 
     def url(self) -> str:
         return "http://pds"
+
+    def target(self) -> Target:
+        return Target(name="recorded", url=self.url(), admin_password="")
 
     def backup_env(self) -> dict[str, str]:
         return {}
@@ -276,7 +279,7 @@ def _run(dep: Recorded, failures: list[str], answer: bool = True) -> tuple[Any, 
         "0.4.5035",
         confirm=confirm,
         say=lambda step, message: None,
-        check=lambda url, env, say, local: list(failures),
+        check=lambda target, env, say: list(failures),
     )
     return result, asked
 

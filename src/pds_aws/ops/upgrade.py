@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from pds_aws.errors import OperationError
 from pds_aws.ops.upgrade_data import (
@@ -32,6 +32,9 @@ from pds_aws.ops.upgrade_data import (
     schema_changes,
 )
 from pds_aws.versions import UNVERIFIED_TAGS, UnknownImageTag, minor_jump, pds_version_of
+
+if TYPE_CHECKING:
+    from pds_aws.ops.target import Target
 
 _T = TypeVar("_T")
 Say = Callable[[str, str], None]  # (step, message)
@@ -97,13 +100,13 @@ class Deployment(Protocol):
     """One PDS service as the upgrade drives it (the local runtime or the ECS service)."""
 
     name: str
-    local: bool  # the local runtime (doctor asks handles through its edge)
 
     def current_tag(self) -> str: ...
     def problems(self, target_tag: str) -> list[str]: ...
     def drill(self, say: Say) -> None: ...
     def deploy(self, tag: str, say: Say) -> Deployed: ...
     def url(self) -> str: ...
+    def target(self) -> Target: ...
     def backup_env(self) -> dict[str, str]: ...
     def stop(self, say: Say) -> None: ...
     def with_backup(self, work: Callable[[dict[str, str]], _T], say: Say) -> _T: ...
@@ -131,29 +134,21 @@ class UpgradeResult:
 # -- checks after the deploy -----------------------------------------------------------------
 
 
-def check_service(url: str, backup_env: Mapping[str, str], say: Say, local: bool) -> list[str]:
+def check_service(target: Target, backup_env: Mapping[str, str], say: Say) -> list[str]:
     """`pds-aws smoke` without an account, then the doctor's checks an upgrade can break
     (HTTP routes, firehose, backup freshness). Returns the failures."""
     from pds_aws.doctor.checks import Doctor, check_backup, check_firehose, check_http
     from pds_aws.doctor.report import Outcome as DoctorOutcome
-    from pds_aws.names import LocalState
-    from pds_aws.ops.smoke import Probe, run_checks
+    from pds_aws.ops.smoke import probe_with_key, run_checks
     from pds_aws.ops.status import read_backup_status
-    from pds_aws.ops.target import Target
 
     failures: list[str] = []
-    for result in run_checks(Probe(url)):
+    for result in run_checks(probe_with_key(target.url, target.rate_limit_bypass_key)):
         say("smoke", result.line())
         if not result.passed:
             failures.append(f"smoke {result.name}: {result.detail}")
     doctor = Doctor(
-        target=Target(
-            name="upgrade",
-            url=url,
-            admin_password="",
-            # Locally, handles are asked through the edge with their Host header.
-            local_state=LocalState(url=url, admin_password="") if local else None,
-        ),
+        target=target,
         domain="",
         hosted_zone="",
         region="",
@@ -179,7 +174,7 @@ def run_upgrade(
     confirm: Confirm,
     say: Say,
     known: Mapping[str, str] | None = None,
-    check: Callable[[str, Mapping[str, str], Say, bool], list[str]] = check_service,
+    check: Callable[[Target, Mapping[str, str], Say], list[str]] = check_service,
 ) -> UpgradeResult:
     """The whole upgrade; every step is announced through `say` before it acts."""
     plan = plan_upgrade(deployment.current_tag(), target_tag, known or {})
@@ -202,7 +197,7 @@ def run_upgrade(
         say("restore point", "not found: the old task's lease release was not seen")
     if deployed.stable:
         say("stable", f"image {target_tag} is running: {deployed.detail}")
-        failures = check(deployment.url(), deployment.backup_env(), say, deployment.local)
+        failures = check(deployment.target(), deployment.backup_env(), say)
     else:
         say("stable", f"image {target_tag} did not become stable: {deployed.detail}")
         failures = [f"deploy: {deployed.detail}"]

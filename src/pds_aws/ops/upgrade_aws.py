@@ -30,6 +30,7 @@ from pds_aws.versions import PDS_IMAGE_REPOSITORY
 
 if TYPE_CHECKING:
     from pds_aws.ops.ecs import Stack
+    from pds_aws.ops.target import Target
 
 _T = TypeVar("_T")
 IMAGE_TAG_LABEL = "pds-aws.image-tag"
@@ -145,10 +146,9 @@ def service_problems(service: Mapping[str, Any]) -> list[str]:
 @dataclass
 class EcsDeployment:
     stack: Stack
-    public_url: str
+    service_target: Target
     config_tag: str
     name: str = field(init=False)
-    local: bool = field(init=False, default=False)
     revisions: dict[str, str] = field(init=False, default_factory=dict)  # tag -> revision ARN
 
     def __post_init__(self) -> None:
@@ -173,7 +173,10 @@ class EcsDeployment:
         return service_problems(self._service())
 
     def url(self) -> str:
-        return self.public_url
+        return self.service_target.url
+
+    def target(self) -> Target:
+        return self.service_target
 
     def backup_env(self) -> dict[str, str]:
         return self.stack.backup_env()

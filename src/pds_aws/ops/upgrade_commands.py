@@ -40,7 +40,7 @@ def deployment_of(args: argparse.Namespace) -> Deployment:
 
     config = config_of(args)
     target = target_of(args)
-    return EcsDeployment(stack_of(target), target.url, config.pds.image_version_tag)
+    return EcsDeployment(stack_of(target), target, config.pds.image_version_tag)
 
 
 def final_lines(result: UpgradeResult) -> list[str]:

@@ -27,6 +27,7 @@ from pds_aws.ops.backup_commands import (
     stop_local_runtime,
     with_local_aws,
 )
+from pds_aws.ops.target import Target, local_target
 from pds_aws.ops.upgrade import Deployed, Say
 from pds_aws.ops.upgrade_data import RestorePoint, lease_holder, read_lease, restore_point_from
 from pds_aws.procs import pid_alive
@@ -55,7 +56,6 @@ class LocalDeployment:
         self.launchers = dict(launchers or {})
         self.start_timeout = start_timeout
         self.name = f"the local runtime in {self.workdir}"
-        self.local = True
         try:
             self.state = LocalState.read(self.state_file)
         except LocalStateError as exc:
@@ -93,6 +93,9 @@ class LocalDeployment:
 
     def url(self) -> str:
         return self.state.url
+
+    def target(self) -> Target:
+        return local_target(self.state)
 
     def backup_env(self) -> dict[str, str]:
         return local_backup_env(self.state)
