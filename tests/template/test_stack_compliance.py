@@ -38,11 +38,12 @@ def _nag_findings(outdir: Path) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize("mode", ["test", "prod"])
+@pytest.mark.parametrize("mode", ["test", "prod", "direct"])
 def test_cdk_nag_has_no_unacknowledged_findings(
-    mode: str, example_config: Config, prod_config: Config, tmp_path: Path
+    mode: str, example_config: Config, prod_config: Config, direct_config: Config, tmp_path: Path
 ) -> None:
-    config = example_config if mode == "test" else prod_config
+    # "direct": the load-balancer-free shape, both its stacks (the app holds them).
+    config = {"test": example_config, "prod": prod_config, "direct": direct_config}[mode]
     # Its own app: the plugins must not leak into the templates other tests read.
     app = App(context=dict(CDK_CONTEXT), outdir=str(tmp_path))
     add_stack(app, config)
@@ -66,9 +67,14 @@ def _write_templates(tmp_path: Path, *templates: dict[str, Any]) -> list[Path]:
 
 
 def test_cfn_lint_reports_no_errors(
-    stack_template: dict[str, Any], prod_stack_template: dict[str, Any], tmp_path: Path
+    stack_template: dict[str, Any],
+    prod_stack_template: dict[str, Any],
+    direct_templates: dict[str, dict[str, Any]],
+    tmp_path: Path,
 ) -> None:
-    paths = _write_templates(tmp_path, stack_template, prod_stack_template)
+    paths = _write_templates(
+        tmp_path, stack_template, prod_stack_template, *direct_templates.values()
+    )
     cfn_lint = Path(sys.executable).parent / "cfn-lint"
     result = subprocess.run(
         [str(cfn_lint), "--format", "parseable", *map(str, paths)],
@@ -101,9 +107,12 @@ def _skip_reason(templates: list[dict[str, Any]], logical_id: str, check_id: str
 
 
 def test_checkov_has_no_failed_or_unjustified_checks(
-    stack_template: dict[str, Any], prod_stack_template: dict[str, Any], tmp_path: Path
+    stack_template: dict[str, Any],
+    prod_stack_template: dict[str, Any],
+    direct_templates: dict[str, dict[str, Any]],
+    tmp_path: Path,
 ) -> None:
-    templates = [stack_template, prod_stack_template]
+    templates = [stack_template, prod_stack_template, *direct_templates.values()]
     paths = _write_templates(tmp_path, *templates)
     files = [arg for path in paths for arg in ("-f", str(path))]
     result = subprocess.run(

@@ -199,6 +199,8 @@ class BackupSidecar(Construct):
             repository=image_repository(self, "ImageRepository"),
         )
         image = self.image_build.to_ecs_docker_image_code()
+        # Also runs the direct edge's certificate keeper (pds-aws-tls).
+        self.image = image
 
         self._add_sidecar(task_definition, image, data_volume_name)
         grant_backup_access(backup_bucket, task_definition.task_role, write=True)

@@ -7,7 +7,9 @@ PDS keeps on disk"):
 - `actors/<first 2 hex of sha256(did)>/<did>/store.sqlite`: one database per account;
 - `actors/<xx>/<did>/key`: the account's signing key, a plain file written once;
 - `actors/<xx>/<did>/did-op`: a pending PLC operation while an account migrates in (transient);
-- `actors/reserved_keys/<did or key id>`: keys reserved before an account exists.
+- `actors/reserved_keys/<did or key id>`: keys reserved before an account exists;
+- `tls/...`: the direct edge's certificate and ACME account (pds_aws.direct.tls), and the
+  local runtime's Caddy certificates; absent with the ALB edge.
 
 Backup layout under `BACKUP_URL` (`s3://bucket/prefix` or `file:///path`):
 
@@ -39,6 +41,11 @@ TOP_LEVEL_DATABASES = ("account.sqlite", "sequencer.sqlite", "did_cache.sqlite")
 ACCOUNT_DATABASE = "account.sqlite"  # holds the `actor` table: the list of live accounts
 ACTORS_DIR = "actors"
 RESERVED_KEYS_DIR = "reserved_keys"
+TLS_DIR = "tls"
+# Directories whose plain files the sidecar mirrors while running.
+PLAIN_FILE_DIRS = (ACTORS_DIR, TLS_DIR)
+# Caddy's lock files: held by a running process, meaningless after a restart.
+_TLS_TRANSIENT_DIRS = frozenset({"locks"})
 ACCOUNT_STORE = "store.sqlite"
 ACCOUNT_KEY = "key"
 ACCOUNT_PLC_OP = "did-op"
@@ -60,6 +67,7 @@ class FileKind(Enum):
     ACCOUNT_KEY = "account_key"  # plain file, required for every account
     ACCOUNT_FILE = "account_file"  # other plain file in an account directory (did-op)
     RESERVED_KEY = "reserved_key"  # plain file under actors/reserved_keys/
+    TLS_FILE = "tls_file"  # plain file under tls/: certificate, its key, the ACME account
 
 
 @dataclass(frozen=True)
@@ -93,6 +101,10 @@ def classify(rel: str) -> PdsFile | None:
     name = parts[-1]
     if name.endswith(_SIDECAR_SUFFIXES):
         return None
+    if parts[0] == TLS_DIR:
+        if len(parts) < 2 or _TLS_TRANSIENT_DIRS & set(parts[1:-1]):
+            return None
+        return PdsFile(rel, FileKind.TLS_FILE, None)
     if parts[0] == ACTORS_DIR and len(parts) >= 3 and parts[1] == RESERVED_KEYS_DIR:
         return PdsFile(rel, FileKind.RESERVED_KEY, None)
     if parts[0] == ACTORS_DIR and len(parts) == 4 and parts[1] != RESERVED_KEYS_DIR:

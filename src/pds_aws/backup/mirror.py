@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pds_aws.backup.datadir import files_under
 from pds_aws.backup.layout import (
-    ACTORS_DIR,
+    PLAIN_FILE_DIRS,
     classify,
     file_key,
 )
@@ -30,10 +30,8 @@ class FileMirror:
 
     def _scan(self) -> dict[str, tuple[int, int]]:
         found: dict[str, tuple[int, int]] = {}
-        actors = self.data_dir / ACTORS_DIR
-        if not actors.is_dir():
-            return found
-        for path in files_under(actors):
+        roots = [self.data_dir / d for d in PLAIN_FILE_DIRS if (self.data_dir / d).is_dir()]
+        for path in (p for root in roots for p in files_under(root)):
             rel = path.relative_to(self.data_dir).as_posix()
             pds_file = classify(rel)
             if pds_file is None or not pds_file.is_plain_file:

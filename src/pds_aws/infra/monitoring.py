@@ -322,3 +322,113 @@ class Monitoring(Construct):
                 ],
             ],
         )
+
+    def watch_direct(
+        self,
+        *,
+        service: ecs.FargateService,
+        proxy_requests: cloudwatch.IMetric,
+        proxy_5xx: cloudwatch.IMetric,
+        certificate_days_left: cloudwatch.IMetric,
+        certificate_alarm_days: float,
+        dns_update_errors: cloudwatch.IMetric,
+        health_check_status: cloudwatch.IMetric,
+        backup_error_metric: cloudwatch.IMetric | None,
+        drill_failed_alarm: cloudwatch.Alarm | None,
+        grace_period: Duration,
+    ) -> None:
+        """Alarms and dashboard of the direct edge (no load balancer, no target group).
+
+        The load balancer's host counts have no equivalent here: "unhealthy" is the external
+        Route 53 health check's alarm (in us-east-1, direct/health_stack.py); "no healthy
+        hosts" becomes "no running task" (ECS reports no service metric without a RUNNING
+        task); "too many healthy hosts" has none (ECS's service metrics do not count tasks;
+        the backup lease still keeps a second task from writing).
+        """
+        self._alarm(
+            "NoRunningTask",
+            "No PDS task is running (ECS reports no service metrics): the PDS is down.",
+            service.metric_cpu_utilization(statistic="SampleCount", period=ALARM_PERIOD),
+            threshold=1,
+            comparison=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+            evaluation_periods=no_healthy_hosts_periods(grace_period),
+            missing=cloudwatch.TreatMissingData.BREACHING,
+        )
+        self._alarm(
+            "Proxy5xx",
+            "The PDS or the proxy in front of it answers with server errors (HTTP 5xx).",
+            proxy_5xx,
+            threshold=TARGET_5XX_THRESHOLD,
+        )
+        self._alarm(
+            "CertificateExpiring",
+            f"The TLS certificate expires in less than {certificate_alarm_days:.0f} days: renewals "
+            "are failing (see the tls container's log), or the certificate keeper stopped.",
+            certificate_days_left,
+            threshold=certificate_alarm_days,
+            comparison=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+            missing=cloudwatch.TreatMissingData.BREACHING,
+        )
+        self._alarm(
+            "DnsUpdateFailed",
+            "The DNS records could not be pointed at a new PDS task: the domain may name an "
+            "old address (see the DNS updater's log).",
+            dns_update_errors,
+            threshold=1,
+        )
+        self._alarm(
+            "PdsLogErrors",
+            "The PDS logs errors (level error or fatal) in its log group.",
+            self.pds_error_metric,
+            threshold=PDS_LOG_ERRORS_THRESHOLD,
+        )
+        if backup_error_metric is not None:
+            self._alarm(
+                "BackupErrors",
+                "The backup sidecar logs errors: replication or key upload may be failing.",
+                backup_error_metric,
+                threshold=1,
+            )
+        if drill_failed_alarm is not None:
+            self._notify(drill_failed_alarm)
+            self.alarms["RestoreDrillFailed"] = drill_failed_alarm
+        errors: list[cloudwatch.IMetric] = [self.pds_error_metric]
+        if backup_error_metric is not None:
+            errors.append(backup_error_metric)
+        self.dashboard = cloudwatch.Dashboard(
+            self,
+            "Dashboard",
+            dashboard_name=dashboard_name(self._config),
+            widgets=[
+                [
+                    cloudwatch.GraphWidget(
+                        title="Requests (proxy)", left=[proxy_requests], width=8
+                    ),
+                    cloudwatch.GraphWidget(
+                        title="External health check (Route 53, us-east-1)",
+                        left=[health_check_status],
+                        width=8,
+                    ),
+                    cloudwatch.GraphWidget(title="HTTP 5xx (proxy)", left=[proxy_5xx], width=8),
+                ],
+                [
+                    cloudwatch.GraphWidget(
+                        title="Task CPU and memory (%)",
+                        left=[
+                            service.metric_cpu_utilization(),
+                            service.metric_memory_utilization(),
+                        ],
+                        width=8,
+                    ),
+                    cloudwatch.GraphWidget(
+                        title="Certificate days left", left=[certificate_days_left], width=8
+                    ),
+                    cloudwatch.GraphWidget(title="Log errors", left=errors, width=8),
+                ],
+                [
+                    cloudwatch.AlarmStatusWidget(
+                        title="Alarms", alarms=list(self.alarms.values()), width=24
+                    )
+                ],
+            ],
+        )

@@ -263,7 +263,12 @@ class PdsService(Construct):
             self,
             "TaskSecurityGroup",
             vpc=vpc,
-            description="PDS task: inbound only from the load balancer, outbound to the network",
+            description=(
+                "PDS task: inbound 80 and 443 from the internet (its TLS proxy), outbound "
+                "to the network"
+                if config.is_direct
+                else "PDS task: inbound only from the load balancer, outbound to the network"
+            ),
             allow_all_outbound=True,
         )
         self.service = ecs.FargateService(

@@ -22,6 +22,7 @@ from aws_cdk import (
     Tags,
     Validations,
 )
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -36,6 +37,8 @@ from pds_aws.backup.construct import (
     grant_backup_access,
 )
 from pds_aws.config import Config
+from pds_aws.direct.construct import CERTIFICATE_ALARM_DAYS, DirectEdge
+from pds_aws.direct.health_stack import HEALTH_REGION
 from pds_aws.email.construct import Email
 from pds_aws.infra.alb import HEALTH_CHECK_INTERVAL as ALB_HEALTH_CHECK_INTERVAL
 from pds_aws.infra.alb import HEALTHY_THRESHOLD, Edge
@@ -45,7 +48,7 @@ from pds_aws.infra.network import AZ_COUNT, Network
 from pds_aws.infra.operator import Operator
 from pds_aws.infra.service import PdsSecrets, PdsService
 from pds_aws.infra.storage import ROTATION_KEY_USE_ACTIONS, Storage
-from pds_aws.names import BACKUP_PREFIX, PDS_CONTAINER, PDS_PORT
+from pds_aws.names import BACKUP_PREFIX, DATA_DIRECTORY, PDS_CONTAINER, PDS_PORT
 from pds_aws.relay.construct import RelayWatchdog
 
 PROJECT_TAG = "pds-aws"
@@ -53,10 +56,15 @@ SMTP_GENERATION_LABEL = "pds-aws.smtp-credentials-generation"
 # The PDS opens its databases, runs migrations and answers its health URL within seconds
 # locally; a minute covers a cold Fargate start of the image.
 PDS_START_MARGIN = Duration.seconds(60)
+# The dashboard's view of the account's Route 53 health checks (their metrics are in us-east-1,
+# the check itself in the health stack, whose id this stack cannot reference across regions).
+HEALTH_CHECK_SEARCH = (
+    "SEARCH('{AWS/Route53,HealthCheckId} MetricName=\"HealthCheckStatus\"', 'Minimum', 60)"
+)
 
 
 def health_check_grace_period() -> Duration:
-    """How long ECS ignores the ALB's verdict on a new task.
+    """How long a new task may take to become healthy (ECS ignores the ALB's verdict so long).
 
     The sidecar may restore for its whole health window (start period + retries x interval)
     before the PDS may start; then the PDS starts and must pass HEALTHY_THRESHOLD ALB checks.
@@ -89,13 +97,20 @@ class _TagRawResources:
 
 
 class PdsStack(Stack):
-    """One Bluesky PDS: network, edge, storage, e-mail, service, backup, monitoring."""
+    """One Bluesky PDS: network, edge, storage, e-mail, service, backup, monitoring.
+
+    The edge is `[edge] kind`: an ALB (infra/alb.py), or "direct" (direct/construct.py: the
+    task's own address, a TLS proxy in the task, DNS records that follow the task; its
+    external health check lives in a us-east-1 stack, direct/health_stack.py).
+    """
 
     def __init__(
         self, scope: Construct, construct_id: str, *, config: Config, **kwargs: Any
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.config = config
+        # Set by infra.synth.add_stack: the us-east-1 health-check stack of the direct edge.
+        self.health_stack: Stack | None = None
         region = config.aws.region
 
         hosted_zone = route53.HostedZone.from_hosted_zone_attributes(
@@ -105,13 +120,17 @@ class PdsStack(Stack):
             zone_name=config.pds.hosted_zone_name,
         )
         network = Network(self, "Network", container_insights=config.monitoring.container_insights)
-        edge = Edge(
-            self,
-            "Edge",
-            config=config,
-            vpc=network.vpc,
-            vpc_subnets=network.public_subnets,
-            hosted_zone=hosted_zone,
+        edge = (
+            None
+            if config.is_direct
+            else Edge(
+                self,
+                "Edge",
+                config=config,
+                vpc=network.vpc,
+                vpc_subnets=network.public_subnets,
+                hosted_zone=hosted_zone,
+            )
         )
         email = Email(self, "Email", config=config, hosted_zone=hosted_zone, region=region)
         storage = Storage(self, "Storage", config=config, s3_endpoint=network.s3_endpoint)
@@ -153,16 +172,51 @@ class PdsStack(Stack):
             )
         )
 
-        # The load balancer reaches the PDS container, and only it, on the PDS port.
-        edge.target_group.add_target(
-            service.service.load_balancer_target(
-                container_name=PDS_CONTAINER, container_port=PDS_PORT
-            )
-        )
-        cfn_service = service.service.node.default_child
-        assert isinstance(cfn_service, ecs.CfnService)
+        direct: DirectEdge | None = None
         grace_period = health_check_grace_period()
-        cfn_service.health_check_grace_period_seconds = int(grace_period.to_seconds())
+        if edge is not None:
+            # The load balancer reaches the PDS container, and only it, on the PDS port.
+            edge.target_group.add_target(
+                service.service.load_balancer_target(
+                    container_name=PDS_CONTAINER, container_port=PDS_PORT
+                )
+            )
+            cfn_service = service.service.node.default_child
+            assert isinstance(cfn_service, ecs.CfnService)
+            cfn_service.health_check_grace_period_seconds = int(grace_period.to_seconds())
+        else:
+            direct = DirectEdge(
+                self,
+                "Direct",
+                config=config,
+                cluster=network.cluster,
+                service=service.service,
+                task_definition=service.task_definition,
+                security_group=service.security_group,
+                data_volume_name=service.data_volume_name,
+                data_directory=DATA_DIRECTORY,
+                pds_port=PDS_PORT,
+                tls_image=backup.image,
+                hosted_zone_id=config.pds.hosted_zone_id,
+            )
+            # The certificate and the ACME account come back with the restore; the proxy
+            # starts once the sidecar has restored and the certificate is in place.
+            direct.tls_container.add_container_dependencies(
+                ecs.ContainerDependency(
+                    container=backup.container,
+                    condition=ecs.ContainerDependencyCondition.HEALTHY,
+                )
+            )
+            direct.proxy_container.add_container_dependencies(
+                ecs.ContainerDependency(
+                    container=backup.container,
+                    condition=ecs.ContainerDependencyCondition.HEALTHY,
+                ),
+                ecs.ContainerDependency(
+                    container=direct.tls_container,
+                    condition=ecs.ContainerDependencyCondition.HEALTHY,
+                ),
+            )
 
         # The first task must read the SMTP URL the custom resource writes, not the placeholder.
         service.service.node.add_dependency(email.smtp_credentials)
@@ -215,14 +269,35 @@ class PdsStack(Stack):
             )
         )
 
-        monitoring.watch(
-            load_balancer=edge.load_balancer,
-            target_group=edge.target_group,
-            service=service.service,
-            backup_error_metric=backup.error_metric,
-            drill_failed_alarm=backup.drill_failed_alarm,
-            grace_period=grace_period,
-        )
+        if edge is not None:
+            monitoring.watch(
+                load_balancer=edge.load_balancer,
+                target_group=edge.target_group,
+                service=service.service,
+                backup_error_metric=backup.error_metric,
+                drill_failed_alarm=backup.drill_failed_alarm,
+                grace_period=grace_period,
+            )
+        else:
+            assert direct is not None
+            monitoring.watch_direct(
+                service=service.service,
+                proxy_requests=direct.proxy_requests,
+                proxy_5xx=direct.proxy_5xx,
+                certificate_days_left=direct.certificate_days_left,
+                certificate_alarm_days=CERTIFICATE_ALARM_DAYS,
+                dns_update_errors=direct.dns_update_errors,
+                # Route 53 health-check metrics exist only in us-east-1 (the health stack).
+                health_check_status=cloudwatch.MathExpression(
+                    expression=HEALTH_CHECK_SEARCH,
+                    search_region=HEALTH_REGION,
+                    label="HealthCheckStatus",
+                    period=Duration.minutes(1),
+                ),
+                backup_error_metric=backup.error_metric,
+                drill_failed_alarm=backup.drill_failed_alarm,
+                grace_period=grace_period,
+            )
         # The stopped-task event of a failed drill (with ECS's stoppedReason) reaches the
         # operator beside the alarm; an SNS topic policy is per topic, not an account quota.
         backup.drill_failed_rule.add_target(targets.SnsTopic(monitoring.alarm_topic))
@@ -247,6 +322,7 @@ class PdsStack(Stack):
 
         self.network = network
         self.edge = edge
+        self.direct = direct
         self.email = email
         self.backup = backup
         self.storage = storage
@@ -263,7 +339,8 @@ class PdsStack(Stack):
         CfnOutput(self, "ClusterName", value=network.cluster.cluster_name)
         CfnOutput(self, "ServiceName", value=service.service.service_name)
         CfnOutput(self, "Url", value=f"https://{config.pds.domain}")
-        CfnOutput(self, "LoadBalancerDnsName", value=edge.load_balancer.load_balancer_dns_name)
+        if edge is not None:
+            CfnOutput(self, "LoadBalancerDnsName", value=edge.load_balancer.load_balancer_dns_name)
 
         Aspects.of(self).add(StackWideCheckovSkips())
 

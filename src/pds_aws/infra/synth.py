@@ -17,6 +17,7 @@ from typing import Any
 from aws_cdk import App, Environment, Stack
 
 from pds_aws.config import Config, ConfigError, load_config
+from pds_aws.direct.health_stack import HEALTH_REGION, HealthCheckStack, health_stack_name
 from pds_aws.infra.stack import PdsStack
 from pds_aws.names import EXAMPLE_CONFIG_FILE
 
@@ -32,14 +33,29 @@ CDK_CONTEXT: dict[str, Any] = {
 
 
 def add_stack(app: App, config: Config) -> PdsStack:
-    """The PDS stack in `app`, deployed to the config's account and region."""
-    return PdsStack(
+    """The PDS stack in `app`, deployed to the config's account and region.
+
+    With `[edge] kind = "direct"` the app also holds the health-check stack in us-east-1
+    (`stack.health_stack`), where Route 53 publishes health-check metrics.
+    """
+    stack = PdsStack(
         app,
         config.aws.stack_name,
         config=config,
         env=Environment(account=config.aws.account, region=config.aws.region),
         description=f"Bluesky PDS at {config.pds.domain} (pds-aws, {config.aws.mode.value} mode)",
     )
+    stack.health_stack = None
+    if config.is_direct:
+        stack.health_stack = HealthCheckStack(
+            app,
+            health_stack_name(config),
+            config=config,
+            env=Environment(account=config.aws.account, region=HEALTH_REGION),
+            description=f"External health check of the Bluesky PDS at {config.pds.domain} "
+            f"and its alarm (pds-aws; Route 53 health-check metrics exist only in {HEALTH_REGION})",
+        )
+    return stack
 
 
 def build_app(config: Config, *, outdir: str | None = None) -> tuple[App, Stack]:
@@ -54,6 +70,17 @@ def synthesize(config: Config) -> dict[str, Any]:
         app, stack = build_app(config, outdir=outdir)
         template: dict[str, Any] = app.synth().get_stack_by_name(stack.stack_name).template
     return template
+
+
+def synthesize_all(config: Config) -> dict[str, dict[str, Any]]:
+    """Every stack's template, by stack name (the PDS stack, and the health stack if direct)."""
+    with tempfile.TemporaryDirectory(prefix="pds-aws-synth-") as outdir:
+        app, stack = build_app(config, outdir=outdir)
+        assembly = app.synth()
+        names = [stack.stack_name]
+        if stack.health_stack is not None:
+            names.append(stack.health_stack.stack_name)
+        return {name: assembly.get_stack_by_name(name).template for name in names}
 
 
 def summarize(template: dict[str, Any]) -> str:

