@@ -209,7 +209,10 @@ def test_external_health_check_and_its_alarm_live_in_us_east_1(
     (N. Virginia) (Route 53 developer guide, "Monitoring health check status and getting
     notifications"), and an alarm's SNS action must be a topic of the alarm's region: the
     health check, the alarm and its topic form a stack deployed to us-east-1. The check probes
-    https://<domain>/xrpc/_health with SNI, as a relay reaches the PDS."""
+    http://<domain>/xrpc/_health through DNS and the proxy, which passes that one path to the
+    PDS on port 80. Route 53 counts an HTTP check healthy on a 2xx or 3xx answer ("How Amazon
+    Route 53 determines whether a health check is healthy"): the path must not be redirected,
+    or the check would pass without reaching the PDS (tests/unit/test_direct_parts.py)."""
     app = App(context=dict(CDK_CONTEXT))
     stack = add_stack(app, direct_config)
     assert stack.health_stack is not None
@@ -218,11 +221,10 @@ def test_external_health_check_and_its_alarm_live_in_us_east_1(
 
     check_id, check = only(direct_health_template, "AWS::Route53::HealthCheck")
     config = check["Properties"]["HealthCheckConfig"]
-    assert config["Type"] == "HTTPS"
+    assert config["Type"] == "HTTP"
     assert config["FullyQualifiedDomainName"] == direct_config.pds.domain
-    assert config["Port"] == 443
+    assert config["Port"] == 80
     assert config["ResourcePath"] == HEALTH_CHECK_PATH
-    assert config["EnableSNI"] is True
 
     _, alarm = only(direct_health_template, "AWS::CloudWatch::Alarm")
     props = alarm["Properties"]

@@ -90,7 +90,12 @@ def test_caddy_answers_robots_and_403_with_the_route_table_bodies() -> None:
 )
 def test_http_redirects_permanently_to_https(https_port: int, location: str) -> None:
     http = caddy_config(_site(https_port=https_port))["apps"]["http"]["servers"]["http"]
-    (redirect,) = http["routes"]
+    health, redirect = http["routes"]
+    # The one path answered over HTTP: the external health check's, by the PDS itself (a
+    # redirect would count as healthy for Route 53 without reaching the PDS).
+    assert re.search(health["match"][0]["path_regexp"]["pattern"], "/xrpc/_health")
+    assert not re.search(health["match"][0]["path_regexp"]["pattern"], "/xrpc/_healthx")
+    assert health["handle"][0]["handler"] == "reverse_proxy"
     assert redirect["handle"][0]["status_code"] == 301
     assert redirect["handle"][0]["headers"]["Location"] == [location]
 

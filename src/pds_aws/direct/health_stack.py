@@ -1,7 +1,10 @@
 """The direct edge's external health check and its alarm, in us-east-1 whatever the region.
 
-Route 53 health checkers probe the PDS's health endpoint over HTTPS from several AWS
-locations, as a relay or a user would reach it (through DNS, TLS and the proxy). Route 53
+Route 53 health checkers probe the PDS's health endpoint from several AWS locations, as a relay
+or a user would reach it: through DNS, the task's public address and the proxy. Over HTTP on
+port 80, where the proxy passes the health path to the PDS (direct/caddy.py): HTTPS is a
+Route 53 optional feature costing more than the check itself, and the certificate has its own
+alarm. Route 53
 publishes health-check metrics only in us-east-1 ("Monitoring health check status and getting
 notifications", Route 53 Developer Guide), and an alarm and its SNS action must be in the
 metric's region, so this small second stack lives there: the health check, the "PDS
@@ -41,7 +44,7 @@ def health_stack_name(config: Config) -> str:
 
 
 class HealthCheckStack(Stack):
-    """Route 53 health check of https://<domain>/xrpc/_health, alarm and topic (us-east-1)."""
+    """Route 53 health check of http://<domain>/xrpc/_health, alarm and topic (us-east-1)."""
 
     def __init__(
         self, scope: Construct, construct_id: str, *, config: Config, **kwargs: Any
@@ -52,11 +55,10 @@ class HealthCheckStack(Stack):
             self,
             "PdsHealthCheck",
             health_check_config=route53.CfnHealthCheck.HealthCheckConfigProperty(
-                type="HTTPS",
+                type="HTTP",
                 fully_qualified_domain_name=domain,
-                port=443,
+                port=80,
                 resource_path=HEALTH_CHECK_PATH,
-                enable_sni=True,
                 request_interval=REQUEST_INTERVAL,
                 failure_threshold=FAILURE_THRESHOLD,
             ),
@@ -92,7 +94,7 @@ class HealthCheckStack(Stack):
             "PdsUnhealthyAlarm",
             alarm_description=(
                 f"Route 53 health checkers cannot get a healthy answer from "
-                f"https://{domain}{HEALTH_CHECK_PATH}: the PDS is down or unreachable ({domain})"
+                f"http://{domain}{HEALTH_CHECK_PATH}: the PDS is down or unreachable ({domain})"
             ),
             metric=status,
             threshold=1,
