@@ -22,12 +22,10 @@ _TEMPLATES: dict[str, dict[str, Any]] = {}
 
 
 def synthesize(config: Config) -> dict[str, Any]:
-    """The real synthesis, once per distinct config in this test session."""
+    """The real synthesis (every stack of the app), once per distinct config in this session."""
     key = config.model_dump_json()
     if key not in _TEMPLATES:
-        from pds_aws.infra.synth import synthesize as real_synthesize
-
-        _TEMPLATES[key] = real_synthesize(config)
+        _TEMPLATES[key] = cost.synthesize_app(config)
     return _TEMPLATES[key]
 
 
@@ -148,9 +146,7 @@ def test_the_default_config_beats_the_reference_target(config: Config) -> None:
 def test_pds_aws_cost_json(
     config: Config, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import pds_aws.infra.synth
-
-    monkeypatch.setattr(pds_aws.infra.synth, "synthesize", synthesize)
+    monkeypatch.setattr(cost, "synthesize_app", synthesize)
     assert cli_main(["cost", "-c", str(EXAMPLE), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["unpriced"] == []

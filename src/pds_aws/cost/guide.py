@@ -12,7 +12,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from pds_aws.config import Config
-from pds_aws.cost.model import estimate_config
+from pds_aws.cost.direct_guide import direct_section
+from pds_aws.cost.model import estimate_config, synthesize_app
 from pds_aws.cost.prices import price_regions
 from pds_aws.cost.results import Estimate
 from pds_aws.cost.shapes import SHAPES, Shape, Synthesizer, estimate_shapes
@@ -154,6 +155,7 @@ def render_guide(
             if idle and idle_monthly >= IDLE_BACKUP_NEAR_ZERO_USD
             else []
         ),
+        *direct_section(estimates, default, markdown_table),
         f"## The default config in detail ({default.region})",
         "",
     ]
@@ -209,9 +211,7 @@ def render_guide(
 def build_guide(config: Config, synthesize: Synthesizer | None = None) -> str:
     """guides/COST.md for `config` (the project's example config)."""
     if synthesize is None:
-        from pds_aws.infra import synth
-
-        synthesize = synth.synthesize
+        synthesize = synthesize_app
     return render_guide(config, estimate_shapes(config, synthesize))
 
 

@@ -12,14 +12,14 @@ nothing is skipped silently. The table is `table.py`, the shapes `shapes.py`, gu
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from pds_aws.config import Config
 from pds_aws.cost import compute, monitoring, network, storage
 from pds_aws.cost.context import Handler, PricingContext
 from pds_aws.cost.measured import MeasuredRate, backup_idle_rate, read_idle_measurement
-from pds_aws.cost.prices import PriceBook, load_prices
+from pds_aws.cost.prices import PriceBook, PricingError, load_prices
 from pds_aws.cost.results import Charge, Estimate, Kind, LineItem, Unpriced
 from pds_aws.cost.table import quantity
 
@@ -45,6 +45,7 @@ _HANDLERS: dict[str, Handler] = {
     "AWS::EC2::NatGateway": network.price_nat_gateway,
     "AWS::EC2::EIP": network.price_eip,
     "AWS::ECS::Cluster": compute.price_cluster,
+    "AWS::Route53::HealthCheck": network.price_health_check,
 }
 _STACK_PRICED: dict[str, Callable[[PricingContext], None]] = {
     "AWS::S3::Bucket": storage.price_buckets,
@@ -193,12 +194,29 @@ def estimate(
     )
 
 
-def estimate_config(config: Config) -> Estimate:
-    """Synthesize the stack of `config` and price it."""
-    from pds_aws.infra.synth import synthesize
+def merge_templates(templates: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """The resources of several stacks of one app as one template (the direct shape's PDS stack
+    and its us-east-1 health-check stack), priced together so free tiers count once."""
+    merged: dict[str, Any] = {}
+    for template in templates:
+        for logical_id, resource in template.get("Resources", {}).items():
+            if logical_id in merged:
+                raise PricingError(f"logical id {logical_id} is in two stacks of the app")
+            merged[logical_id] = resource
+    return {"Resources": merged}
 
+
+def synthesize_app(config: Config) -> dict[str, Any]:
+    """Every stack `config` deploys, as one template to price."""
+    from pds_aws.infra.synth import synthesize_all
+
+    return merge_templates(synthesize_all(config).values())
+
+
+def estimate_config(config: Config) -> Estimate:
+    """Synthesize the stack(s) of `config` and price them."""
     return estimate(
-        synthesize(config),
+        synthesize_app(config),
         config,
         backup_idle=backup_idle_rate(config.cost, read_idle_measurement()),
     )

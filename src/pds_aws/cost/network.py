@@ -77,3 +77,42 @@ def price_hosted_zone(ctx: PricingContext, logical_id: str, res: Mapping[str, An
     ctx.add(
         Charge("Route 53 hosted zones", "route53_hosted_zone_month", 1, Kind.FIXED, (logical_id,))
     )
+
+
+def health_check_features(config: Mapping[str, Any]) -> list[str]:
+    """The settings Route 53 bills as optional features, each per month."""
+    kind = str(config.get("Type", ""))
+    features = []
+    if kind.startswith("HTTPS"):
+        features.append("HTTPS")
+    if kind.endswith("STR_MATCH"):
+        features.append("string matching")
+    if int(config.get("RequestInterval", 30)) < 30:
+        features.append("fast interval")
+    if config.get("MeasureLatency"):
+        features.append("latency measurement")
+    return features
+
+
+def price_health_check(ctx: PricingContext, logical_id: str, res: Mapping[str, Any]) -> None:
+    config = res.get("Properties", {}).get("HealthCheckConfig", {})
+    kind = str(config.get("Type", "?"))
+    ctx.add(
+        Charge(
+            f"Route 53 health checks ({kind})",
+            "route53_health_check_month",
+            1,
+            Kind.FIXED,
+            (logical_id,),
+        )
+    )
+    for feature in health_check_features(config):
+        ctx.add(
+            Charge(
+                f"Route 53 health check optional feature: {feature}",
+                "route53_health_check_feature_month",
+                1,
+                Kind.FIXED,
+                (logical_id,),
+            )
+        )

@@ -71,6 +71,22 @@ SHAPES: tuple[Shape, ...] = (
         "The reference's 1 vCPU / 2 GB x86 task in this stack, for a like-for-like comparison.",
     ),
     Shape(
+        "Direct edge (no load balancer)",
+        ('[edge] kind = "direct"',),
+        # Spot is the direct edge's default when [task] spot is unset, as in pds.example.toml.
+        {"edge": {"kind": "direct"}, "task": {"spot": True}},
+        "No ALB: the task's own address, Caddy and a Let's Encrypt wildcard certificate in the "
+        "task, DNS records that follow the task, an external Route 53 health check in "
+        'us-east-1; on Fargate Spot by default. See "Direct edge" below for what it gives up.',
+    ),
+    Shape(
+        "Direct edge + 0.25 vCPU",
+        ('[edge] kind = "direct"', "[task] cpu = 256"),
+        {"edge": {"kind": "direct"}, "task": {"spot": True, "cpu": 256}},
+        "The direct edge with a quarter of a vCPU: the 0.25 vCPU trade-off above, and the proxy "
+        "shares that CPU.",
+    ),
+    Shape(
         "Default in us-east-1",
         ('[aws] region = "us-east-1"',),
         {"aws": {"region": "us-east-1"}},

@@ -1,0 +1,90 @@
+"""The cost of the direct shape (issue 11): at most $12 fixed a month in us-east-2 with its
+defaults, at most $10 with 0.25 vCPU, nothing unpriced, the health check and its us-east-1
+alarm included."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pds_aws.config import Config
+from pds_aws.cost import model as cost
+from pds_aws.cost.measured import backup_idle_rate, read_idle_measurement
+from pds_aws.cost.prices import PricingError
+from pds_aws.cost.results import Estimate
+
+
+def priced(config: Config, templates: dict[str, dict[str, Any]]) -> Estimate:
+    idle = backup_idle_rate(config.cost, read_idle_measurement())
+    return cost.estimate(cost.merge_templates(templates.values()), config, backup_idle=idle)
+
+
+def monthly(est: Estimate, *keys: str) -> float:
+    return sum(line.monthly for line in est.lines if line.price_key in keys)
+
+
+@pytest.fixture(scope="module")
+def direct(direct_config: Config, direct_templates: dict[str, dict[str, Any]]) -> Estimate:
+    return priced(direct_config, direct_templates)
+
+
+def test_direct_defaults_cost_at_most_12_dollars_fixed_with_nothing_unpriced(
+    direct: Estimate, direct_config: Config
+) -> None:
+    assert direct_config.aws.region == "us-east-2"
+    assert direct.unpriced == ()
+    assert direct.fixed_monthly <= 12.0, "\n".join(
+        f"  ${line.monthly:6.2f} {line.resource}" for line in direct.lines if line.monthly
+    )
+    # No load balancer line; one public address (the task's), not the ALB's two + the task's.
+    assert monthly(direct, "alb_hour", "alb_lcu_hour") == 0
+    assert monthly(direct, "public_ipv4_hour") == pytest.approx(730 * 0.005)  # 730 h x $0.005
+    # The us-east-1 stack is priced too: one basic HTTP health check, no optional feature.
+    assert monthly(direct, "route53_health_check_month") == pytest.approx(0.75)
+    assert monthly(direct, "route53_health_check_feature_month") == 0
+    # Spot arm64, 0.5 vCPU / 1 GB: 365 vCPU-h x $0.00971 + 730 GB-h x $0.00107.
+    fargate = sum(
+        line.monthly
+        for line in direct.lines
+        if line.resource.startswith("ECS service")
+        and line.price_key in ("fargate_spot_arm_vcpu_hour", "fargate_spot_arm_gb_hour")
+    )
+    assert fargate == pytest.approx(365 * 0.00971 + 730 * 0.00107)
+
+
+def test_direct_with_a_quarter_vcpu_costs_at_most_10_dollars_fixed(
+    config_factory: Any, direct: Estimate
+) -> None:
+    from pds_aws.infra.synth import synthesize_all
+
+    quarter_config = config_factory(edge={"kind": "direct"}, task={"cpu": 256})
+    quarter = priced(quarter_config, synthesize_all(quarter_config))
+    assert quarter.unpriced == ()
+    assert quarter.fixed_monthly <= 10.0
+    # The difference is the quarter vCPU less on Spot arm64: 0.25 x 730 h x $0.00971.
+    assert direct.fixed_monthly - quarter.fixed_monthly == pytest.approx(
+        0.25 * 730 * 0.00971, abs=0.01
+    )
+
+
+def test_an_https_health_check_would_add_an_optional_feature(direct_config: Config) -> None:
+    """Route 53 bills HTTPS as an optional feature of a health check (prices.toml source)."""
+    template = {
+        "Resources": {
+            "Check": {
+                "Type": "AWS::Route53::HealthCheck",
+                "Properties": {"HealthCheckConfig": {"Type": "HTTPS", "RequestInterval": 10}},
+            }
+        }
+    }
+    est = cost.estimate(template, direct_config)
+    assert monthly(est, "route53_health_check_month") == pytest.approx(0.75)
+    # HTTPS and the 10 s "fast" interval: two features at $2.00.
+    assert monthly(est, "route53_health_check_feature_month") == pytest.approx(4.00)
+
+
+def test_merging_stacks_refuses_a_logical_id_in_both() -> None:
+    one = {"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}}
+    with pytest.raises(PricingError, match="Topic"):
+        cost.merge_templates([one, one])
