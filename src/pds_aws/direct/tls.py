@@ -271,7 +271,9 @@ def health(settings: Settings) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="pds-aws-tls", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="pds-aws-tls", description="Keeps the direct edge's wildcard certificate."
+    )
     parser.add_argument("command", choices=["run", "health"])
     args = parser.parse_args(argv)
     settings = Settings.from_environment(dict(os.environ))
