@@ -76,6 +76,7 @@ def synthesize_all(config: Config) -> dict[str, dict[str, Any]]:
     """Every stack's template, by stack name (the PDS stack, and the health stack if direct)."""
     with tempfile.TemporaryDirectory(prefix="pds-aws-synth-") as outdir:
         app, stack = build_app(config, outdir=outdir)
+        assert isinstance(stack, PdsStack)
         assembly = app.synth()
         names = [stack.stack_name]
         if stack.health_stack is not None:
