@@ -87,7 +87,13 @@ def direct_section(
                 usd(direct.total_monthly),
                 usd(quarter.total_monthly),
             ),
-            ("load balancer", "ALB", usd(cost_of(default, "alb_hour", "alb_lcu_hour")), "none", "none"),
+            (
+                "load balancer",
+                "ALB",
+                usd(cost_of(default, "alb_hour", "alb_lcu_hour")),
+                "none",
+                "none",
+            ),
             (
                 "public IPv4 addresses",
                 "3",
