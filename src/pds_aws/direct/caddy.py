@@ -31,6 +31,11 @@ from pds_aws.routes import (
     pds_paths_regex,
 )
 
+PROXY_CONTAINER_NAME = "proxy"
+TLS_CONTAINER_NAME = "tls"
+# The task's proxy container gets the configuration in this variable and writes it to the file.
+CADDY_CONFIG_ENV = "CADDY_CONFIG_JSON"
+CADDY_CONFIG_FILE = "/config/caddy/pds.json"
 ADMIN_ADDRESS = "127.0.0.1:2019"
 # The PDS closes idle keep-alive connections after 90 s (server.keepAliveTimeout in
 # @atproto/pds); the proxy must drop its idle upstream connections first, or it reuses a

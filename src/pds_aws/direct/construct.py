@@ -34,16 +34,24 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from pds_aws.config import Config
-from pds_aws.direct.caddy import CertificateFiles, ProxySite, caddy_config
+from pds_aws.direct.caddy import (
+    CADDY_CONFIG_ENV,
+    CADDY_CONFIG_FILE,
+    CertificateFiles,
+    ProxySite,
+    caddy_config,
+)
+from pds_aws.direct.caddy import (
+    PROXY_CONTAINER_NAME as PROXY_CONTAINER_NAME,
+)
+from pds_aws.direct.caddy import (
+    TLS_CONTAINER_NAME as TLS_CONTAINER_NAME,
+)
 from pds_aws.direct.tls import CERTIFICATE_FILE, KEY_FILE, LIVE_DIR, TLS_DIR
 from pds_aws.infra.compliance import skip_checkov
 from pds_aws.versions import CADDY_IMAGE
 
-PROXY_CONTAINER_NAME = "proxy"
-TLS_CONTAINER_NAME = "tls"
 PUBLIC_PORTS = (80, 443)
-CADDY_CONFIG_FILE = "/config/caddy/pds.json"
-CADDY_CONFIG_ENV = "CADDY_CONFIG_JSON"
 HANDLER_DIRECTORY = Path(__file__).resolve().parent / "dns_updater"
 # Renewal starts at 30 days left (direct/tls.py): below 21, renewals have failed for 9 days.
 CERTIFICATE_ALARM_DAYS = 21

@@ -14,6 +14,9 @@ renewal it tells Caddy to reload. Every check logs a JSON line with `days_left`,
 stack's "certificate expiring" alarm reads: a renewal that keeps failing alarms weeks before
 the certificate expires, and so does a keeper that stopped logging.
 
+Locally (`make run`), the local runtime sets TLS_LOCAL_CA to its local certificate authority
+(direct/local_ca.py), which issues instead of Let's Encrypt; everything else is the same.
+
     pds-aws-tls run       keep the certificate (loop)
     pds-aws-tls health    exit 0 when a certificate for the names is in place and unexpired
 """
@@ -60,6 +63,7 @@ class Settings:
     acme_directory: str
     acme_email: str
     caddy_admin: str  # "" when there is no Caddy to reload
+    local_ca: Path | None = None  # the local runtime's authority instead of the ACME server
 
     @property
     def names(self) -> list[str]:
@@ -97,6 +101,7 @@ class Settings:
             acme_directory=env["ACME_DIRECTORY"],
             acme_email=env.get("ACME_EMAIL", ""),
             caddy_admin=env.get("CADDY_ADMIN", ""),
+            local_ca=Path(env["TLS_LOCAL_CA"]) if env.get("TLS_LOCAL_CA") else None,
         )
 
 
@@ -169,8 +174,35 @@ def _replace(source: Path, target: Path, mode: int) -> None:
     tmp.replace(target)
 
 
+def _write(data: bytes, target: Path, mode: int) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_bytes(data)
+    tmp.chmod(mode)
+    tmp.replace(target)
+
+
+def obtain_locally(settings: Settings, directory: Path) -> None:
+    """The local runtime's authority issues the certificate (no ACME, no network)."""
+    from pds_aws.direct.local_ca import LocalAuthority, issue
+
+    authority = LocalAuthority(directory)
+    log("info", "requesting a certificate", names=settings.names, server=f"local CA {directory}")
+    chain, key, serial = issue(authority, settings.names)
+    _write(key, settings.key, 0o600)
+    _write(chain, settings.certificate, 0o644)
+    # The stand-in for certbot's ACME account: backed up and restored with the certificate.
+    account = settings.account / "local-ca.json"
+    if not account.is_file():
+        _write(json.dumps({"authority": str(directory)}).encode(), account, 0o600)
+    log("info", "local CA issued", serial=serial)
+
+
 def obtain(settings: Settings) -> None:
     """Ask the ACME server for the wildcard certificate, with the restored account if any."""
+    if settings.local_ca is not None:
+        obtain_locally(settings, settings.local_ca)
+        return
     with tempfile.TemporaryDirectory(prefix="pds-aws-tls-") as tmp:
         work = Path(tmp)
         config_dir = work / "config"

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from pds_aws.config import Config
 from pds_aws.errors import LocalStateError
-from pds_aws.local import taskdef
+from pds_aws.local import direct_edge, taskdef
 from pds_aws.local.paths import (
     PACKAGE_DIR,
     LocalPaths,
@@ -169,8 +169,15 @@ class LocalRuntime:
         self._fresh_volume()
         endpoints = self._endpoints(task, ports)
         envs = self._start_containers(task, endpoints, local.secret_strings)
-        url = self._start_edge(ports)
+        direct = endpoints.direct
+        url = self._start_edge(ports) if direct is None else self._direct_ready(direct)
         return self._write_state(url, ports, endpoints, envs)
+
+    def _direct_ready(self, direct: direct_edge.DirectPorts) -> str:
+        proxy = self.processes[direct_edge.PROXY_CONTAINER_NAME]
+        url = direct_edge.wait_serving(proxy, self.config.pds.domain, direct, self.progress)
+        self._mark("proxy_ready")
+        return url
 
     def _check_can_start(self) -> None:
         """Everything installed, no other run active; the PDS version difference noted."""
@@ -298,6 +305,7 @@ class LocalRuntime:
             region=self.config.aws.region,
             volumes={name: self.paths.data for name in task.volumes},
             bin_dir=self.paths.bin_dir,
+            direct=direct_edge.local_ports(self.config, self.paths.local, ports.public),
         )
 
     def _start_containers(
@@ -363,11 +371,13 @@ class LocalRuntime:
         backup_env = envs.get(BACKUP_CONTAINER, {})
         self.state = LocalState(
             url=url,
-            public_url=f"http://localhost:{ports.public}",
+            public_url=url if endpoints.direct else f"http://localhost:{ports.public}",
             pds_url=f"http://127.0.0.1:{ports.pds}",
             admin_password=pds_env.get("PDS_ADMIN_PASSWORD", ""),
             rate_limit_bypass_key=pds_env.get("PDS_RATE_LIMIT_BYPASS_KEY", ""),
-            handle_domain=taskdef.LOCAL_HANDLE_DOMAIN,
+            handle_domain=(
+                f".{self.config.pds.domain}" if endpoints.direct else taskdef.LOCAL_HANDLE_DOMAIN
+            ),
             mail_dir=str(paths.mail),
             moto_url=ports.aws_url,
             region=self.config.aws.region,
@@ -398,7 +408,9 @@ class LocalRuntime:
         assert self.task is not None
         for dependency, condition in container.depends_on:
             self._wait_dependency(dependency, condition, container.name)
-        argv = taskdef.local_command(container, node=self.paths.node, launcher=self.pds_launcher)
+        argv = direct_edge.local_command(container, env, endpoints) or taskdef.local_command(
+            container, node=self.paths.node, launcher=self.pds_launcher
+        )
         if container.name == PDS_CONTAINER:
             env = {
                 **env,
@@ -579,6 +591,7 @@ _OWN_PROCESS_MARKERS = (
     "pds_launcher.cjs",
     "plc_launcher.cjs",
     "pds-aws-backup",
+    *direct_edge.PROCESS_MARKERS,
 )
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pds_aws.errors import PdsAwsError
+from pds_aws.local import direct_edge
 from pds_aws.names import BACKUP_CONTAINER, PDS_CONTAINER
 
 LOCAL_BACKUP_LEASE_SECONDS = "15"
@@ -442,10 +443,20 @@ class LocalEndpoints:
     region: str
     volumes: Mapping[str, Path]  # task volume name -> host directory
     bin_dir: Path  # the virtualenv's bin: node 24, litestream, pds-aws-backup
+    # With [edge] kind = "direct": the local Caddy's ports and the local authority.
+    direct: direct_edge.DirectPorts | None = None
 
 
 def local_pds_environment(endpoints: LocalEndpoints) -> dict[str, str]:
     """What the local PDS needs instead of its AWS values, and why each one differs."""
+    if endpoints.direct is not None:
+        return direct_edge.pds_environment(
+            listen_port=endpoints.pds_listen_port,
+            plc_url=endpoints.plc_url,
+            aws_url=endpoints.aws_url,
+            smtp_url=endpoints.smtp_url,
+            authority=endpoints.direct.authority,
+        )
     return {
         # The PDS's public URL is http://localhost:PDS_PORT when the hostname is localhost;
         # PDS_PORT is the edge's port, as https://<domain> is the ALB on AWS.
@@ -528,6 +539,8 @@ def container_environment(
         for name in REMOVED_PDS_ENVIRONMENT:
             env.pop(name, None)
         env.update(local_pds_environment(endpoints))
+    if endpoints.direct is not None:
+        env.update(direct_edge.container_environment(container.name, endpoints.direct))
     return env
 
 
