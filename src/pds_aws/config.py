@@ -292,14 +292,27 @@ class AwsSettings(_Section):
         return value
 
 
+FARGATE_FREE_EPHEMERAL_GIB = 20
+
+
 class TaskSettings(_Section):
     # 0.5 vCPU / 1 GiB, chosen from the task's measured memory and CPU with 20 accounts under
     # load (BENCHMARKS.md, "Task size"); the cost of other sizes is in guides/COST.md.
     cpu: int = 512
     memory: int = 1024
     architecture: Architecture = Architecture.ARM64
-    ephemeral_storage_gib: Annotated[int, Field(ge=21, le=200)] = 21
+    # 20 GiB is what Fargate gives a task without charge when the task definition names no
+    # size (CloudFormation takes 21..200 when it does, billed above 20).
+    ephemeral_storage_gib: Annotated[int, Field(ge=FARGATE_FREE_EPHEMERAL_GIB, le=200)] = (
+        FARGATE_FREE_EPHEMERAL_GIB
+    )
     spot: bool = False
+
+    @property
+    def ephemeral_storage_setting(self) -> int | None:
+        """The task definition's EphemeralStorage size, None for Fargate's free default."""
+        gib = self.ephemeral_storage_gib
+        return None if gib == FARGATE_FREE_EPHEMERAL_GIB else gib
 
     @model_validator(mode="after")
     def _fargate_size(self) -> TaskSettings:

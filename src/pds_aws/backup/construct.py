@@ -283,7 +283,7 @@ class BackupSidecar(Construct):
             cpu=config.task.cpu,
             memory_limit_mib=config.task.memory,
             # The drill restores everything the PDS task holds: give it the same disk.
-            ephemeral_storage_gib=config.task.ephemeral_storage_gib,
+            ephemeral_storage_gib=config.task.ephemeral_storage_setting,
             runtime_platform=ecs.RuntimePlatform(
                 cpu_architecture=cpu_architecture(config.task.architecture),
                 operating_system_family=ecs.OperatingSystemFamily.LINUX,

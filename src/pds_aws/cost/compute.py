@@ -7,12 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pds_aws.config import FARGATE_FREE_EPHEMERAL_GIB  # Fargate bills storage above it
 from pds_aws.cost.context import PricingContext
 from pds_aws.cost.results import Charge, Kind, Unpriced
 from pds_aws.cost.template import display_name, ref_id, runs_per_month
-
-# Fargate bills ephemeral storage above this size.
-FARGATE_FREE_EPHEMERAL_GIB = 20
 
 # Assumed run of a deploy-time custom resource function (seconds) and invocations per deploy.
 CUSTOM_RESOURCE_SECONDS = 30.0

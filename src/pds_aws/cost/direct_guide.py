@@ -4,7 +4,9 @@ and what it gives up (failover time part by part, Let's Encrypt, no allow-list o
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
+from pds_aws.cost.measured import read_direct_failover
 from pds_aws.cost.results import Estimate
 from pds_aws.cost.table import usd
 
@@ -12,47 +14,64 @@ DIRECT_SHAPE = "Direct edge (no load balancer)"
 DIRECT_QUARTER_SHAPE = "Direct edge + 0.25 vCPU"
 HEALTH_CHECK_PRICES = ("route53_health_check_month", "route53_health_check_feature_month")
 
-# The failover of the direct shape, task lost -> serving on a new address, part by part. Each
-# figure says where it comes from: measured (BENCHMARKS.md), configured (the stack), or modeled.
-FAILOVER_PARTS: tuple[tuple[str, str, str], ...] = (
-    (
-        "detection",
-        "0 s when the task stops (crash, Spot interruption: ECS replaces it at once); up to "
-        "45 s when it hangs (PDS container health check: 3 x 15 s)",
-        "configured (infra/service.py)",
-    ),
-    (
-        "new task placed and images pulled",
-        "about 60 s",
-        "modeled: Fargate publishes no figure; not measurable here",
-    ),
-    (
-        "restore (backup sidecar healthy)",
-        "12.2 s with 200 accounts, 52.6 s with 1,000 (moto as S3)",
-        "measured: BENCHMARKS.md, Restore rate",
-    ),
-    (
-        "PDS start after the restore",
-        "9.8 s (warm restart, 100 accounts: backup healthy 22.7 s -> PDS healthy 32.5 s)",
-        "measured: BENCHMARKS.md, local runtime",
-    ),
-    (
-        "certificate",
-        "0 s: restored with the backup, no ACME request (a first issue takes about a minute)",
-        "by design (direct/tls.py)",
-    ),
-    (
-        "DNS",
-        "records updated when the task is RUNNING (before the restore ends); resolvers keep the "
-        "old address up to the TTL, 60 s ([edge] dns_ttl_seconds), which overlaps the restore",
-        "configured",
-    ),
-    (
-        "alerting (not part of recovery)",
-        "PdsUnhealthy after 3 failed probes 30 s apart (90 s) and 2 one-minute alarm periods",
-        "configured (direct/health_stack.py)",
-    ),
-)
+
+def failover_parts(record: Mapping[str, Any] | None) -> list[tuple[str, str, str]]:
+    """The failover of the direct shape, task lost -> serving on a new address, part by part,
+    from benchmarks/direct_failover.py's record in measured.json (measured or modeled)."""
+    if record is None:
+        return [("all parts", "not measured yet", "run benchmarks/direct_failover.py --write")]
+    source = f"measured: BENCHMARKS.md, Direct edge ({record['accounts']} accounts, local)"
+    return [
+        (
+            "detection",
+            f"0 s when the task stops (crash, Spot interruption: ECS replaces it at once); "
+            f"{record['hung_detection_s']:.0f} s when it hangs",
+            "the PDS container's health check, interval x retries",
+        ),
+        (
+            "placement, network interface, image pulls",
+            f"{record['placement_and_pull_s']:.0f} s",
+            "assumed: Fargate publishes no figure; not measurable here",
+        ),
+        (
+            "restore (backup sidecar healthy, certificate included)",
+            f"{record['restore_s']} s",
+            source,
+        ),
+        ("PDS healthy after the restore", f"{record['pds_start_s']} s", source),
+        (
+            "certificate",
+            f"{record['certificate_keeper_s']} s: restored with the backup, "
+            f"no ACME request ({record['certificates_issued']} certificate in the whole run)",
+            source,
+        ),
+        ("proxy serving over TLS", f"{record['proxy_ready_s']} s", source),
+        (
+            "DNS",
+            f"records move when the task is RUNNING; Route 53 propagation "
+            f"{record['route53_propagation_s']:.0f} s + TTL {record['dns_ttl_s']} s "
+            "([edge] dns_ttl_seconds), alongside the restore",
+            "Route 53 GetChange (INSYNC within 60 s); the config",
+        ),
+        (
+            "alerting (not part of recovery)",
+            f"PdsUnhealthy after about {record['alarm_s']:.0f} s",
+            "health check 3 x 30 s, 2 one-minute periods (direct/health_stack.py)",
+        ),
+    ]
+
+
+def failover_summary(record: Mapping[str, Any] | None) -> str:
+    if record is None:
+        return "  The total is not measured yet."
+    return (
+        f"  Total: about **{record['task_stopped_s']:.0f} s** when the task stops, "
+        f"**{record['task_hung_s']:.0f} s** when it hangs (placement, then the longer of the "
+        f"new task's {record['serving_after_start_s']} s to serve and the DNS change). With the "
+        "ALB the address never changes: the same start and restore, plus the target group's "
+        "2 x 15 s healthy threshold, and no DNS wait."
+    )
+
 
 Table = Callable[[Iterable[str], Iterable[Iterable[str]]], list[str]]
 
@@ -102,6 +121,13 @@ def direct_section(
                 usd(cost_of(quarter, "public_ipv4_hour")),
             ),
             (
+                "secrets (Secrets Manager)",
+                "",
+                usd(cost_of(default, "secret_month")),
+                usd(cost_of(direct, "secret_month")),
+                usd(cost_of(quarter, "secret_month")),
+            ),
+            (
                 "health check (Route 53, us-east-1)",
                 "",
                 "",
@@ -121,14 +147,12 @@ def direct_section(
         "the new address:",
         "",
     ]
-    out += ["  " + line for line in markdown_table(("part", "time", "source"), FAILOVER_PARTS)]
+    record = read_direct_failover()
+    parts = failover_parts(record)
+    out += ["  " + line for line in markdown_table(("part", "time", "source"), parts)]
     out += [
         "",
-        "  Sum for a stopped task with 200 accounts: about 60 + 12 + 10 s = 1.4 minutes until the "
-        "PDS answers, with the 60 s DNS TTL running alongside (resolvers that cached the old "
-        "address catch up within 60 s of the update, which happened at RUNNING); a hung task "
-        "adds up to 45 s, 1,000 accounts add 40 s. With the ALB the address never changes: the "
-        "same start and restore plus the target group's 2 x 15 s healthy threshold.",
+        failover_summary(record),
         "- **Let's Encrypt instead of ACM.** The certificate is ours to renew (`pds-aws-tls`, "
         "certbot, DNS-01 on Route 53): renewal at 30 days left, the CertificateExpiring alarm "
         "below 21. One wildcard certificate for every handle, so sign-ups never meet Let's "

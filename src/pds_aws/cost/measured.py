@@ -19,6 +19,8 @@ from pds_aws.config import CostSettings
 MEASURED_FILE = "measured.json"
 # The key of the idle backup figure in MEASURED_FILE.
 BACKUP_IDLE_REQUESTS = "backup_idle_requests"
+# The direct edge's failover parts (benchmarks/direct_failover.py), read by the cost guide.
+DIRECT_FAILOVER = "direct_failover"
 
 
 @dataclass(frozen=True)
@@ -88,3 +90,12 @@ def backup_idle_rate(settings: CostSettings, measured: IdleMeasurement | None) -
         f"{source}: {measured.requests_per_hour:,g}/hour measured on {databases:,} "
         f"databases, scaled to {ours} ([cost] accounts = {settings.accounts})",
     )
+
+
+def read_direct_failover(path: Path | None = None) -> Mapping[str, Any] | None:
+    """The direct edge's measured failover record in measured.json, if recorded."""
+    path = measured_path() if path is None else path
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text(encoding="utf-8")).get(DIRECT_FAILOVER)
+    return record if isinstance(record, Mapping) else None

@@ -335,25 +335,16 @@ class Monitoring(Construct):
         health_check_status: cloudwatch.IMetric,
         backup_error_metric: cloudwatch.IMetric | None,
         drill_failed_alarm: cloudwatch.Alarm | None,
-        grace_period: Duration,
     ) -> None:
         """Alarms and dashboard of the direct edge (no load balancer, no target group).
 
-        The load balancer's host counts have no equivalent here: "unhealthy" is the external
-        Route 53 health check's alarm (in us-east-1, direct/health_stack.py); "no healthy
-        hosts" becomes "no running task" (ECS reports no service metric without a RUNNING
-        task); "too many healthy hosts" has none (ECS's service metrics do not count tasks;
-        the backup lease still keeps a second task from writing).
+        The load balancer's host counts have no equivalent here. "Unhealthy" and "no healthy
+        hosts" are both the external Route 53 health check's alarm (in us-east-1,
+        direct/health_stack.py): it sees what users see, a missing task included, so a second
+        "no running task" alarm would page twice for one outage and cost an alarm metric
+        beyond CloudWatch's ten free ones. "Too many healthy hosts" has none (ECS's service
+        metrics do not count tasks; the backup lease still keeps a second task from writing).
         """
-        self._alarm(
-            "NoRunningTask",
-            "No PDS task is running (ECS reports no service metrics): the PDS is down.",
-            service.metric_cpu_utilization(statistic="SampleCount", period=ALARM_PERIOD),
-            threshold=1,
-            comparison=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
-            evaluation_periods=no_healthy_hosts_periods(grace_period),
-            missing=cloudwatch.TreatMissingData.BREACHING,
-        )
         self._alarm(
             "Proxy5xx",
             "The PDS or the proxy in front of it answers with server errors (HTTP 5xx).",

@@ -184,7 +184,7 @@ class PdsService(Construct):
             "TaskDefinition",
             cpu=task.cpu,
             memory_limit_mib=task.memory,
-            ephemeral_storage_gib=task.ephemeral_storage_gib,
+            ephemeral_storage_gib=task.ephemeral_storage_setting,
             runtime_platform=ecs.RuntimePlatform(
                 cpu_architecture=(
                     ecs.CpuArchitecture.ARM64

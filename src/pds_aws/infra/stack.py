@@ -296,7 +296,6 @@ class PdsStack(Stack):
                 ),
                 backup_error_metric=backup.error_metric,
                 drill_failed_alarm=backup.drill_failed_alarm,
-                grace_period=grace_period,
             )
         # The stopped-task event of a failed drill (with ECS's stoppedReason) reaches the
         # operator beside the alarm; an SNS topic policy is per topic, not an account quota.
