@@ -22,6 +22,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from pds_aws.names import RATE_LIMIT_BYPASS_HEADER
 from pds_aws.routes import (
     DENIED_BODY,
     HEALTH_CHECK_PATH,
@@ -134,6 +135,24 @@ def _http_routes(site: ProxySite) -> list[dict[str, Any]]:
     ]
 
 
+def logged_header(name: str) -> str:
+    """A request header as Caddy's access log names it (Go's canonical form)."""
+    return "-".join(part.capitalize() for part in name.split("-"))
+
+
+def _encoder() -> dict[str, Any]:
+    """JSON lines, without the rate-limit bypass key that operator tools send: Caddy logs every
+    request header (Authorization and cookies it redacts itself), and the log group must not
+    hold a secret."""
+    return {
+        "format": "filter",
+        "wrap": {"format": "json"},
+        "fields": {
+            f"request>headers>{logged_header(RATE_LIMIT_BYPASS_HEADER)}": {"filter": "delete"}
+        },
+    }
+
+
 def caddy_config(site: ProxySite) -> dict[str, Any]:
     """The complete Caddy JSON configuration for `site`."""
     https_server: dict[str, Any] = {
@@ -145,9 +164,7 @@ def caddy_config(site: ProxySite) -> dict[str, Any]:
     tls_app: dict[str, Any]
     config: dict[str, Any] = {
         "admin": {"listen": site.admin},
-        "logging": {
-            "logs": {"default": {"writer": {"output": "stdout"}, "encoder": {"format": "json"}}}
-        },
+        "logging": {"logs": {"default": {"writer": {"output": "stdout"}, "encoder": _encoder()}}},
     }
     if isinstance(site.tls, CertificateFiles):
         # No ACME from Caddy: the certificate is renewed by pds-aws-tls, which reloads Caddy.
