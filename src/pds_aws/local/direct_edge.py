@@ -241,11 +241,15 @@ def local_command(
 
 
 def wait_serving(
-    proxy: Process, domain: str, ports: DirectPorts, progress: Callable[[str], None]
+    processes: Mapping[str, Process],
+    config: Config,
+    ports: DirectPorts,
+    progress: Callable[[str], None],
 ) -> str:
-    """Wait until the proxy serves the PDS over TLS for `domain`; its URL."""
+    """Wait until the task's proxy serves the PDS over TLS for the domain; its URL."""
     from pds_aws.local.processes import wait_until
 
+    proxy, domain = processes[PROXY_CONTAINER_NAME], config.pds.domain
     url = f"https://{domain}:{ports.https}"
     progress(f"proxy (Caddy, the task's configuration) on {url}")
     check = tls_ok(domain, ports.https, ports.authority)

@@ -169,15 +169,14 @@ class LocalRuntime:
         self._fresh_volume()
         endpoints = self._endpoints(task, ports)
         envs = self._start_containers(task, endpoints, local.secret_strings)
-        direct = endpoints.direct
-        url = self._start_edge(ports) if direct is None else self._direct_ready(direct)
+        if endpoints.direct is None:
+            url = self._start_edge(ports)
+        else:
+            url = direct_edge.wait_serving(
+                self.processes, self.config, endpoints.direct, self.progress
+            )
+            self._mark("proxy_ready")
         return self._write_state(url, ports, endpoints, envs)
-
-    def _direct_ready(self, direct: direct_edge.DirectPorts) -> str:
-        proxy = self.processes[direct_edge.PROXY_CONTAINER_NAME]
-        url = direct_edge.wait_serving(proxy, self.config.pds.domain, direct, self.progress)
-        self._mark("proxy_ready")
-        return url
 
     def _check_can_start(self) -> None:
         """Everything installed, no other run active; the PDS version difference noted."""
