@@ -34,6 +34,9 @@ from test_backup_sidecar import (
     wait_for,
 )
 
+from pds_aws.backup.first_pass import behind, replica_positions
+from pds_aws.backup.plan import StoredObject, read_generation
+
 pytestmark = pytest.mark.integration
 
 
@@ -226,25 +229,44 @@ def test_a_sidecar_that_loses_its_lease_exits_non_zero(prefix: Prefix) -> None:
     assert "another sidecar took the backup lease" in holder.log()
 
 
+def positions(prefix: Prefix) -> dict[str, int]:
+    """Each database's position in the current generation (its highest LTX TXID)."""
+    generation = prefix.get("CURRENT").decode().strip()
+    objects = [
+        StoredObject(o["Key"][len(PREFIX) + 1 :], o["Size"], o["LastModified"])
+        for page in prefix.emulator.s3()
+        .get_paginator("list_objects_v2")
+        .paginate(Bucket=prefix.bucket, Prefix=f"{PREFIX}/")
+        for o in page.get("Contents", [])
+    ]
+    return replica_positions(read_generation(objects, generation))
+
+
 def test_a_crash_right_after_a_restart_loses_nothing_acknowledged_a_second_before(
     prefix: Prefix,
 ) -> None:
-    """The restarted sidecar continues the restored generation: no re-seed, no window. A
-    SIGKILL a few seconds after the restart loses no write acknowledged more than 1 s
+    """The restarted sidecar continues the restored generation (no re-seed), and turns
+    healthy (the PDS may write) only once Litestream's first pass put every restored database
+    in the backup beyond its restored position. With 23 databases that pass ends seconds
+    after Litestream's start (without the wait, most are still behind at the first health
+    probe), and a write made before it reaches a database is lost in a crash. A SIGKILL shortly after the restart then loses no write acknowledged more than 1 s
     before it (Litestream's monitor and sync intervals are 250 ms each)."""
-    dids = _first_boot_with_accounts(prefix)
+    dids = _first_boot_with_accounts(prefix, accounts=20)
+    restored_from = positions(prefix)
+    assert len(restored_from) == 23
     restarted = prefix.start("restarted")
     restarted.wait_healthy()  # t0: the PDS may write from now on
-    writer = Writer(prefix.data("restarted"), dids[1])
+    assert behind(restored_from, positions(prefix)) == []
+    writer = Writer(prefix.data("restarted"), dids[-1])
     writer.start()
-    wait_for(lambda: len(writer.acked) > 150, "writes after the restart")
+    wait_for(lambda: len(writer.acked) > 100, "writes after the restart")
     restarted.process.send_signal(signal.SIGKILL)
     killed_at = time.monotonic()
     restarted.wait_exit()
     writer.stop()
     after = prefix.start("after")  # waits for the crashed task's lease to expire
     after.wait_healthy()
-    present = posts(prefix.data("after"), dids[1])
+    present = posts(prefix.data("after"), dids[-1])
     old_enough = {uri for uri, at in writer.acked.items() if at < killed_at - 1.0}
     assert old_enough, "the writer acknowledged nothing before the crash"
     assert old_enough <= present, sorted(old_enough - present)[:5]

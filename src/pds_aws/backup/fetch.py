@@ -13,11 +13,21 @@ the snapshot is the newest one stored at or before that time.
 from __future__ import annotations
 
 import re
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 SNAPSHOT_LEVEL = 9
+# S3 (and moto) list an object's LastModified in whole seconds: an object listed as stored at
+# L was written in [L, L + 1 s). Only the LTX header holds the exact time (milliseconds).
+STORED_RESOLUTION = timedelta(seconds=1)
+# LTX header (superfly/ltx, Header.MarshalBinary): "LTX1", then big-endian fields; the
+# transaction's time, milliseconds since the epoch, is the int64 at byte 32.
+_LTX_MAGIC = b"LTX1"
+_LTX_TIMESTAMP = struct.Struct(">q")
+_LTX_TIMESTAMP_OFFSET = 32
 _LOCAL = re.compile(r"^ltx/(\d+)/([0-9a-f]{16})-([0-9a-f]{16})\.ltx$")
 
 # (object key, path in a local file replica: ltx/<level>/<min>-<max>.ltx, when stored)
@@ -40,6 +50,12 @@ def _parse(entry: LtxFile) -> _Parsed | None:
     return _Parsed(int(match[1]), int(match[2], 16), int(match[3], 16), entry[2], entry)
 
 
+def max_txid(files: Sequence[LtxFile]) -> int:
+    """The highest TXID any of `files` reaches (0 for none): the replica's position."""
+    parsed = [_parse(f) for f in files]
+    return max((p.max_txid for p in parsed if p is not None), default=0)
+
+
 def needed_ltx_files(files: Sequence[LtxFile], at: datetime | None) -> list[LtxFile]:
     """The subset of `files` a restore (latest: `at` None) needs; all of them when the names
     are not Litestream's or no snapshot qualifies (Litestream then decides, as before)."""
@@ -47,7 +63,13 @@ def needed_ltx_files(files: Sequence[LtxFile], at: datetime | None) -> list[LtxF
     if any(p is None for p in parsed):
         return list(files)
     items = [p for p in parsed if p is not None]
-    snapshots = [p for p in items if p.level == SNAPSHOT_LEVEL and (at is None or p.stored <= at)]
+    # A snapshot listed in the same second as `at` may be after it: only one listed a whole
+    # second before `at` is surely at or before it (an older one only costs a larger fetch).
+    snapshots = [
+        p
+        for p in items
+        if p.level == SNAPSHOT_LEVEL and (at is None or p.stored + STORED_RESOLUTION <= at)
+    ]
     if not snapshots:
         return list(files)
     base = max(snapshots, key=lambda p: p.max_txid)
@@ -58,3 +80,26 @@ def needed_ltx_files(files: Sequence[LtxFile], at: datetime | None) -> list[LtxF
         covered = max(compacted, default=base.max_txid)
         after = [p for p in after if p.level > 0 or p.max_txid > covered]
     return [base.entry, *(p.entry for p in sorted(after, key=lambda p: (p.min_txid, -p.level)))]
+
+
+def ltx_timestamp(path: Path) -> datetime | None:
+    """The exact time an LTX file's transaction was written (its header), or None when the
+    file is not an LTX file."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(_LTX_TIMESTAMP_OFFSET + _LTX_TIMESTAMP.size)
+    except OSError:
+        return None
+    if len(head) < _LTX_TIMESTAMP_OFFSET + _LTX_TIMESTAMP.size or not head.startswith(_LTX_MAGIC):
+        return None
+    (millis,) = _LTX_TIMESTAMP.unpack_from(head, _LTX_TIMESTAMP_OFFSET)
+    if millis <= 0:
+        return None
+    return datetime.fromtimestamp(millis / 1000, tz=UTC)
+
+
+def newest_written(replica: Path) -> datetime | None:
+    """The newest time among a local file replica's LTX files (their mtimes, set from their
+    headers by the restore), or None when it holds none."""
+    times = [path.stat().st_mtime for path in replica.glob("ltx/*/*.ltx")]
+    return datetime.fromtimestamp(max(times), tz=UTC) if times else None

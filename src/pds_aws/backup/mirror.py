@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -42,6 +43,17 @@ class FileMirror:
                 continue
             found[rel] = (stat.st_size, stat.st_mtime_ns)
         return found
+
+    def adopt_restored(self, stored_sizes: Mapping[str, int]) -> int:
+        """Count the files just restored from this generation as uploaded: they are its
+        objects, byte for byte (`stored_sizes`: each object's size, from the restore's
+        listing). A restart then uploads no key file again. Returns how many."""
+        adopted = 0
+        for rel, stamp in self._scan().items():
+            if stored_sizes.get(rel) == stamp[0]:
+                self.seen[rel] = stamp
+                adopted += 1
+        return adopted
 
     def sync(self) -> int:
         """One pass; returns how many uploads or deletions failed (retried next pass)."""

@@ -10,6 +10,7 @@ import time
 from datetime import UTC, datetime
 
 from pds_aws.backup import litestream
+from pds_aws.backup.first_pass import Outcome, wait_first_pass
 from pds_aws.backup.generations import record_first_data
 from pds_aws.backup.health import health_path, write_health
 from pds_aws.backup.layout import generation_prefix
@@ -17,7 +18,7 @@ from pds_aws.backup.logs import error, info, log
 from pds_aws.backup.mirror import FileMirror
 from pds_aws.backup.plan import read_generation, replica_url
 from pds_aws.backup.settings import Settings
-from pds_aws.backup.stop import final_sync
+from pds_aws.backup.stop import LITESTREAM_STOP_TIMEOUT_S, final_sync
 from pds_aws.backup.store import BackupStore, StoreError
 
 MIRROR_INTERVAL_S = 0.5
@@ -63,8 +64,13 @@ def replicate(
     running: Running,
     first_data_pending: bool,
     restored_stamps: dict[str, tuple[int, int]],
+    first_pass: dict[str, int] | None = None,
 ) -> int:
-    """Start Litestream on the generation, replicate until stopped, then the final sync."""
+    """Start Litestream on the generation, replicate until stopped, then the final sync.
+
+    `first_pass`: the databases on disk and the position each was restored from; healthy only
+    once each is in the backup beyond it (first_pass.py). None: healthy once Litestream runs.
+    """
     data_dir = settings.data_dir
     config_path = settings.state_dir / LITESTREAM_CONFIG_FILE
     directory_url = replica_url(
@@ -89,8 +95,26 @@ def replicate(
         error(f"litestream exited with {replicator.poll()} at start; the task must be replaced")
         return 1
     mirror.sync()
-    write_health(settings, replicator.pid, generation)
-    info(f"healthy: replicating {data_dir} to generation {generation}")
+    if first_pass is not None:
+        outcome = wait_first_pass(
+            store,
+            generation,
+            first_pass,
+            stop=stop,
+            litestream_exited=lambda: replicator.poll() is not None,
+        )
+        if outcome is Outcome.EXITED and not lost.is_set():
+            error(
+                f"litestream exited with {replicator.poll()} during its first pass; the task "
+                "must be replaced"
+            )
+            return 1
+        if outcome is Outcome.TIMED_OUT:
+            replicator.stop(LITESTREAM_STOP_TIMEOUT_S)
+            return 1
+    if not stop.is_set():
+        write_health(settings, replicator.pid, generation)
+        info(f"healthy: replicating {data_dir} to generation {generation}")
     ended = replicate_until_stopped(
         settings, stop, lost, mirror, replicator, store, generation, first_data_pending
     )

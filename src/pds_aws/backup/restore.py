@@ -16,7 +16,7 @@ from pathlib import Path, PurePosixPath
 
 from pds_aws.backup import litestream
 from pds_aws.backup.datadir import files_under
-from pds_aws.backup.fetch import needed_ltx_files
+from pds_aws.backup.fetch import ltx_timestamp, needed_ltx_files, newest_written
 from pds_aws.backup.layout import (
     ACCOUNT_DATABASE,
     FileKind,
@@ -189,9 +189,12 @@ def restore_generation(
             key, dest, stored = job
             try:
                 store.download(key, dest)
-                # A file replica's times are its files' mtimes: keep S3's, or a point-in-time
-                # restore would see every file as written now.
-                os.utime(dest, (stored.timestamp(), stored.timestamp()))
+                # A file replica's times are its files' mtimes (Litestream picks the files of
+                # a point in time by them): the exact time from the LTX header, as Litestream
+                # reads it from S3's object metadata; S3's whole-second LastModified could put
+                # a file written up to 1 s after the point in time before it.
+                written = (ltx_timestamp(dest) or stored).timestamp()
+                os.utime(dest, (written, written))
             except (StoreError, OSError) as exc:
                 return f"object {key}: {exc}"
             return None
@@ -201,7 +204,10 @@ def restore_generation(
 
     def restore_db(rel: str) -> str | None:
         backup = contents.databases.get(rel)
-        db_ts = restore_timestamp(at, backup.newest_change if backup else None)
+        newest = backup.newest_change if backup else None
+        if ltx_mirror is not None and at is not None:
+            newest = newest_written(ltx_mirror / rel) or newest
+        db_ts = restore_timestamp(at, newest)
         if ltx_mirror is None:
             url = replica_url(
                 settings.backup_url,

@@ -20,6 +20,7 @@ from pds_aws.backup.datadir import (
     move_into_place,
     prepare_data_dir,
 )
+from pds_aws.backup.first_pass import expected_positions
 from pds_aws.backup.generations import (
     create_generation,
     may_start_empty,
@@ -117,7 +118,6 @@ def _run_holding_lease(
 
     data_dir = settings.data_dir
     staging = data_dir / f"{STAGING_PREFIX}{os.getpid()}"
-    restored = False
     restored_stamps: dict[str, tuple[int, int]] = {}
     try:
         generation = resolve_generation(store)
@@ -148,7 +148,6 @@ def _run_holding_lease(
             staging.mkdir()
             restore_generation(settings, store, generation, staging, contents=contents)
             move_into_place(staging, data_dir)
-            restored = True
             restored_stamps = database_stamps(data_dir)
         elif blocking:
             warn(
@@ -183,10 +182,25 @@ def _run_holding_lease(
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     mirror = FileMirror(store, data_dir, generation)
-    if settings.pds_health_url is not None:
+    mirror.adopt_restored(contents.files)
+    on_disk = databases_on_disk(data_dir)
+    first_pass: dict[str, int] | None = None
+    if on_disk:
+        # Restored (or adopted) databases: Litestream starts now, and the sidecar is healthy
+        # (the PDS may start and acknowledge writes) only after its first pass put every one
+        # of them in the backup beyond the restored position. The PDS's migrations of these
+        # databases then never meet Litestream's initial writes to them.
+        first_pass = expected_positions(on_disk, contents)
+        info(
+            f"starting Litestream on the {len(on_disk)} databases on disk; healthy once each "
+            "is in the backup beyond its restored position"
+        )
+    elif settings.pds_health_url is not None:
+        # No database yet (a first boot): the PDS creates and migrates them with busy
+        # timeout 0, so Litestream may not watch the directory before the PDS answers.
         write_health(settings, None, generation)
         info(
-            f"healthy: restored {data_dir}; Litestream starts once the PDS answers "
+            f"healthy: no database yet; Litestream starts once the PDS answers "
             f"{settings.pds_health_url}"
         )
         if not wait_for_pds(
@@ -197,11 +211,9 @@ def _run_holding_lease(
         ):
             if lost.is_set():
                 return 1
-            if not databases_on_disk(data_dir) or (
-                restored and database_stamps(data_dir) == restored_stamps
-            ):
+            if not databases_on_disk(data_dir):
                 # Nothing the PDS could have written: the backup holds exactly this.
-                info("stopped before the PDS started; no database changed since the restore")
+                info("stopped before the PDS started; no database on disk")
                 health_path(settings).unlink(missing_ok=True)
                 failures = mirror.sync() and mirror.sync()  # one retry, as at any stop
                 if failures:
@@ -222,4 +234,5 @@ def _run_holding_lease(
         running,
         first_data_pending,
         restored_stamps,
+        first_pass,
     )
