@@ -25,9 +25,15 @@ from pds_aws.backup.store import BackupStore, StoreError
 
 POLL_S = 1.0  # one LIST of the generation per poll
 PROGRESS_S = 15.0
-# Inside the backup container's health-check start period (300 s) after a restore: a pass
-# that has not ended by then will not, and a task that is never healthy is replaced.
+# A pass that has not ended by then will not: the sidecar exits 1 and is never healthy. On ECS
+# the backup container's health-check start period (300 s) usually ends it first (the task is
+# replaced); the allowance per database is for large adoptions and slow emulated stores.
 TIMEOUT_S = 180.0
+TIMEOUT_PER_DATABASE_S = 1.0
+
+
+def pass_timeout(databases: int) -> float:
+    return TIMEOUT_S + TIMEOUT_PER_DATABASE_S * databases
 
 
 class Outcome(Enum):
@@ -62,10 +68,11 @@ def wait_first_pass(
     stop: threading.Event,
     litestream_exited: Callable[[], bool],
     poll: float = POLL_S,
-    timeout: float = TIMEOUT_S,
+    timeout: float | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> Outcome:
     """Poll the generation until every database of `expected` is past its position."""
+    timeout = pass_timeout(len(expected)) if timeout is None else timeout
     started = clock()
     next_report = started + PROGRESS_S
     pending = sorted(expected)
