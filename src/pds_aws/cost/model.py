@@ -59,6 +59,7 @@ def priced_types() -> frozenset[str]:
 
 
 def _stack_level_charges(ctx: PricingContext) -> None:
+    storage.price_adopted_storage(ctx)
     types = {r.get("Type") for r in ctx.resources.values()}
     internet_facing = any(
         t in types for t in ("AWS::ElasticLoadBalancingV2::LoadBalancer", "AWS::ECS::Service")

@@ -20,18 +20,39 @@ UNBOUNDED_LOG_RETENTION_DAYS = 365
 
 def price_kms_key(ctx: PricingContext, logical_id: str, res: Mapping[str, Any]) -> None:
     props = res.get("Properties", {})
-    ctx.add(Charge("KMS keys", "kms_key_month", 1, Kind.FIXED, (logical_id,)))
     spec = str(props.get("KeySpec", "SYMMETRIC_DEFAULT"))
-    if props.get("KeyUsage") == "SIGN_VERIFY" or spec.startswith(("ECC", "RSA")):
+    signs = props.get("KeyUsage") == "SIGN_VERIFY" or spec.startswith(("ECC", "RSA"))
+    _key_charges(ctx, spec, signs=signs, ids=(logical_id,))
+
+
+def _key_charges(ctx: PricingContext, spec: str, *, signs: bool, ids: tuple[str, ...]) -> None:
+    ctx.add(Charge("KMS keys", "kms_key_month", 1, Kind.FIXED, ids))
+    if signs:
         ctx.add(
             Charge(
                 f"KMS sign requests ({spec}, PLC operations)",
                 "kms_asymmetric_request",
                 ctx.usage.plc_signatures_per_month,
                 Kind.VARIABLE,
-                (logical_id,),
+                ids,
             )
         )
+
+
+def price_adopted_storage(ctx: PricingContext) -> None:
+    """`[recover]`: the adopted buckets and rotation key are not in the template, and cost what
+    they cost under the old stack; priced as if the stack had created them."""
+    recover = ctx.config.recover
+    if not recover.enabled:
+        return
+    _bucket_charges(ctx, "blob", (f"recover.blob_bucket {recover.blob_bucket}",))
+    _bucket_charges(ctx, "backup", (f"recover.backup_bucket {recover.backup_bucket}",))
+    _key_charges(
+        ctx,
+        "ECC_SECG_P256K1",
+        signs=True,
+        ids=(f"recover.rotation_key_arn {recover.rotation_key_arn}",),
+    )
 
 
 def price_secret(ctx: PricingContext, logical_id: str, res: Mapping[str, Any]) -> None:
@@ -98,70 +119,72 @@ def bucket_roles(ctx: PricingContext) -> dict[str, str]:
 
 def price_buckets(ctx: PricingContext) -> None:
     roles = bucket_roles(ctx)
-    usage = ctx.usage
     for logical_id, _ in ctx.of_type("AWS::S3::Bucket"):
-        ids = (logical_id,)
-        role = roles.get(logical_id, "other")
-        if role == "blob":
-            ctx.add(
-                Charge(
-                    "S3 blob storage",
-                    "s3_standard_gb_month",
-                    usage.blob_storage_gb,
-                    Kind.VARIABLE,
-                    ids,
-                ),
-                Charge(
-                    "S3 blob uploads",
-                    "s3_write_request",
-                    usage.blob_write_requests_per_month,
-                    Kind.VARIABLE,
-                    ids,
-                ),
-                Charge(
-                    "S3 blob reads",
-                    "s3_read_request",
-                    usage.blob_read_requests_per_month,
-                    Kind.VARIABLE,
-                    ids,
-                ),
+        _bucket_charges(ctx, roles.get(logical_id, "other"), (logical_id,))
+
+
+def _bucket_charges(ctx: PricingContext, role: str, ids: tuple[str, ...]) -> None:
+    usage = ctx.usage
+    if role == "blob":
+        ctx.add(
+            Charge(
+                "S3 blob storage",
+                "s3_standard_gb_month",
+                usage.blob_storage_gb,
+                Kind.VARIABLE,
+                ids,
+            ),
+            Charge(
+                "S3 blob uploads",
+                "s3_write_request",
+                usage.blob_write_requests_per_month,
+                Kind.VARIABLE,
+                ids,
+            ),
+            Charge(
+                "S3 blob reads",
+                "s3_read_request",
+                usage.blob_read_requests_per_month,
+                Kind.VARIABLE,
+                ids,
+            ),
+        )
+    elif role == "backup":
+        idle = ctx.backup_idle
+        ctx.add(
+            Charge(
+                "S3 backup storage",
+                "s3_standard_gb_month",
+                usage.backup_storage_gb,
+                Kind.VARIABLE,
+                ids,
+            ),
+            Charge(
+                f"S3 backup idle requests ({idle.requests_per_hour:,.4g}/hour)",
+                "s3_write_request",
+                idle.requests_per_hour * ctx.hours,
+                Kind.FIXED,
+                ids,
+                note=idle.source,
+            ),
+            Charge(
+                "S3 backup uploads while accounts write",
+                "s3_write_request",
+                usage.backup_write_requests_per_month,
+                Kind.VARIABLE,
+                ids,
+            ),
+        )
+    else:
+        ctx.add(
+            Charge(
+                f"S3 bucket {display_name(ids[0])} storage",
+                "s3_standard_gb_month",
+                usage.other_bucket_storage_gb,
+                Kind.VARIABLE,
+                ids,
             )
-        elif role == "backup":
-            idle = ctx.backup_idle
-            ctx.add(
-                Charge(
-                    "S3 backup storage",
-                    "s3_standard_gb_month",
-                    usage.backup_storage_gb,
-                    Kind.VARIABLE,
-                    ids,
-                ),
-                Charge(
-                    f"S3 backup idle requests ({idle.requests_per_hour:,.4g}/hour)",
-                    "s3_write_request",
-                    idle.requests_per_hour * ctx.hours,
-                    Kind.FIXED,
-                    ids,
-                    note=idle.source,
-                ),
-                Charge(
-                    "S3 backup uploads while accounts write",
-                    "s3_write_request",
-                    usage.backup_write_requests_per_month,
-                    Kind.VARIABLE,
-                    ids,
-                ),
-            )
-        else:
-            ctx.add(
-                Charge(
-                    f"S3 bucket {display_name(logical_id)} storage",
-                    "s3_standard_gb_month",
-                    usage.other_bucket_storage_gb,
-                    Kind.VARIABLE,
-                    ids,
-                )
-            )
+        )
 
 
 def price_ecr_repository(ctx: PricingContext, logical_id: str, res: Mapping[str, Any]) -> None:

@@ -235,7 +235,7 @@ class PdsStack(Stack):
                 actions=["s3:ListBucket"], resources=[storage.blob_bucket.bucket_arn]
             )
         )
-        blob_bucket_id = self.get_logical_id(storage.blob_bucket.node.default_child)  # type: ignore[arg-type]
+        blob_objects = nag_text(self, storage.blob_bucket.arn_for_objects("*"))
         skip_checkov(
             service.task_definition.task_role.node.find_child("DefaultPolicy"),
             {
@@ -245,7 +245,7 @@ class PdsStack(Stack):
         )
         Validations.of(task_role).acknowledge(
             Acknowledgment(
-                id=f"AwsSolutions-IAM5[Resource::<{blob_bucket_id}.Arn>/*]",
+                id=f"AwsSolutions-IAM5[Resource::{blob_objects}]",
                 reason="Blob keys are content ids chosen at upload: the PDS needs every object "
                 "of its own blob bucket, and only of that bucket.",
             )
@@ -335,6 +335,16 @@ class PdsStack(Stack):
         CfnOutput(self, "BlobBucketName", value=storage.blob_bucket.bucket_name)
         CfnOutput(self, "BackupBucketName", value=storage.backup_bucket.bucket_name)
         CfnOutput(self, "OperatorRoleArn", value=operator.role.role_arn)
+        if storage.adopted:
+            # The adopted rotation key's policy, for `aws kms put-key-policy` (guides/DEPLOY.md,
+            # "Recover into a new stack"): CloudFormation cannot write an imported key's policy.
+            CfnOutput(
+                self,
+                "RotationKeyPolicy",
+                value=storage.rotation_key_policy_json(),
+                description="Put this policy on the adopted PLC rotation key after the deploy",
+            )
+            CfnOutput(self, "RotationKeyArn", value=storage.rotation_key.key_arn)
         CfnOutput(self, "ClusterName", value=network.cluster.cluster_name)
         CfnOutput(self, "ServiceName", value=service.service.service_name)
         CfnOutput(self, "Url", value=f"https://{config.pds.domain}")

@@ -3,13 +3,22 @@
 What happens to them when the stack is deleted is decided by the mode: in `prod` they are
 retained (losing the rotation key loses control of every account's DID; losing the backup
 bucket loses the data), in `test` they are destroyed with the stack, objects included.
+
+With `[recover]` set, a new stack adopts the three retained by a deleted one instead of
+creating them (guides/DEPLOY.md, "Recover into a new stack"). CloudFormation then manages
+neither the buckets' settings (versioning, lifecycle, encryption, public access block: they
+stay as the old stack set them) nor the key. It does write each adopted bucket's policy, an
+`AWS::S3::BucketPolicy` on the bucket name that replaces the retained one (a bucket has one
+policy), with the same statements a created bucket gets, naming the new stack's roles. The
+key policy cannot be written by this stack: the stack outputs it (`RotationKeyPolicy`) and
+the operator puts it on the key.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Validations
+from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -71,20 +80,78 @@ class Storage(Construct):
         s3_endpoint: ec2.IGatewayVpcEndpoint,
     ) -> None:
         super().__init__(scope, construct_id)
+        self._adopted_policies: dict[str, s3.BucketPolicy] = {}
+        self.adopted = config.recover.enabled
+        self.blob_bucket: s3.IBucket
+        self.backup_bucket: s3.IBucket
+        self.rotation_key: kms.IKey
+        self.rotation_key_policy = iam.PolicyDocument(statements=[_rotation_key_admin()])
+        if self.adopted:
+            self._adopt(config, s3_endpoint)
+        else:
+            self._create(config, s3_endpoint)
+
+    def _adopt(self, config: Config, s3_endpoint: ec2.IGatewayVpcEndpoint) -> None:
+        """Import the retained buckets and key; write the buckets' policies anew."""
+        recover = config.recover
+        self.blob_bucket = s3.Bucket.from_bucket_name(self, "BlobBucket", recover.blob_bucket)
+        self.backup_bucket = s3.Bucket.from_bucket_name(self, "BackupBucket", recover.backup_bucket)
+        for construct_id, bucket in (
+            ("BlobBucketPolicy", self.blob_bucket),
+            ("BackupBucketPolicy", self.backup_bucket),
+        ):
+            # Retained whatever the mode: the bucket outlives this stack, and must not be left
+            # without its deny statements when the stack goes.
+            bucket_policy = s3.BucketPolicy(
+                self, construct_id, bucket=bucket, removal_policy=RemovalPolicy.RETAIN
+            )
+            self._adopted_policies[bucket.bucket_name] = bucket_policy
+            for statement in _tls_statements(bucket):
+                bucket_policy.document.add_statements(statement)
+            if config.is_prod:
+                bucket_policy.document.add_statements(_endpoint_statement(bucket, s3_endpoint))
+        self.rotation_key = kms.Key.from_key_arn(self, "PlcRotationKey", recover.rotation_key_arn)
+
+    def _create(self, config: Config, s3_endpoint: ec2.IGatewayVpcEndpoint) -> None:
+        blob_bucket = self._bucket("BlobBucket", config, versioned=False)
+        backup_bucket = self._bucket("BackupBucket", config, versioned=True)
+        self._create_buckets(config, s3_endpoint, blob_bucket, backup_bucket)
+        self.blob_bucket = blob_bucket
+        self.backup_bucket = backup_bucket
+
+        # An explicit key policy replaces CDK's default, which gives the account kms:* and so
+        # lets IAM policies grant Sign; `allow_signing` adds the one principal that may sign.
+        self.rotation_key = kms.Key(
+            self,
+            "PlcRotationKey",
+            description=f"PLC rotation key of the PDS at {config.pds.domain}",
+            key_spec=kms.KeySpec.ECC_SECG_P256K1,
+            key_usage=kms.KeyUsage.SIGN_VERIFY,
+            removal_policy=removal_policy(config),
+            pending_window=Duration.days(30),
+            policy=iam.PolicyDocument(statements=[_rotation_key_admin()]),
+        )
+
+    def _create_buckets(
+        self,
+        config: Config,
+        s3_endpoint: ec2.IGatewayVpcEndpoint,
+        blob_bucket: s3.Bucket,
+        backup_bucket: s3.Bucket,
+    ) -> None:
+        """Lifecycle rules, nag and checkov notes, and the policies of created buckets."""
         policy = removal_policy(config)
-        self.blob_bucket = self._bucket("BlobBucket", config, versioned=False)
-        self.backup_bucket = self._bucket("BackupBucket", config, versioned=True)
-        self.backup_bucket.add_lifecycle_rule(
+        backup_bucket.add_lifecycle_rule(
             id="expire-old-versions",
             noncurrent_version_expiration=Duration.days(NONCURRENT_VERSION_RETENTION_DAYS),
             abort_incomplete_multipart_upload_after=Duration.days(INCOMPLETE_UPLOAD_DAYS),
             expired_object_delete_marker=True,
         )
-        self.blob_bucket.add_lifecycle_rule(
+        blob_bucket.add_lifecycle_rule(
             id="abort-incomplete-uploads",
             abort_incomplete_multipart_upload_after=Duration.days(INCOMPLETE_UPLOAD_DAYS),
         )
-        Validations.of(self.blob_bucket).acknowledge(
+        Validations.of(blob_bucket).acknowledge(
             Acknowledgment(
                 id="NIST.800.53.R5-S3BucketVersioningEnabled",
                 reason="Blobs are content-addressed and written once; the PDS deletes a blob "
@@ -92,10 +159,10 @@ class Storage(Construct):
             ),
         )
         skip_checkov(
-            self.blob_bucket,
+            blob_bucket,
             {"CKV_AWS_21": "blobs are content-addressed and written once; versions add nothing"},
         )
-        for bucket in (self.blob_bucket, self.backup_bucket):
+        for bucket in (blob_bucket, backup_bucket):
             skip_checkov(
                 bucket,
                 {"CKV_AWS_18": "only the PDS task role uses the bucket; see AwsSolutions-S1"},
@@ -123,50 +190,38 @@ class Storage(Construct):
                 ),
             )
         if config.is_prod:
-            for bucket in (self.blob_bucket, self.backup_bucket):
+            for bucket in (blob_bucket, backup_bucket):
                 _only_through_endpoint(bucket, s3_endpoint)
-        for bucket in (self.blob_bucket, self.backup_bucket):
+        for bucket in (blob_bucket, backup_bucket):
             # A retained bucket keeps its policy: after a destroy the bucket that holds every
             # account's signing key must not be left without its deny statements.
             assert bucket.policy is not None  # enforce_ssl writes one
             bucket.policy.apply_removal_policy(policy)
 
-        # An explicit key policy replaces CDK's default, which gives the account kms:* and so
-        # lets IAM policies grant Sign; `allow_signing` adds the one principal that may sign.
-        self.rotation_key = kms.Key(
-            self,
-            "PlcRotationKey",
-            description=f"PLC rotation key of the PDS at {config.pds.domain}",
-            key_spec=kms.KeySpec.ECC_SECG_P256K1,
-            key_usage=kms.KeyUsage.SIGN_VERIFY,
-            removal_policy=policy,
-            pending_window=Duration.days(30),
-            policy=iam.PolicyDocument(
-                statements=[
-                    iam.PolicyStatement(
-                        sid="AccountAdministersTheKey",
-                        principals=[iam.AccountRootPrincipal()],
-                        actions=list(ROTATION_KEY_ADMIN_ACTIONS),
-                        resources=["*"],
-                    )
-                ]
-            ),
-        )
-
     def allow_signing(self, signer: iam.IRole) -> None:
-        """The key policy lets `signer`, and no one else, sign and read the public key."""
-        self.rotation_key.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="OnlyThePdsSigns",
-                principals=[signer],
-                actions=list(ROTATION_KEY_USE_ACTIONS),
-                resources=["*"],
-            )
+        """The key policy lets `signer`, and no one else, sign and read the public key.
+
+        An adopted key's policy is not this stack's to write: `rotation_key_policy` is the
+        whole policy the operator puts on it after the deploy.
+        """
+        statement = iam.PolicyStatement(
+            sid="OnlyThePdsSigns",
+            principals=[signer],
+            actions=list(ROTATION_KEY_USE_ACTIONS),
+            resources=["*"],
         )
+        self.rotation_key_policy.add_statements(statement)
+        if not self.adopted:
+            self.rotation_key.add_to_resource_policy(statement)
+
+    def rotation_key_policy_json(self) -> str:
+        """The adopted key's policy as `aws kms put-key-policy --policy` takes it."""
+        return Stack.of(self).to_json_string(self.rotation_key_policy.to_json())
 
     def restrict_backup_reads(self, readers: Sequence[iam.IRole]) -> None:
         """Deny reading backup objects to every principal except `readers`, by role ARN."""
-        self.backup_bucket.add_to_resource_policy(
+        self._add_to_policy(
+            self.backup_bucket,
             iam.PolicyStatement(
                 sid="OnlyThePdsRolesReadBackups",
                 effect=iam.Effect.DENY,
@@ -176,8 +231,15 @@ class Storage(Construct):
                 conditions={
                     "ArnNotEquals": {"aws:PrincipalArn": [role.role_arn for role in readers]}
                 },
-            )
+            ),
         )
+
+    def _add_to_policy(self, bucket: s3.IBucket, statement: iam.PolicyStatement) -> None:
+        adopted = self._adopted_policies.get(bucket.bucket_name)
+        if adopted is not None:
+            adopted.document.add_statements(statement)
+        else:
+            bucket.add_to_resource_policy(statement)
 
     def _bucket(self, construct_id: str, config: Config, *, versioned: bool) -> s3.Bucket:
         destroy = not config.is_prod
@@ -197,13 +259,48 @@ class Storage(Construct):
 
 def _only_through_endpoint(bucket: s3.Bucket, endpoint: ec2.IGatewayVpcEndpoint) -> None:
     """Refuse object reads and writes that do not come through the VPC's S3 endpoint."""
-    bucket.add_to_resource_policy(
+    bucket.add_to_resource_policy(_endpoint_statement(bucket, endpoint))
+
+
+def _endpoint_statement(
+    bucket: s3.IBucket, endpoint: ec2.IGatewayVpcEndpoint
+) -> iam.PolicyStatement:
+    return iam.PolicyStatement(
+        sid="OnlyThroughVpcEndpoint",
+        effect=iam.Effect.DENY,
+        principals=[iam.AnyPrincipal()],
+        actions=list(_DATA_ACTIONS),
+        resources=[bucket.arn_for_objects("*")],
+        conditions={"StringNotEquals": {"aws:SourceVpce": endpoint.vpc_endpoint_id}},
+    )
+
+
+def _tls_statements(bucket: s3.IBucket) -> list[iam.PolicyStatement]:
+    """What `enforce_ssl=True, minimum_tls_version=1.2` write on a created bucket."""
+    resources = [bucket.bucket_arn, bucket.arn_for_objects("*")]
+    return [
         iam.PolicyStatement(
-            sid="OnlyThroughVpcEndpoint",
             effect=iam.Effect.DENY,
             principals=[iam.AnyPrincipal()],
-            actions=list(_DATA_ACTIONS),
-            resources=[bucket.arn_for_objects("*")],
-            conditions={"StringNotEquals": {"aws:SourceVpce": endpoint.vpc_endpoint_id}},
-        )
+            actions=["s3:*"],
+            resources=resources,
+            conditions={"Bool": {"aws:SecureTransport": "false"}},
+        ),
+        iam.PolicyStatement(
+            effect=iam.Effect.DENY,
+            principals=[iam.AnyPrincipal()],
+            actions=["s3:*"],
+            resources=resources,
+            conditions={"NumericLessThan": {"s3:TlsVersion": 1.2}},
+        ),
+    ]
+
+
+def _rotation_key_admin() -> iam.PolicyStatement:
+    """What the account keeps on the rotation key (ROTATION_KEY_ADMIN_ACTIONS)."""
+    return iam.PolicyStatement(
+        sid="AccountAdministersTheKey",
+        principals=[iam.AccountRootPrincipal()],
+        actions=list(ROTATION_KEY_ADMIN_ACTIONS),
+        resources=["*"],
     )
