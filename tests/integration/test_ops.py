@@ -531,16 +531,40 @@ def test_stack_target_errors_name_the_fix(
     assert "stack NoSuchStack not found in eu-west-1" in missing.err
 
 
-def test_stack_status_reads_the_backup_location_from_the_task_definition(
+def test_stack_status_reads_the_backup_inside_the_vpc_through_the_drill_definition(
     capsys: pytest.CaptureFixture[str], runtime: Runtime, aws: dict[str, str]
 ) -> None:
+    """On a stack the backup bucket can be read only through the VPC's S3 endpoint, so status
+    reads it with a one-off task of the drill task definition running `pds-aws-backup status`.
+    moto's ECS records the task but runs no container, so the read has no result: status must
+    say the backup status is unavailable, and exit 1, instead of reporting a backup."""
+    import boto3
+
     result = cli(capsys, "status", "--json", *stack_args(aws))
     status = result.json()
-    assert status["version"] and status["accounts"] >= 1
-    assert status["backup"]["backup_url"] == "s3://pds-backup-bucket/pds"
-    # An empty backup bucket is a problem status must report.
+    assert status["version"]
+    assert status["backup"] is None
     assert result.code == 1
-    assert "no backup exists yet (no current generation)" in status["problems"]
+    assert any(p.startswith("backup status unavailable") for p in status["problems"])
+    session = boto3.Session(region_name=aws["region"])
+    outputs = session.client("cloudformation").describe_stacks(StackName=aws["stack"])
+    cluster = next(
+        o["OutputValue"] for o in outputs["Stacks"][0]["Outputs"] if o["OutputKey"] == "ClusterName"
+    )
+    ecs = session.client("ecs")
+    arns = [
+        arn
+        for state in ("RUNNING", "STOPPED")
+        for arn in ecs.list_tasks(cluster=cluster, desiredStatus=state)["taskArns"]
+    ]
+    tasks = ecs.describe_tasks(cluster=cluster, tasks=arns)["tasks"] if arns else []
+    commands = [
+        o.get("command")
+        for t in tasks
+        if "pds-drill" in t["taskDefinitionArn"]
+        for o in t.get("overrides", {}).get("containerOverrides", [])
+    ]
+    assert any(c and c[-1] == "status" for c in commands), commands
 
 
 def test_stack_drill_task_is_found_among_the_stack_resources(aws: dict[str, str]) -> None:
