@@ -196,6 +196,15 @@ class Monitoring(Construct):
             load_balancer.metrics.http_code_elb(elbv2.HttpCodeElb.ELB_5XX_COUNT, statistic="Sum"),
             threshold=ELB_5XX_THRESHOLD,
         )
+        self._log_and_drill_alarms(backup_error_metric, drill_failed_alarm)
+        self._dashboard(load_balancer, target_group, service, backup_error_metric)
+
+    def _log_and_drill_alarms(
+        self,
+        backup_error_metric: cloudwatch.IMetric | None,
+        drill_failed_alarm: cloudwatch.Alarm | None,
+    ) -> None:
+        """The alarms both edge shapes share: PDS log errors, backup errors, the drill."""
         self._alarm(
             "PdsLogErrors",
             "The PDS logs errors (level error or fatal) in its log group.",
@@ -212,7 +221,6 @@ class Monitoring(Construct):
         if drill_failed_alarm is not None:
             self._notify(drill_failed_alarm)
             self.alarms["RestoreDrillFailed"] = drill_failed_alarm
-        self._dashboard(load_balancer, target_group, service, backup_error_metric)
 
     def add_alarm(
         self,
@@ -367,22 +375,7 @@ class Monitoring(Construct):
             dns_update_errors,
             threshold=1,
         )
-        self._alarm(
-            "PdsLogErrors",
-            "The PDS logs errors (level error or fatal) in its log group.",
-            self.pds_error_metric,
-            threshold=PDS_LOG_ERRORS_THRESHOLD,
-        )
-        if backup_error_metric is not None:
-            self._alarm(
-                "BackupErrors",
-                "The backup sidecar logs errors: replication or key upload may be failing.",
-                backup_error_metric,
-                threshold=1,
-            )
-        if drill_failed_alarm is not None:
-            self._notify(drill_failed_alarm)
-            self.alarms["RestoreDrillFailed"] = drill_failed_alarm
+        self._log_and_drill_alarms(backup_error_metric, drill_failed_alarm)
         errors: list[cloudwatch.IMetric] = [self.pds_error_metric]
         if backup_error_metric is not None:
             errors.append(backup_error_metric)
