@@ -13,8 +13,6 @@ and of an alarm on `.error_metric`.
 
 from __future__ import annotations
 
-import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +29,7 @@ from constructs import Construct, IConstruct
 from deploy_time_build import ContainerImageBuild
 
 from pds_aws.config import Architecture, Config
+from pds_aws.infra.compliance import nag_text, render_nag
 from pds_aws.infra.images import docker_platform, image_repository
 from pds_aws.names import (
     BACKUP_CONTAINER,
@@ -415,7 +414,7 @@ class BackupSidecar(Construct):
         backup_bucket: s3.IBucket,
     ) -> None:
         """cdk-nag findings caused by this construct, each with why it is accepted."""
-        backup_objects = _nag_text(self, backup_bucket.arn_for_objects(f"{BACKUP_PREFIX}/*"))
+        backup_objects = nag_text(self, backup_bucket.arn_for_objects(f"{BACKUP_PREFIX}/*"))
         self._acknowledge_own_findings(backup_objects)
         self._acknowledge_pds_task_findings(task_definition, backup_objects)
         self._acknowledge_deploy_time_build_findings()
@@ -546,28 +545,7 @@ def _wildcard_findings(policy: IConstruct) -> list[str]:
         for key, kind in (("Action", "Action"), ("Resource", "Resource")):
             entries = statement.get(key, [])
             for entry in entries if isinstance(entries, list) else [entries]:
-                text = _render_nag(entry)
+                text = render_nag(entry)
                 if "*" in text:
                     findings.append(f"AwsSolutions::AwsSolutions-IAM5[{kind}::{text}]")
     return findings
-
-
-def _nag_text(scope: IConstruct, value: str) -> str:
-    """A token as cdk-nag prints it in finding ids."""
-    return _render_nag(Stack.of(scope).resolve(value))
-
-
-def _render_nag(node: Any) -> str:
-    """Resolved CloudFormation as cdk-nag prints it: Ref -> <Id>, GetAtt -> <Id.Attr>."""
-    if isinstance(node, str):
-        return node
-    if isinstance(node, dict) and "Ref" in node:
-        return f"<{node['Ref']}>"
-    if isinstance(node, dict) and "Fn::GetAtt" in node:
-        return f"<{'.'.join(node['Fn::GetAtt'])}>"
-    if isinstance(node, dict) and "Fn::Join" in node:
-        separator, parts = node["Fn::Join"]
-        return str(separator).join(_render_nag(part) for part in parts)
-    if isinstance(node, dict) and isinstance(node.get("Fn::Sub"), str):
-        return re.sub(r"\$\{([^}]+)\}", r"<\1>", node["Fn::Sub"])
-    return json.dumps(node)
