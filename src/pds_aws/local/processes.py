@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -26,8 +27,35 @@ class StartError(PdsAwsError):
     """A component did not come up; the message says which, why, and where its log is."""
 
 
+# Ports handed to local servers come from below the kernel's ephemeral range (and above this).
+_LOWEST_PORT = 20000
+_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    """The ports the kernel gives to bind(0) and to the source side of outgoing connections."""
+    try:
+        low, high = (int(part) for part in _EPHEMERAL_RANGE.read_text().split())
+    except (OSError, ValueError):
+        return 32768, 65535  # Linux's default start, up to macOS's 49152-65535
+    return low, high
+
+
 def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
+    """A TCP port free on 127.0.0.1 right now, outside the kernel's ephemeral range.
+
+    A port from bind(0) lies in the range the kernel also uses for the source ports of outgoing
+    connections, so between this check and the server's own bind any connection (a readiness
+    probe, an SDK call) can take it, and the server fails with EADDRINUSE. Below that range the
+    kernel gives a port only to whoever asks for it by number.
+    """
+    low, high = _ephemeral_range()
+    candidates = [port for port in range(_LOWEST_PORT, 65536) if not low <= port <= high]
+    chooser = random.SystemRandom()
+    for _ in range(200):
+        port = chooser.choice(candidates)
+        if port_is_free(port):
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
