@@ -19,6 +19,7 @@ from pydantic_core import ErrorDetails
 
 from pds_aws.errors import ConfigError as ConfigError  # re-exported: raised by load_config
 from pds_aws.names import EXAMPLE_CONFIG_FILE
+from pds_aws.pipeline.settings import PipelineSettings
 from pds_aws.versions import PDS_IMAGE_REPOSITORY, PDS_IMAGE_TAG
 
 # Fargate's valid task sizes: CPU units -> allowed memory (MiB).
@@ -539,6 +540,8 @@ class CostSettings(_Section):
     image_build_minutes: Annotated[float, Field(ge=0)] = 10.0
     container_image_gb: Annotated[float, Field(ge=0)] = 0.5
     restore_drill_minutes: Annotated[float, Field(ge=0)] = 10.0
+    # Runs of the delivery pipeline a month, when [pipeline] is on (each builds and deploys twice).
+    pipeline_runs_per_month: Annotated[float, Field(ge=0)] = 4.0
 
 
 class Config(_Section):
@@ -551,6 +554,7 @@ class Config(_Section):
     backup: BackupSettings = BackupSettings()
     relay: RelaySettings = RelaySettings()
     recover: RecoverSettings = RecoverSettings()
+    pipeline: PipelineSettings = PipelineSettings()
     source: Path = Path(EXAMPLE_CONFIG_FILE)
 
     @model_validator(mode="before")
@@ -583,6 +587,19 @@ class Config(_Section):
                 f"its own account and region: set [aws] account and region to the old stack's, "
                 f"or give the ARN of the key retained there"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _pipeline_fits(self) -> Config:
+        problems = self.pipeline.problems_with(
+            domain=self.pds.domain,
+            hosted_zone_name=self.pds.hosted_zone_name,
+            stack_name=self.aws.stack_name,
+            account=self.aws.account,
+            region=self.aws.region,
+        )
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     @property
