@@ -17,6 +17,7 @@ from pds_aws.backup.layout import generation_prefix
 from pds_aws.backup.logs import error, info, log
 from pds_aws.backup.mirror import FileMirror
 from pds_aws.backup.plan import read_generation, replica_url
+from pds_aws.backup.prune import prune_in_background
 from pds_aws.backup.settings import Settings
 from pds_aws.backup.stop import LITESTREAM_STOP_TIMEOUT_S, final_sync
 from pds_aws.backup.store import BackupStore, StoreError
@@ -115,6 +116,12 @@ def replicate(
     if not stop.is_set():
         write_health(settings, replicator.pid, generation)
         info(f"healthy: replicating {data_dir} to generation {generation}")
+        prune_in_background(
+            store,
+            generation,
+            settings.history_days,
+            holding=lambda: not lost.is_set() and not stop.is_set(),
+        )
     ended = replicate_until_stopped(
         settings, stop, lost, mirror, replicator, store, generation, first_data_pending
     )
