@@ -1,39 +1,19 @@
-"""Shared fixtures of the stack tests: each template is synthesized once per session."""
+"""Shared fixtures: the example and prod configs, each template synthesized once per session.
+
+Shared helper functions live in helpers.py (this folder is on `sys.path` once pytest loads
+this file).
+"""
 
 from __future__ import annotations
 
-import tomllib
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 from aws_cdk.assertions import Template
 
-from pds_aws.config import Config, parse_config
+from helpers import make_config
+from pds_aws.config import Config
 from pds_aws.infra.synth import synthesize
-
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-EXAMPLE_CONFIG = PROJECT_ROOT / "pds.example.toml"
-
-ConfigFactory = Callable[..., Config]
-
-
-def example_data() -> dict[str, Any]:
-    return tomllib.loads(EXAMPLE_CONFIG.read_text(encoding="utf-8"))
-
-
-def make_config(**sections: dict[str, Any]) -> Config:
-    """The example config with some keys replaced: make_config(aws={"mode": "prod"})."""
-    data = example_data()
-    for section, values in sections.items():
-        data.setdefault(section, {}).update(values)
-    return parse_config(data, EXAMPLE_CONFIG)
-
-
-@pytest.fixture(scope="session")
-def config_factory() -> ConfigFactory:
-    return make_config
 
 
 @pytest.fixture(scope="session")
@@ -56,7 +36,13 @@ def template(stack_template: dict[str, Any]) -> Template:
 def prod_config() -> Config:
     return make_config(
         aws={"mode": "prod"},
-        task={"architecture": "x86_64", "spot": True, "cpu": 2048, "memory": 4096},
+        task={
+            "architecture": "x86_64",
+            "spot": True,
+            "cpu": 2048,
+            "memory": 4096,
+            "ephemeral_storage_gib": 30,
+        },
         pds={"invite_required": False, "contact_email": "admin@example.com"},
         monitoring={"log_retention_days": 365, "alarm_emails": ["a@example.com", "b@example.com"]},
     )
@@ -64,7 +50,7 @@ def prod_config() -> Config:
 
 @pytest.fixture(scope="session")
 def prod_stack_template(prod_config: Config) -> dict[str, Any]:
-    """A prod-mode variant: x86_64, Spot, larger task, other alarm addresses."""
+    """A prod-mode variant: x86_64, Spot, larger task and disk, other alarm addresses."""
     return synthesize(prod_config)
 
 

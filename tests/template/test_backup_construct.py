@@ -6,7 +6,6 @@ finding caused by the construct were unacknowledged, the fixture itself would fa
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import sys
@@ -25,29 +24,36 @@ from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk.assertions import Match, Template
-from cdk_nag import AwsSolutionsChecks, NIST80053R5Checks
 
+from helpers import (
+    PROJECT_ROOT,
+    actions,
+    add_nag_packs,
+    assert_nag_packs_ran_with_reasons,
+    container,
+    environment,
+    log_group,
+    make_config,
+    nag_report,
+    resources,
+    role_statements,
+    task_definition_with,
+    task_role,
+)
 from pds_aws.backup.construct import BACKUP_PREFIX, BackupSidecar
-from pds_aws.config import Config, load_config, parse_config
+from pds_aws.config import Config
 
-ROOT = Path(__file__).resolve().parents[2]
-DOCKERFILE = ROOT / "src/pds_aws/backup/Dockerfile"
+DOCKERFILE = PROJECT_ROOT / "src/pds_aws/backup/Dockerfile"
 DATA_VOLUME = "pds-data"
 
 
 @dataclass
 class Built:
+    config: Config
     template: Template
-    resources: dict[str, Any]
+    json: dict[str, Any]
     outdir: Path
     nag_report: dict[str, Any]
-
-
-def _config(**changes: dict[str, Any]) -> Config:
-    data = tomllib.loads((ROOT / "pds.example.toml").read_text(encoding="utf-8"))
-    for section, values in changes.items():
-        data[section] = {**data.get(section, {}), **values}
-    return parse_config(data)
 
 
 def _scaffolding_acknowledgments(stack: cdk.Stack) -> None:
@@ -81,8 +87,8 @@ def _scaffolding_acknowledgments(stack: cdk.Stack) -> None:
 def _build(config: Config, outdir: Path, *, nag: bool, env: bool = False) -> Built:
     app = cdk.App(outdir=str(outdir))
     # With an explicit environment ARNs are rendered with literal partition and region.
-    environment = cdk.Environment(account=config.aws.account, region=config.aws.region)
-    stack = cdk.Stack(app, "Test", env=environment if env else None)
+    stack_env = cdk.Environment(account=config.aws.account, region=config.aws.region)
+    stack = cdk.Stack(app, "Test", env=stack_env if env else None)
     vpc = ec2.Vpc(
         stack,
         "Vpc",
@@ -114,68 +120,39 @@ def _build(config: Config, outdir: Path, *, nag: bool, env: bool = False) -> Bui
     backup.drill_failed_alarm.add_alarm_action(cloudwatch_actions.SnsAction(topic))
     if nag:
         _scaffolding_acknowledgments(stack)
-        Validations.of(app).add_plugins(AwsSolutionsChecks(app), NIST80053R5Checks(app))
+        add_nag_packs(app)
     assembly = app.synth()
-    report_file = outdir / "validation-report.json"
-    report = json.loads(report_file.read_text()) if report_file.exists() else {}
     template = assembly.get_stack_by_name("Test").template
-    return Built(Template.from_json(template), template["Resources"], outdir, report)
+    return Built(config, Template.from_json(template), template, outdir, nag_report(outdir))
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
-    return _build(load_config(ROOT / "pds.example.toml"), tmp_path_factory.mktemp("cdk"), nag=True)
+def built(example_config: Config, tmp_path_factory: pytest.TempPathFactory) -> Built:
+    return _build(example_config, tmp_path_factory.mktemp("cdk"), nag=True)
 
 
 @pytest.fixture(scope="module")
 def variant(tmp_path_factory: pytest.TempPathFactory) -> Built:
     """Every setting the construct reads, away from its default."""
-    config = _config(
+    config = make_config(
         aws={"mode": "prod"},
         monitoring={"log_retention_days": 365},
-        task={"architecture": "x86_64"},
+        task={"architecture": "x86_64", "ephemeral_storage_gib": 40},
         backup={"drill_schedule": "rate(1 day)"},
     )
     return _build(config, tmp_path_factory.mktemp("cdk-variant"), nag=True, env=True)
 
 
 def _of_type(built: Built, kind: str) -> dict[str, dict[str, Any]]:
-    return {k: v for k, v in built.resources.items() if v["Type"] == kind}
-
-
-def _container(built: Built, name: str) -> dict[str, Any]:
-    for definition in _of_type(built, "AWS::ECS::TaskDefinition").values():
-        for container in definition["Properties"]["ContainerDefinitions"]:
-            if container["Name"] == name:
-                return dict(container)
-    raise AssertionError(f"no container named {name!r}")
-
-
-def _task_definition_with(built: Built, name: str) -> tuple[str, dict[str, Any]]:
-    for logical_id, definition in _of_type(built, "AWS::ECS::TaskDefinition").items():
-        names = [c["Name"] for c in definition["Properties"]["ContainerDefinitions"]]
-        if name in names:
-            return logical_id, definition
-    raise AssertionError(f"no task definition with container {name!r}")
-
-
-def _role_statements(built: Built, role_logical_id: str) -> list[dict[str, Any]]:
-    statements: list[dict[str, Any]] = []
-    for policy in _of_type(built, "AWS::IAM::Policy").values():
-        if {"Ref": role_logical_id} in policy["Properties"]["Roles"]:
-            statements += policy["Properties"]["PolicyDocument"]["Statement"]
-    return statements
+    return resources(built.json, kind)
 
 
 def _s3_statements(built: Built, role_logical_id: str) -> list[dict[str, Any]]:
-    found = []
-    for statement in _role_statements(built, role_logical_id):
-        actions = (
-            statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-        )
-        if any(action.startswith("s3:") for action in actions):
-            found.append({**statement, "Action": actions})
-    return found
+    return [
+        {**statement, "Action": actions(statement)}
+        for statement in role_statements(built.json, role_logical_id)
+        if any(action.startswith("s3:") for action in actions(statement))
+    ]
 
 
 def _bucket_id(built: Built) -> str:
@@ -187,20 +164,20 @@ def _bucket_id(built: Built) -> str:
 
 
 def test_backup_container_runs_the_sidecar_with_its_environment(built: Built) -> None:
-    container = _container(built, "backup")
-    assert container["Essential"] is True
-    assert container["Command"] == ["pds-aws-backup", "run"]
-    environment = {e["Name"]: e["Value"] for e in container["Environment"]}
-    assert environment["PDS_DATA_DIRECTORY"] == "/pds"
-    assert environment["AWS_REGION"] == "us-east-2"
-    assert environment["BACKUP_URL"] == {
+    backup = container(built.json, "backup")
+    assert backup["Essential"] is True
+    assert backup["Command"] == ["pds-aws-backup", "run"]
+    env = environment(built.json, "backup")
+    assert env["PDS_DATA_DIRECTORY"] == "/pds"
+    assert env["AWS_REGION"] == built.config.aws.region
+    assert env["BACKUP_URL"] == {
         "Fn::Join": ["", ["s3://", {"Ref": _bucket_id(built)}, f"/{BACKUP_PREFIX}"]]
     }
-    assert "Secrets" not in container
+    assert "Secrets" not in backup
 
 
 def test_health_check_runs_the_health_command_and_waits_for_a_long_restore(built: Built) -> None:
-    check = _container(built, "backup")["HealthCheck"]
+    check = container(built.json, "backup")["HealthCheck"]
     assert check["Command"] == ["CMD", "pds-aws-backup", "health"]
     # Fargate's longest start period, then ten more failed checks before the task is failed:
     # at least 10 minutes for a restore before ECS replaces the task.
@@ -211,29 +188,29 @@ def test_health_check_runs_the_health_command_and_waits_for_a_long_restore(built
 
 
 def test_data_volume_is_mounted_read_write_at_pds(built: Built) -> None:
-    mounts = _container(built, "backup")["MountPoints"]
+    mounts = container(built.json, "backup")["MountPoints"]
     assert mounts == [{"ContainerPath": "/pds", "ReadOnly": False, "SourceVolume": DATA_VOLUME}]
 
 
 def test_stop_timeout_leaves_the_final_sync_fargates_maximum(built: Built) -> None:
-    assert _container(built, "backup")["StopTimeout"] == 120
+    assert container(built.json, "backup")["StopTimeout"] == 120
 
 
 def test_init_process_forwards_signals_and_reaps_litestream(built: Built) -> None:
-    assert _container(built, "backup")["LinuxParameters"]["InitProcessEnabled"] is True
+    assert container(built.json, "backup")["LinuxParameters"]["InitProcessEnabled"] is True
 
 
 def test_backup_logs_go_to_their_own_log_group_with_the_configured_retention(
     built: Built,
 ) -> None:
-    options = _container(built, "backup")["LogConfiguration"]["Options"]
-    log_group_id = options["awslogs-group"]["Ref"]
-    log_group = built.resources[log_group_id]
-    assert log_group["Properties"]["RetentionInDays"] == 30
-    assert log_group["DeletionPolicy"] == "Delete"  # test mode
+    log_group_id = log_group(built.json, "backup")["Ref"]
+    backup_log_group = built.json["Resources"][log_group_id]
+    retention = built.config.monitoring.log_retention_days
+    assert backup_log_group["Properties"]["RetentionInDays"] == retention
+    assert backup_log_group["DeletionPolicy"] == "Delete"  # test mode
     pds_log_groups = [
         c["LogConfiguration"]["Options"]["awslogs-group"]
-        for c in _task_definition_with(built, "backup")[1]["Properties"]["ContainerDefinitions"]
+        for c in task_definition_with(built.json, "backup")[1]["Properties"]["ContainerDefinitions"]
     ]
     assert pds_log_groups == [{"Ref": log_group_id}]
 
@@ -241,15 +218,16 @@ def test_backup_logs_go_to_their_own_log_group_with_the_configured_retention(
 def test_prod_mode_retains_the_log_groups(variant: Built) -> None:
     log_groups = _of_type(variant, "AWS::Logs::LogGroup").values()
     assert log_groups
-    for log_group in log_groups:
-        assert log_group["DeletionPolicy"] == "Retain"
-        assert log_group["Properties"]["RetentionInDays"] == 365
+    for group in log_groups:
+        assert group["DeletionPolicy"] == "Retain"
+        assert (
+            group["Properties"]["RetentionInDays"] == variant.config.monitoring.log_retention_days
+        )
 
 
 def test_task_role_reaches_backup_objects_only_under_the_prefix(built: Built) -> None:
-    _, task = _task_definition_with(built, "backup")
-    role_id = task["Properties"]["TaskRoleArn"]["Fn::GetAtt"][0]
-    statements = _s3_statements(built, role_id)
+    _, task = task_definition_with(built.json, "backup")
+    statements = _s3_statements(built, task_role(task))
     bucket_arn = {"Fn::GetAtt": [_bucket_id(built), "Arn"]}
     prefix_arn = {"Fn::Join": ["", [bucket_arn, f"/{BACKUP_PREFIX}/*"]]}
     object_actions: set[str] = set()
@@ -268,15 +246,15 @@ def test_task_role_reaches_backup_objects_only_under_the_prefix(built: Built) ->
 
 
 def test_drill_task_runs_the_drill_on_its_own_scratch_volume(built: Built) -> None:
-    drill_id, drill_task = _task_definition_with(built, "drill")
-    backup_id, _ = _task_definition_with(built, "backup")
+    drill_id, drill_task = task_definition_with(built.json, "drill")
+    backup_id, _ = task_definition_with(built.json, "backup")
     assert drill_id != backup_id
-    container = _container(built, "drill")
-    assert container["Command"] == ["pds-aws-backup", "drill"]
-    environment = {e["Name"]: e["Value"] for e in container["Environment"]}
-    assert environment["BACKUP_URL"] == _container(built, "backup")["Environment"][1]["Value"]
-    assert environment["PDS_DATA_DIRECTORY"].startswith("/scratch/")
-    assert container["MountPoints"] == [
+    drill = container(built.json, "drill")
+    assert drill["Command"] == ["pds-aws-backup", "drill"]
+    env = environment(built.json, "drill")
+    assert env["BACKUP_URL"] == environment(built.json, "backup")["BACKUP_URL"]
+    assert env["PDS_DATA_DIRECTORY"].startswith("/scratch/")
+    assert drill["MountPoints"] == [
         {"ContainerPath": "/scratch", "ReadOnly": False, "SourceVolume": "drill-scratch"}
     ]
     properties = drill_task["Properties"]
@@ -284,18 +262,18 @@ def test_drill_task_runs_the_drill_on_its_own_scratch_volume(built: Built) -> No
     assert properties["RuntimePlatform"]["CpuArchitecture"] == "ARM64"
     assert properties["RequiresCompatibilities"] == ["FARGATE"]
     # The same disk as the PDS task: Fargate's free 20 GiB, no size named.
+    assert built.config.task.ephemeral_storage_setting is None
     assert "EphemeralStorage" not in properties
 
 
 def test_drill_role_can_only_read_backup_objects(built: Built) -> None:
-    _, drill_task = _task_definition_with(built, "drill")
-    role_id = drill_task["Properties"]["TaskRoleArn"]["Fn::GetAtt"][0]
-    actions = {a for s in _s3_statements(built, role_id) for a in s["Action"]}
-    assert actions == {"s3:GetObject", "s3:ListBucket", "s3:GetBucketLocation"}
+    _, drill_task = task_definition_with(built.json, "drill")
+    s3_actions = {a for s in _s3_statements(built, task_role(drill_task)) for a in s["Action"]}
+    assert s3_actions == {"s3:GetObject", "s3:ListBucket", "s3:GetBucketLocation"}
 
 
 def test_drill_is_scheduled_weekly_in_the_cluster_with_the_task_network(built: Built) -> None:
-    drill_id, _ = _task_definition_with(built, "drill")
+    drill_id, _ = task_definition_with(built.json, "drill")
     built.template.has_resource_properties(
         "AWS::Events::Rule",
         {
@@ -339,7 +317,7 @@ def test_drill_schedule_comes_from_the_config(variant: Built) -> None:
 
 
 def test_failed_drill_events_are_counted_and_alarmed(built: Built) -> None:
-    drill_id, _ = _task_definition_with(built, "drill")
+    drill_id, _ = task_definition_with(built.json, "drill")
     (rule,) = [
         r["Properties"]
         for r in _of_type(built, "AWS::Events::Rule").values()
@@ -378,7 +356,7 @@ def test_failed_drill_events_are_counted_and_alarmed(built: Built) -> None:
 
 
 def test_backup_error_metric_counts_error_lines_of_the_backup_log_group(built: Built) -> None:
-    log_group_id = _container(built, "backup")["LogConfiguration"]["Options"]["awslogs-group"]
+    log_group_id = log_group(built.json, "backup")
     (metric_filter,) = [
         f["Properties"]
         for f in _of_type(built, "AWS::Logs::MetricFilter").values()
@@ -397,16 +375,13 @@ def test_cdk_nag_findings_of_the_construct_are_all_acknowledged_with_a_reason(
 ) -> None:
     # The fixture's synthesis ran both packs and would have raised on any open finding.
     built: Built = request.getfixturevalue(which)
-    reports = built.nag_report.get("pluginReports", [])
-    assert {r["pluginName"] for r in reports} >= {"AwsSolutions", "NIST.800.53.R5"}
+    assert_nag_packs_ran_with_reasons(built.nag_report)
     ours = ("Test/Backup/", "Test/Task/", "Test/ContainerImageBuild", "Test/DeployTimeBuild")
-    for report in reports:
+    for report in built.nag_report["pluginReports"]:
         for violation in report["violations"]:
             assert violation["severity"] != "error", violation
             for violating in violation["violatingConstructs"]:
                 assert not violating["constructPath"].startswith(ours), violation
-        for suppressed in report["suppressedViolations"]:
-            assert len(suppressed["reason"]) > 40, suppressed
 
 
 # --- the image -------------------------------------------------------------------------------
@@ -436,14 +411,18 @@ def test_image_is_built_for_the_task_architecture(built: Built, variant: Built) 
     assert "--platform linux/arm64" in _build_command(built)
     assert "src/pds_aws/backup/Dockerfile" in _build_command(built)
     assert "--platform linux/amd64" in _build_command(variant)
-    _, drill_task = _task_definition_with(variant, "drill")
+    _, drill_task = task_definition_with(variant.json, "drill")
     assert drill_task["Properties"]["RuntimePlatform"]["CpuArchitecture"] == "X86_64"
+    size = drill_task["Properties"]["EphemeralStorage"]["SizeInGiB"]
+    assert (
+        size == variant.config.task.ephemeral_storage_gib != built.config.task.ephemeral_storage_gib
+    )
 
 
 def test_dockerfile_installs_the_locked_package_with_the_projects_uv() -> None:
     dockerfile = DOCKERFILE.read_text(encoding="utf-8")
     assert re.search(r"uv sync --frozen --no-dev --no-editable", dockerfile)
-    makefile_uv = re.search(r"^UV_VERSION := (\S+)$", (ROOT / "Makefile").read_text(), re.M)
+    makefile_uv = re.search(r"^UV_VERSION := (\S+)$", (PROJECT_ROOT / "Makefile").read_text(), re.M)
     dockerfile_uv = re.search(r"^ARG UV_VERSION=(\S+)$", dockerfile, re.M)
     assert makefile_uv and dockerfile_uv
     assert dockerfile_uv.group(1) == makefile_uv.group(1)
@@ -459,7 +438,7 @@ def _skipped_packages() -> list[str]:
 
 
 def test_skipped_packages_are_locked_dependencies() -> None:
-    lock = tomllib.loads((ROOT / "uv.lock").read_text(encoding="utf-8"))
+    lock = tomllib.loads((PROJECT_ROOT / "uv.lock").read_text(encoding="utf-8"))
     locked = {package["name"] for package in lock["package"]}
     skipped = _skipped_packages()
     assert skipped
@@ -477,7 +456,7 @@ def test_sidecar_program_imports_none_of_the_packages_the_image_skips() -> None:
     assert "aws_cdk" in modules and "moto" in modules
     program_modules = sorted(
         f"pds_aws.backup.{path.stem}"
-        for path in (ROOT / "src/pds_aws/backup").glob("*.py")
+        for path in (PROJECT_ROOT / "src/pds_aws/backup").glob("*.py")
         if path.stem not in ("construct", "__init__")
     )
     # A fresh interpreter in which importing a skipped package fails, as in the image.

@@ -4,20 +4,17 @@ template and the bill, the committed guide matches the model, `pds-aws cost --js
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from helpers import EXAMPLE_CONFIG, PROJECT_ROOT, properties
 from pds_aws.cli import main as cli_main
 from pds_aws.config import Config, load_config
 from pds_aws.cost import guide, measured, results
 from pds_aws.cost import model as cost
-from pds_aws.cost.prices import load_prices
+from pds_aws.cost.prices import load_price_data, load_prices
 
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE = ROOT / "pds.example.toml"
 _TEMPLATES: dict[str, dict[str, Any]] = {}
 
 
@@ -32,7 +29,7 @@ def synthesize(config: Config) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def config(example_config: Config, stack_template: dict[str, Any]) -> Config:
     """pds.example.toml; its template is the session fixture of conftest.py (one synth)."""
-    assert example_config == load_config(EXAMPLE)
+    assert example_config == load_config(EXAMPLE_CONFIG)
     _TEMPLATES.setdefault(example_config.model_dump_json(), stack_template)
     return example_config
 
@@ -45,10 +42,6 @@ def priced(config: Config) -> results.Estimate:
     """What `pds-aws cost` reports: the template, and the measured figures (measured.json)."""
     idle = measured.backup_idle_rate(config.cost, measured.read_idle_measurement())
     return cost.estimate(synthesize(config), config, backup_idle=idle)
-
-
-def resources_of(template: Mapping[str, Any], kind: str) -> list[Mapping[str, Any]]:
-    return [r.get("Properties", {}) for r in template["Resources"].values() if r["Type"] == kind]
 
 
 def service_quantity(est: results.Estimate, price_key: str) -> float:
@@ -75,8 +68,8 @@ def test_every_resource_of_the_synthesized_stack_is_priced_or_known_free(config:
 
 def test_spot_changes_the_template_and_the_estimate(config: Config) -> None:
     spot = with_task(config, spot=True)
-    on_demand_services = resources_of(synthesize(config), "AWS::ECS::Service")
-    spot_services = resources_of(synthesize(spot), "AWS::ECS::Service")
+    on_demand_services = properties(synthesize(config), "AWS::ECS::Service")
+    spot_services = properties(synthesize(spot), "AWS::ECS::Service")
     assert [s["CapacityProviderStrategy"][0]["CapacityProvider"] for s in spot_services] == [
         "FARGATE_SPOT"
     ]
@@ -107,8 +100,7 @@ def test_task_size_changes_the_template_and_the_estimate(
 ) -> None:
     resized = with_task(config, cpu=cpu, memory=memory)
     sizes = {
-        (t["Cpu"], t["Memory"])
-        for t in resources_of(synthesize(resized), "AWS::ECS::TaskDefinition")
+        (t["Cpu"], t["Memory"]) for t in properties(synthesize(resized), "AWS::ECS::TaskDefinition")
     }
     assert (str(cpu), str(memory)) in sizes
     base, other = priced(config), priced(resized)
@@ -122,7 +114,7 @@ def test_task_size_changes_the_template_and_the_estimate(
 
 
 def test_the_committed_cost_guide_matches_the_default_config(config: Config) -> None:
-    committed = (ROOT / guide.GUIDE_FILE).read_text(encoding="utf-8")
+    committed = (PROJECT_ROOT / guide.GUIDE_FILE).read_text(encoding="utf-8")
     generated = guide.build_guide(config, synthesize)
     assert committed == generated, "guides/COST.md is stale: run `make cost-guide` and commit it"
 
@@ -147,14 +139,16 @@ def test_pds_aws_cost_json(
     config: Config, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr(cost, "synthesize_app", synthesize)
-    assert cli_main(["cost", "-c", str(EXAMPLE), "--json"]) == 0
+    assert cli_main(["cost", "-c", str(EXAMPLE_CONFIG), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["unpriced"] == []
     for key in ("fixed_monthly", "variable_monthly", "total_monthly"):
         assert isinstance(out[key], float)
     assert out["fixed_monthly"] == round(priced(config).fixed_monthly, 2)
-    assert out["reference"]["fixed_monthly"] == 65.45
+    reference = load_price_data()["reference"]["fixed_monthly"]  # prices.toml
+    assert out["reference"]["fixed_monthly"] == reference
 
-    assert cli_main(["cost", "-c", str(EXAMPLE)]) == 0
+    assert cli_main(["cost", "-c", str(EXAMPLE_CONFIG)]) == 0
     table = capsys.readouterr().out
-    assert "Fixed monthly:" in table and "$65.45" in table and "Unpriced resources: none" in table
+    assert "Fixed monthly:" in table and f"${reference:.2f}" in table
+    assert "Unpriced resources: none" in table

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from helpers import container, environment
 from pds_aws.local import taskdef
 from pds_aws.local.taskdef import (
     LocalAws,
@@ -81,13 +82,8 @@ def test_stack_environment_change_reaches_the_local_run_with_no_second_edit(
 
 def test_a_variable_added_to_the_task_definition_appears_locally(template: dict[str, Any]) -> None:
     patched = copy.deepcopy(template)
-    logical_id, _ = find_task_definition(patched)
-    containers = patched["Resources"][logical_id]["Properties"]["ContainerDefinitions"]
-    pds = next(c for c in containers if c["Name"] == "pds")
-    blob_bucket = next(
-        e["Value"] for e in pds["Environment"] if e["Name"] == "PDS_BLOBSTORE_S3_BUCKET"
-    )
-    pds["Environment"].append(
+    blob_bucket = environment(patched, "pds")["PDS_BLOBSTORE_S3_BUCKET"]
+    container(patched, "pds")["Environment"].append(
         {"Name": "PDS_NEW_SETTING", "Value": {"Fn::Join": ["/", [blob_bucket, "x"]]}}
     )
     assert "PDS_NEW_SETTING" not in pds_env(template)

@@ -9,20 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from helpers import containers, environment, resources
 from pds_aws import names
 from pds_aws.ops import ecs, target
-
-
-def _task_definitions(template: dict[str, Any]) -> list[dict[str, Any]]:
-    return [
-        r["Properties"]
-        for r in template["Resources"].values()
-        if r["Type"] == ecs.TASK_DEFINITION_TYPE
-    ]
-
-
-def _containers(task_definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {c["Name"]: c for c in task_definition["ContainerDefinitions"]}
 
 
 def test_the_stack_declares_the_outputs_the_cli_reads(stack_template: dict[str, Any]) -> None:
@@ -32,14 +21,15 @@ def test_the_stack_declares_the_outputs_the_cli_reads(stack_template: dict[str, 
 
 
 def test_service_and_drill_task_definitions(stack_template: dict[str, Any]) -> None:
-    definitions = [_containers(td) for td in _task_definitions(stack_template)]
+    definitions = [
+        containers(td) for td in resources(stack_template, ecs.TASK_DEFINITION_TYPE).values()
+    ]
     # The drill is found as "the other task definition": there must be exactly two.
     assert len(definitions) == 2
     service = next(d for d in definitions if names.PDS_CONTAINER in d)
     drill = next(d for d in definitions if names.DRILL_CONTAINER in d)
     assert names.BACKUP_CONTAINER in service
-    backup_env = {e["Name"] for e in service[names.BACKUP_CONTAINER]["Environment"]}
-    assert "BACKUP_URL" in backup_env
+    assert "BACKUP_URL" in environment(stack_template, names.BACKUP_CONTAINER)
     for container in (*service.values(), *drill.values()):
         options = container["LogConfiguration"]["Options"]
         assert options["awslogs-stream-prefix"], container["Name"]

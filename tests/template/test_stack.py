@@ -6,48 +6,27 @@ Each test names one property of guides/ARCHITECTURE.md / issue 2 and fails if th
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 from aws_cdk.assertions import Match, Template
 
+from helpers import (
+    PROJECT_ROOT,
+    actions,
+    container,
+    environment,
+    log_group,
+    only,
+    ref_type,
+    resources,
+    role_statements,
+    service_task_definition,
+    task_role,
+)
 from pds_aws.config import Config
 from pds_aws.names import DATA_DIRECTORY, PDS_CONTAINER, PDS_PORT
 from pds_aws.routes import HEALTH_CHECK_PATH, ROBOTS_PATH, ROBOTS_TXT, alb_rule_groups
 from pds_aws.versions import PDS_IMAGE_REPOSITORY
-
-Resources = dict[str, dict[str, Any]]
-
-
-def resources(template: dict[str, Any], kind: str) -> Resources:
-    return {k: r for k, r in template["Resources"].items() if r["Type"] == kind}
-
-
-def only(template: dict[str, Any], kind: str) -> dict[str, Any]:
-    found = resources(template, kind)
-    assert len(found) == 1, f"expected one {kind}, found {sorted(found)}"
-    return next(iter(found.values()))
-
-
-def service_task_definition(template: dict[str, Any]) -> dict[str, Any]:
-    """The task definition the ECS service runs (the drill has its own)."""
-    ref = only(template, "AWS::ECS::Service")["Properties"]["TaskDefinition"]["Ref"]
-    return template["Resources"][ref]
-
-
-def container(template: dict[str, Any], name: str) -> dict[str, Any]:
-    definitions = service_task_definition(template)["Properties"]["ContainerDefinitions"]
-    return next(c for c in definitions if c["Name"] == name)
-
-
-def environment(template: dict[str, Any], name: str = PDS_CONTAINER) -> dict[str, Any]:
-    return {e["Name"]: e["Value"] for e in container(template, name).get("Environment", [])}
-
-
-def ref_type(template: dict[str, Any], value: Any) -> str:
-    assert isinstance(value, dict) and "Ref" in value, f"{value!r} is not a Ref"
-    return str(template["Resources"][value["Ref"]]["Type"])
-
 
 # --- network ---------------------------------------------------------------------------
 
@@ -126,24 +105,16 @@ def test_rotation_key_is_secp256k1_for_signing(template: Template) -> None:
 
 
 def _task_role_statements(template: dict[str, Any]) -> list[dict[str, Any]]:
-    role = service_task_definition(template)["Properties"]["TaskRoleArn"]["Fn::GetAtt"][0]
-    return [
-        s
-        for p in resources(template, "AWS::IAM::Policy").values()
-        if {"Ref": role} in p["Properties"].get("Roles", [])
-        for s in p["Properties"]["PolicyDocument"]["Statement"]
-    ]
+    return role_statements(template, task_role(service_task_definition(template)))
 
 
 def test_task_role_may_only_sign_and_read_the_public_key(stack_template: dict[str, Any]) -> None:
     key = next(iter(resources(stack_template, "AWS::KMS::Key")))
     kms_actions = set()
     for statement in _task_role_statements(stack_template):
-        actions = (
-            statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-        )
-        kms_actions |= {a for a in actions if a.startswith("kms:")}
-        if any(a.startswith("kms:") for a in actions):
+        kms = {a for a in actions(statement) if a.startswith("kms:")}
+        kms_actions |= kms
+        if kms:
             assert statement["Resource"] == {"Fn::GetAtt": [key, "Arn"]}
     assert kms_actions == {"kms:Sign", "kms:GetPublicKey"}
 
@@ -225,7 +196,7 @@ def test_pds_container_runs_the_pinned_official_image(
 def test_pds_environment_is_complete(
     stack_template: dict[str, Any], example_config: Config
 ) -> None:
-    env = environment(stack_template)
+    env = environment(stack_template, PDS_CONTAINER)
     pds = example_config.pds
     assert env["PDS_HOSTNAME"] == pds.domain
     assert env["PDS_PORT"] == str(PDS_PORT)
@@ -249,10 +220,12 @@ def test_pds_environment_is_complete(
     assert "PDS_BLOBSTORE_DISK_LOCATION" not in env  # both at once is a PDS start error
 
 
-def test_config_settings_reach_the_environment(prod_stack_template: dict[str, Any]) -> None:
-    env = environment(prod_stack_template)
+def test_config_settings_reach_the_environment(
+    prod_stack_template: dict[str, Any], prod_config: Config
+) -> None:
+    env = environment(prod_stack_template, PDS_CONTAINER)
     assert env["PDS_INVITE_REQUIRED"] == "false"
-    assert env["PDS_CONTACT_EMAIL_ADDRESS"] == "admin@example.com"
+    assert env["PDS_CONTACT_EMAIL_ADDRESS"] == prod_config.pds.contact_email
 
 
 def test_pds_secrets_are_ecs_secrets_from_secrets_manager(stack_template: dict[str, Any]) -> None:
@@ -266,7 +239,7 @@ def test_pds_secrets_are_ecs_secrets_from_secrets_manager(stack_template: dict[s
     }
     for value in secrets.values():
         assert ref_type(stack_template, value) == "AWS::SecretsManager::Secret"
-    assert not set(secrets) & set(environment(stack_template))
+    assert not set(secrets) & set(environment(stack_template, PDS_CONTAINER))
 
 
 def test_no_secret_value_or_access_key_in_the_template(stack_template: dict[str, Any]) -> None:
@@ -293,16 +266,24 @@ def test_data_volume_is_shared_at_pds_and_pds_waits_for_a_healthy_backup(
 
 
 def test_task_size_and_architecture_follow_the_config(
-    stack_template: dict[str, Any], prod_stack_template: dict[str, Any]
+    stack_template: dict[str, Any],
+    prod_stack_template: dict[str, Any],
+    example_config: Config,
+    prod_config: Config,
 ) -> None:
-    default = service_task_definition(stack_template)["Properties"]
-    assert default["RuntimePlatform"]["CpuArchitecture"] == "ARM64"
-    assert (default["Cpu"], default["Memory"]) == ("512", "1024")
-    # Fargate's free 20 GiB: the task definition names no size (one more GiB would be billed).
-    assert "EphemeralStorage" not in default
-    other = service_task_definition(prod_stack_template)["Properties"]
-    assert other["RuntimePlatform"]["CpuArchitecture"] == "X86_64"
-    assert (other["Cpu"], other["Memory"]) == ("2048", "4096")
+    assert example_config.task != prod_config.task  # conftest: every size differs
+    for template, config in ((stack_template, example_config), (prod_stack_template, prod_config)):
+        task = service_task_definition(template)["Properties"]
+        assert task["RuntimePlatform"]["CpuArchitecture"] == config.task.architecture.value.upper()
+        assert (task["Cpu"], task["Memory"]) == (str(config.task.cpu), str(config.task.memory))
+        # Fargate's free 20 GiB: the task definition names no size (one more GiB would be billed).
+        size = config.task.ephemeral_storage_setting
+        if size is None:
+            assert "EphemeralStorage" not in task
+        else:
+            assert task["EphemeralStorage"] == {"SizeInGiB": size}
+    assert example_config.task.ephemeral_storage_setting is None
+    assert prod_config.task.ephemeral_storage_setting is not None
 
 
 def test_pds_container_health_check_probes_the_health_path(stack_template: dict[str, Any]) -> None:
@@ -510,14 +491,19 @@ def test_smtp_credentials_resource_writes_the_task_secret(stack_template: dict[s
 
 
 def test_pds_log_group_has_the_configured_retention(
-    stack_template: dict[str, Any], prod_stack_template: dict[str, Any]
+    stack_template: dict[str, Any],
+    prod_stack_template: dict[str, Any],
+    example_config: Config,
+    prod_config: Config,
 ) -> None:
     def pds_retention(template: dict[str, Any]) -> int:
-        group = container(template, PDS_CONTAINER)["LogConfiguration"]["Options"]["awslogs-group"]
+        group = log_group(template, PDS_CONTAINER)
         return int(template["Resources"][group["Ref"]]["Properties"]["RetentionInDays"])
 
-    assert pds_retention(stack_template) == 30
-    assert pds_retention(prod_stack_template) == 365
+    retention = example_config.monitoring.log_retention_days
+    assert retention != prod_config.monitoring.log_retention_days
+    assert pds_retention(stack_template) == retention
+    assert pds_retention(prod_stack_template) == prod_config.monitoring.log_retention_days
 
 
 def test_error_metric_filters_watch_the_pds_and_backup_logs(stack_template: dict[str, Any]) -> None:
@@ -526,12 +512,8 @@ def test_error_metric_filters_watch_the_pds_and_backup_logs(stack_template: dict
         for f in resources(stack_template, "AWS::Logs::MetricFilter").values()
     }
     for name in (PDS_CONTAINER, "backup"):
-        group = container(stack_template, name)["LogConfiguration"]["Options"]["awslogs-group"]
-        assert group["Ref"] in watched, name
-    pds_group = container(stack_template, PDS_CONTAINER)["LogConfiguration"]["Options"][
-        "awslogs-group"
-    ]
-    assert watched[pds_group["Ref"]] == "{ $.level >= 50 }"
+        assert log_group(stack_template, name)["Ref"] in watched, name
+    assert watched[log_group(stack_template, PDS_CONTAINER)["Ref"]] == "{ $.level >= 50 }"
 
 
 def _alarms_by_text(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -574,7 +556,10 @@ def test_healthy_host_alarms_catch_none_and_more_than_one(stack_template: dict[s
 
 
 def test_alarm_emails_subscribe_to_the_topic(
-    stack_template: dict[str, Any], prod_stack_template: dict[str, Any]
+    stack_template: dict[str, Any],
+    prod_stack_template: dict[str, Any],
+    example_config: Config,
+    prod_config: Config,
 ) -> None:
     def emails(template: dict[str, Any]) -> set[str]:
         subscriptions = resources(template, "AWS::SNS::Subscription").values()
@@ -584,8 +569,9 @@ def test_alarm_emails_subscribe_to_the_topic(
             if s["Properties"]["Protocol"] == "email"
         }
 
-    assert emails(stack_template) == {"ops@example.com"}
-    assert emails(prod_stack_template) == {"a@example.com", "b@example.com"}
+    assert emails(stack_template) == set(example_config.monitoring.alarm_emails)
+    assert emails(prod_stack_template) == set(prod_config.monitoring.alarm_emails)
+    assert emails(stack_template) != emails(prod_stack_template)
 
 
 def test_dashboard_shows_requests_latency_5xx_task_and_errors(
@@ -660,7 +646,7 @@ def test_outputs_name_the_url_secret_buckets_cluster_and_service(
 
 # --- the environment names are the PDS's own ------------------------------------------
 
-NODE_MODULES = Path(__file__).resolve().parents[2] / "node_modules"
+NODE_MODULES = PROJECT_ROOT / "node_modules"
 
 
 def test_every_pds_variable_set_is_read_by_the_pds_package(stack_template: dict[str, Any]) -> None:
@@ -672,7 +658,7 @@ def test_every_pds_variable_set_is_read_by_the_pds_package(stack_template: dict[
     logger_js = (NODE_MODULES / "@atproto" / "common" / "dist" / "logger.js").read_text(
         encoding="utf-8"
     )
-    names = set(environment(stack_template)) | {
+    names = set(environment(stack_template, PDS_CONTAINER)) | {
         s["Name"] for s in container(stack_template, PDS_CONTAINER)["Secrets"]
     }
     unknown = [

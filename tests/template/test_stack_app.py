@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from helpers import EXAMPLE_CONFIG, PROJECT_ROOT
 from pds_aws.infra import synth
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE_CONFIG = PROJECT_ROOT / "pds.example.toml"
 APP_TIMEOUT_S = 300
 
 

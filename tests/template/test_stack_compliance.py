@@ -15,24 +15,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_cdk import App, Validations
-from cdk_nag import AwsSolutionsChecks, NIST80053R5Checks
+from aws_cdk import App
 
+from helpers import PROJECT_ROOT, add_nag_packs, assert_nag_packs_ran_with_reasons, nag_report
 from pds_aws.config import Config
 from pds_aws.infra.synth import CDK_CONTEXT, add_stack
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # checkov pins a boto3 our lock file cannot share: it runs in its own uv tool environment.
 CHECKOV_VERSION = "3.3.30"
 CHECKOV_TIMEOUT_S = 900  # the first run installs checkov into uv's cache
 CFN_LINT_TIMEOUT_S = 300
 
 
-def _nag_findings(outdir: Path) -> list[str]:
-    report = json.loads((outdir / "validation-report.json").read_text(encoding="utf-8"))
+def _nag_findings(report: dict[str, Any]) -> list[str]:
     return [
         f"{violation['ruleName']} at {construct['constructPath']}: {violation['description']}"
-        for plugin in report["pluginReports"]
+        for plugin in report.get("pluginReports", [])
         for violation in plugin["violations"]
         for construct in violation["violatingConstructs"]
     ]
@@ -47,14 +45,18 @@ def test_cdk_nag_has_no_unacknowledged_findings(
     # Its own app: the plugins must not leak into the templates other tests read.
     app = App(context=dict(CDK_CONTEXT), outdir=str(tmp_path))
     add_stack(app, config)
-    Validations.of(app).add_plugins(AwsSolutionsChecks(app), NIST80053R5Checks(app))
+    add_nag_packs(app)
     try:
         app.synth()
     except Exception as exc:  # ValidationFailed: the report says what
-        findings = _nag_findings(tmp_path) if (tmp_path / "validation-report.json").exists() else []
+        findings = _nag_findings(nag_report(tmp_path))
         pytest.fail(
             f"cdk-nag failed ({exc.__class__.__name__}):\n" + "\n".join(findings or [str(exc)])
         )
+    # Both packs ran (a synthesis without them would pass too), and found nothing open.
+    report = nag_report(tmp_path)
+    assert_nag_packs_ran_with_reasons(report)
+    assert _nag_findings(report) == []
 
 
 def _write_templates(tmp_path: Path, *templates: dict[str, Any]) -> list[Path]:

@@ -2,29 +2,23 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from helpers import EXAMPLE_CONFIG, example_data
 from pds_aws.config import Architecture, ConfigError, Mode, load_config, parse_config
-
-EXAMPLE = Path(__file__).resolve().parents[2] / "pds.example.toml"
-
-
-def example() -> dict[str, Any]:
-    return tomllib.loads(EXAMPLE.read_text())
 
 
 def with_value(section: str, key: str, value: Any) -> dict[str, Any]:
-    data = example()
+    data = example_data()
     data[section][key] = value
     return data
 
 
 def test_example_config_loads_with_documented_defaults() -> None:
-    config = load_config(EXAMPLE)
+    config = load_config(EXAMPLE_CONFIG)
     assert config.pds.domain == "pds.example.com"
     assert config.task.architecture is Architecture.ARM64
     assert config.aws.mode is Mode.TEST
@@ -86,7 +80,7 @@ def test_bad_value_names_key_value_and_example(
 
 
 def test_missing_required_key_is_named() -> None:
-    data = example()
+    data = example_data()
     del data["pds"]["hosted_zone_id"]
     with pytest.raises(ConfigError, match=r"\[pds\] hosted_zone_id is missing"):
         parse_config(data)

@@ -7,13 +7,13 @@ worked out here by hand. tests/template/test_cost_stack.py prices the real synth
 from __future__ import annotations
 
 import json
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pds_aws.config import Config, load_config
+from helpers import EXAMPLE_CONFIG, example_data, make_config
+from pds_aws.config import Config, CostSettings
 from pds_aws.cost.measured import (
     IdleMeasurement,
     MeasuredRate,
@@ -26,8 +26,6 @@ from pds_aws.cost.prices import PricingError, load_price_data, load_prices, pric
 from pds_aws.cost.results import Kind
 from pds_aws.cost.table import render_table
 from pds_aws.cost.template import runs_per_month
-
-EXAMPLE = Path(__file__).resolve().parents[2] / "pds.example.toml"
 
 # A hand-made price list: the real file's shape, round numbers.
 PRICES: dict[str, Any] = {
@@ -81,11 +79,7 @@ PRICES: dict[str, Any] = {
 
 def config_with(**cost: Any) -> Config:
     """The example config with [cost] assumptions replaced."""
-    from pds_aws.config import parse_config
-
-    data = tomllib.loads(EXAMPLE.read_text())
-    data["cost"] = {**data.get("cost", {}), **cost}
-    return parse_config(data, EXAMPLE)
+    return make_config(cost=cost)
 
 
 def book() -> Any:
@@ -419,10 +413,11 @@ def test_json_has_the_contract_fields() -> None:
 
 
 def test_example_config_has_the_documented_cost_defaults() -> None:
-    config = load_config(EXAMPLE)
-    documented = tomllib.loads(EXAMPLE.read_text())["cost"]
-    assert config.cost.model_dump() == {**config.cost.model_dump(), **documented}
-    assert set(documented) == set(config.cost.model_dump())
+    # The example's [cost] lists every assumption with the model's default (config.py).
+    documented = example_data()["cost"]
+    defaults = CostSettings().model_dump()
+    assert set(documented) == set(defaults)
+    assert {key: documented[key] for key in defaults} == defaults
 
 
 def test_event_rules_on_aws_service_events_are_free_custom_ones_unpriced() -> None:
@@ -455,6 +450,6 @@ def test_pds_aws_cost_exits_non_zero_when_something_is_unpriced(
         "estimate_config",
         lambda config: estimate(template, config, prices=book()),
     )
-    assert main(["cost", "-c", str(EXAMPLE), "--json"]) == 1
+    assert main(["cost", "-c", str(EXAMPLE_CONFIG), "--json"]) == 1
     out = json.loads(capsys.readouterr().out)
     assert out["unpriced"][0]["type"] == "AWS::Mystery::Thing"

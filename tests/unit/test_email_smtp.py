@@ -8,13 +8,13 @@ import hmac
 import logging
 import sys
 import types
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from pds_aws.config import Config, ConfigError
+from helpers import make_config
+from pds_aws.config import ConfigError
 from pds_aws.email.construct import check_sender
 from pds_aws.email.smtp_url import handler
 
@@ -133,13 +133,11 @@ def test_delete_removes_the_key_and_skips_placeholder_ids(
     ]
 
 
-def test_sender_outside_the_ses_identity_stops_synth_with_the_key(
-    config_factory: Callable[..., Config],
-) -> None:
-    check_sender(config_factory(pds={"email_from": "pds@mail.pds.example.com"}))  # subdomain
-    check_sender(config_factory())  # default noreply@<domain>
+def test_sender_outside_the_ses_identity_stops_synth_with_the_key() -> None:
+    check_sender(make_config(pds={"email_from": "pds@mail.pds.example.com"}))  # subdomain
+    check_sender(make_config())  # default noreply@<domain>
     with pytest.raises(ConfigError) as error:
-        check_sender(config_factory(pds={"email_from": "noreply@gmail.com"}))
+        check_sender(make_config(pds={"email_from": "noreply@gmail.com"}))
     message = str(error.value)
     assert "pds.email_from = 'noreply@gmail.com'" in message
     assert "example: email_from = 'noreply@pds.example.com'" in message

@@ -12,6 +12,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from helpers import make_config
 from pds_aws.local import paths as local_paths
 from pds_aws.local import proxy as local_proxy
 from pds_aws.local import runtime
@@ -130,7 +131,6 @@ def test_processes_left_by_a_dead_supervisor_are_ended_and_only_those(tmp_path: 
     import subprocess
     import sys
 
-    from pds_aws.config import parse_config
     from pds_aws.local.runtime import LocalRuntime
 
     sleep = "import time; time.sleep(120)"
@@ -149,12 +149,7 @@ def test_processes_left_by_a_dead_supervisor_are_ended_and_only_those(tmp_path: 
             supervisor_pid=dead_supervisor.pid,
             pids={"edge": ours.pid, "aws": other.pid},
         ).write(paths.state)
-        example = (runtime.PROJECT_ROOT / "pds.example.toml").read_text()
-        import tomllib
-
-        local = LocalRuntime(
-            tmp_path, parse_config(tomllib.loads(example)), progress=lambda _m: None
-        )
+        local = LocalRuntime(tmp_path, make_config(), progress=lambda _m: None)
         local._refuse_if_running()
         assert ours.wait(timeout=10) == -9
         assert other.poll() is None
