@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -29,6 +28,9 @@ from typing import Any
 import boto3
 import pytest
 
+from helpers import free_port, wait_until
+from pds_aws.procs import pid_alive
+
 pytestmark = pytest.mark.integration
 
 VENV_BIN = Path(sys.executable).parent
@@ -37,16 +39,11 @@ PREFIX = "pds"
 REGION = "us-east-1"
 TOP_LEVEL = ("account.sqlite", "sequencer.sqlite", "did_cache.sqlite")
 WAIT_S = 60.0
+RESERVED_KEYS = 3  # in each populated backup
 
 
 # ------------------------------------------------------------------------------------------
 # moto server
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -66,7 +63,7 @@ class Moto:
 
 @pytest.fixture(scope="module")
 def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Moto]:
-    port = _free_port()
+    port = free_port()
     log = (tmp_path_factory.mktemp("moto") / "moto.log").open("wb")
     process = subprocess.Popen(
         [str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(port)],
@@ -75,16 +72,21 @@ def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Moto]:
         env={**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"},
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
+
+    def answers() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"moto server exited with code {process.returncode}")
         try:
             urllib.request.urlopen(f"{url}/moto-api/", timeout=1).close()
-            break
         except OSError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                process.kill()
-                raise RuntimeError("moto server did not start") from None
-            time.sleep(0.2)
+            return False
+        return True
+
+    try:
+        wait_until(answers, WAIT_S, "moto server to answer")
+    except AssertionError:
+        process.kill()
+        raise
     server = Moto(url, process)
     try:
         yield server
@@ -149,13 +151,15 @@ class Sidecar:
         return done.returncode == 0
 
     def wait_healthy(self) -> None:
-        deadline = time.monotonic() + WAIT_S
-        while not self.healthy():
+        def running_and_healthy() -> bool:
             if self.process.poll() is not None:
-                raise AssertionError(f"sidecar exited {self.process.returncode}:\n{self.log()}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"sidecar never became healthy:\n{self.log()}")
-            time.sleep(0.3)
+                raise AssertionError(f"sidecar exited {self.process.returncode}")
+            return self.healthy()
+
+        try:
+            wait_until(running_and_healthy, WAIT_S, "the sidecar to become healthy", every=0.3)
+        except AssertionError as failure:
+            raise AssertionError(f"{failure}:\n{self.log()}") from None
 
     def wait_exit(self) -> int:
         try:
@@ -196,6 +200,15 @@ class Case:
 
     def data(self, name: str) -> Path:
         return self.root / name
+
+    def restore(self, name: str) -> tuple[dict[str, Any], str]:
+        """A sidecar started on the empty directory `name`, stopped once it has restored:
+        what it restored (a snapshot) and its log."""
+        sidecar = self.start(name)
+        sidecar.wait_healthy()
+        restored = snapshot(self.data(name))
+        assert sidecar.stop() == 0, sidecar.log()
+        return restored, sidecar.log()
 
     def cli(self, *args: str, name: str = "cli", **extra: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -342,12 +355,33 @@ def snapshot(data: Path) -> dict[str, Any]:
     return out
 
 
-def wait_for(predicate: Any, what: str) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
+def wait_replicated(case: Case, data: Path, did: str) -> None:
+    """Wait until the backup of the account's store holds every commit made to it so far.
+
+    S3 times have whole seconds: an upload stored two seconds after now came after Litestream
+    noticed the commits made until now (it checks every 250 ms), and Litestream uploads in
+    order. Filler rows keep uploads coming until then; their URIs are no post's.
+    """
+    after = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
+    filler = connect(account_dir(data, did) / "store.sqlite")
+
+    def replicated() -> bool:
+        filler.execute(
+            "INSERT INTO record VALUES (?, ?, ?)", (f"at://{did}/filler/{time.time_ns()}", "", b"")
+        )
+        s3 = case.moto.s3()
+        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=case.bucket, Prefix=PREFIX)
+        return any(
+            item["LastModified"] >= after
+            for page in pages
+            for item in page.get("Contents", [])
+            if f"{did}/store.sqlite/" in item["Key"]
+        )
+
+    try:
+        wait_until(replicated, WAIT_S, f"the commits to {did}'s store in the backup")
+    finally:
+        filler.close()
 
 
 # ------------------------------------------------------------------------------------------
@@ -367,7 +401,7 @@ def _populate(moto: Moto, root: Path, name: str, accounts: int) -> Populated:
     sidecar.wait_healthy()
     pds = FakePds(case.data("data"))
     dids = [pds.create_account(n) for n in range(accounts)]
-    for n in range(3):
+    for n in range(RESERVED_KEYS):
         pds.reserve_key(f"did:key:reserved{n}")
     for i, did in enumerate(dids[:10]):
         pds.post(did, i)
@@ -398,18 +432,14 @@ def populated_copy(case: Case, populated: Populated) -> None:
 
 def test_round_trip_restores_every_row_and_key_byte(case: Case, populated: Populated) -> None:
     populated_copy(case, populated)
-    assert len([k for k in populated.expected if k.endswith("/key")]) == 50
-    assert len([k for k in populated.expected if "reserved_keys" in k]) == 3
+    accounts = len(populated.dids)
+    assert len([k for k in populated.expected if k.endswith("/key")]) == accounts
+    assert len([k for k in populated.expected if "reserved_keys" in k]) == RESERVED_KEYS
 
-    sidecar = case.start("restored")
-    sidecar.wait_healthy()
-    restored = snapshot(case.data("restored"))
-    assert sidecar.stop() == 0, sidecar.log()
-
+    restored, log = case.restore("restored")
     assert restored == populated.expected
-    log = sidecar.log()
-    assert "restored 50 accounts" in log
-    assert "restored 53 databases" in log
+    assert f"restored {accounts} accounts" in log
+    assert f"restored {accounts + len(TOP_LEVEL)} databases" in log
     assert "ERROR backup" not in log
 
 
@@ -424,17 +454,15 @@ def test_account_created_after_restore_is_replicated_and_restored(
     pds.post(small.dids[0], 999)
     pds.close()
     # The key is uploaded within seconds of appearing, while the sidecar runs.
-    wait_for(
+    wait_until(
         lambda: any(k.endswith(f"{new_did}/key") for k in case.objects()),
+        WAIT_S,
         "the new account's key in the backup",
     )
     expected = snapshot(case.data("first"))
     assert first.stop() == 0, first.log()
 
-    second = case.start("second")
-    second.wait_healthy()
-    restored = snapshot(case.data("second"))
-    assert second.stop() == 0, second.log()
+    restored, _ = case.restore("second")
     assert restored == expected
     assert any(rel.endswith(f"{new_did}/store.sqlite") for rel in restored)
 
@@ -450,13 +478,10 @@ def test_deleted_account_is_not_restored(case: Case, small: Populated) -> None:
     expected = snapshot(case.data("first"))
     assert first.stop() == 0, first.log()
 
-    second = case.start("second")
-    second.wait_healthy()
-    restored = snapshot(case.data("second"))
-    assert second.stop() == 0, second.log()
+    restored, log = case.restore("second")
     assert not account_dir(case.data("second"), gone).exists()
     assert restored == expected
-    assert "1 deleted accounts skipped" in second.log()
+    assert "1 deleted accounts skipped" in log
 
 
 def _assert_failed_closed(case: Case, sidecar: Sidecar, before: dict[str, str], words: str) -> str:
@@ -476,7 +501,7 @@ def _assert_failed_closed(case: Case, sidecar: Sidecar, before: dict[str, str], 
 def test_fails_closed_when_store_is_unreachable(case: Case, small: Populated) -> None:
     populated_copy(case, small)
     before = case.objects()
-    sidecar = case.start("data", AWS_ENDPOINT_URL_S3=f"http://127.0.0.1:{_free_port()}")
+    sidecar = case.start("data", AWS_ENDPOINT_URL_S3=f"http://127.0.0.1:{free_port()}")
     _assert_failed_closed(case, sidecar, before, "unreachable")
 
 
@@ -564,12 +589,12 @@ def test_sigterm_during_steady_writes_loses_no_acknowledged_write(case: Case) ->
                 break
             acknowledged.append(i)
             i += 1
-            time.sleep(0.005)
+            time.sleep(0.005)  # a steady rate of writes, as a busy PDS makes (not a wait)
         conn.close()
 
     thread = threading.Thread(target=writer)
     thread.start()
-    wait_for(lambda: len(acknowledged) > 300, "300 commits")
+    wait_until(lambda: len(acknowledged) > 300, WAIT_S, "300 commits")
     sidecar.process.send_signal(signal.SIGTERM)
     before_sigterm = len(acknowledged)
     code = sidecar.wait_exit()
@@ -594,14 +619,19 @@ def test_restore_at_goes_back_and_latest_comes_back(case: Case) -> None:
     early = pds.create_account(1)
     for i in range(5):
         pds.post(early, i)
-    time.sleep(2.5)  # let every early commit reach S3 before T
+    wait_replicated(case, case.data("data"), early)  # every early commit is before T
     moment = datetime.now(UTC)
-    time.sleep(2.5)
+    # Whatever comes next must be stored after T, in S3's whole seconds too (the sidecar reads
+    # a database whose newest object is not after T as it is now).
+    next_second = moment.replace(microsecond=0) + timedelta(seconds=1)
+    wait_until(lambda: datetime.now(UTC) >= next_second, 5, "the second after T")
     late = pds.create_account(2)
     for i in range(5, 10):
         pds.post(early, i)
     pds.close()
-    wait_for(lambda: any(k.endswith(f"{late}/key") for k in case.objects()), "late key upload")
+    wait_until(
+        lambda: any(k.endswith(f"{late}/key") for k in case.objects()), WAIT_S, "late key upload"
+    )
     assert sidecar.stop() == 0, sidecar.log()
     original = json.loads(case.cli("status").stdout)["current_generation"]
 
@@ -649,16 +679,17 @@ def test_drill_and_status_report_a_healthy_backup(case: Case, small: Populated) 
     assert drill.returncode == 0, drill.stderr
     summary = json.loads(drill.stdout.strip().splitlines()[-1])
     assert summary["ok"] is True
-    assert summary["accounts"] == 12
-    assert summary["databases"] == 15
-    assert summary["key_files"] == 12
+    accounts = len(small.dids)
+    assert summary["accounts"] == accounts
+    assert summary["databases"] == accounts + len(TOP_LEVEL)
+    assert summary["key_files"] == accounts
     assert summary["bytes"] > 0
     assert summary["problems"] == []
 
     status = case.cli("status")
     assert status.returncode == 0, status.stderr
     report = json.loads(status.stdout)
-    assert report["database_count"] == 15
+    assert report["database_count"] == accounts + len(TOP_LEVEL)
     assert set(TOP_LEVEL) <= set(report["databases"])
     assert report["oldest_change"] <= report["newest_change"]
 
@@ -682,11 +713,7 @@ def test_first_boot_adopts_an_existing_data_directory(case: Case) -> None:
     sidecar.wait_healthy()
     assert sidecar.stop() == 0, sidecar.log()
     assert "adopting" in sidecar.log()
-
-    restored = case.start("restored")
-    restored.wait_healthy()
-    assert snapshot(case.data("restored")) == expected
-    assert restored.stop() == 0
+    assert case.restore("restored")[0] == expected
 
 
 def test_a_crashed_task_restores_what_was_replicated(case: Case, small: Populated) -> None:
@@ -699,39 +726,16 @@ def test_a_crashed_task_restores_what_was_replicated(case: Case, small: Populate
     for i in range(100, 120):
         pds.post(did, i)
     pds.close()
-    # S3 times have whole seconds: an upload stored two seconds after the last post came
-    # after Litestream noticed it (250 ms), and Litestream uploads in order. Filler posts keep
-    # uploads coming until then.
-    after = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
-    filler = connect(account_dir(case.data("first"), did) / "store.sqlite")
-
-    def replicated() -> bool:
-        filler.execute(
-            "INSERT INTO record VALUES (?, ?, ?)", (f"at://{did}/filler/{time.time_ns()}", "", b"")
-        )
-        s3 = case.moto.s3()
-        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=case.bucket, Prefix=PREFIX)
-        return any(
-            item["LastModified"] >= after
-            for page in pages
-            for item in page.get("Contents", [])
-            if f"{did}/store.sqlite/" in item["Key"]
-        )
-
-    wait_for(replicated, "the posts in the backup")
-    filler.close()
+    wait_replicated(case, case.data("first"), did)
     marker = json.loads((case.root / "first.state" / "healthy.json").read_text())
     first.process.kill()
     assert first.wait_exit() != 0
 
-    def litestream_gone() -> bool:
-        try:
-            os.kill(marker["litestream_pid"], 0)
-        except ProcessLookupError:
-            return True
-        return False
-
-    wait_for(litestream_gone, "Litestream to die with the sidecar")
+    wait_until(
+        lambda: not pid_alive(marker["litestream_pid"]),
+        WAIT_S,
+        "Litestream to die with the sidecar",
+    )
 
     second = case.start("second")
     second.wait_healthy()
@@ -750,11 +754,16 @@ class PdsHealthStandIn:
 
     def __init__(self) -> None:
         self.answering = threading.Event()
-        answering = self.answering
+        self.refused = 0  # probes answered 503
+        stand_in = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                self.send_response(200 if answering.is_set() else 503)
+                if stand_in.answering.is_set():
+                    self.send_response(200)
+                else:
+                    stand_in.refused += 1
+                    self.send_response(503)
                 self.end_headers()
 
             def log_message(self, format: str, *args: Any) -> None:
@@ -824,18 +833,26 @@ def test_replication_starts_only_once_the_pds_answers(
     key = f"{account_dir(case.data('data'), did).relative_to(case.data('data'))}/key"
     # Key files do not wait for the PDS: once this one is in the backup, the sidecar has been
     # looping for a while with the databases on disk.
-    wait_for(lambda: any(k.endswith(key) for k in case.objects()), "the key file upload")
-    time.sleep(2)  # Litestream, if it ran, would open a new database within ~250 ms
+    wait_until(lambda: any(k.endswith(key) for k in case.objects()), WAIT_S, "the key file upload")
+    # Three more refused probes, each a point where the sidecar could have started Litestream
+    # (which opens a new database within ~250 ms), half a second apart.
+    refused = pds_health.refused
+    wait_until(lambda: pds_health.refused >= refused + 3, WAIT_S, "three more refused probes")
     assert litestream_traces(case.data("data")) == []
     assert backed_up_databases(case) == set()
     assert "healthy: restored, waiting for the PDS" in health_line(sidecar)
 
     pds_health.listen()
-    wait_for(lambda: health_line(sidecar).startswith("healthy: replicating"), "Litestream to start")
+    wait_until(
+        lambda: health_line(sidecar).startswith("healthy: replicating"),
+        WAIT_S,
+        "Litestream to start",
+    )
     pds.post(did, 1)  # a write made after the PDS answers
     pds.close()
-    wait_for(
+    wait_until(
         lambda: {"account.sqlite", "store.sqlite"} <= backed_up_databases(case),
+        WAIT_S,
         "the databases in the backup while running",
     )
     # The check above can see Litestream's traces: now that it runs, they are there.
@@ -844,18 +861,15 @@ def test_replication_starts_only_once_the_pds_answers(
     assert sidecar.stop() == 0, sidecar.log()
     assert "the PDS answers" in sidecar.log()
 
-    restored = case.start("restored")
-    restored.wait_healthy()
-    assert snapshot(case.data("restored")) == expected
+    assert case.restore("restored")[0] == expected
     assert f"at://{did}/app.bsky.feed.post/p1" in _post_uris(case.data("restored"), did)
-    assert restored.stop() == 0, restored.log()
 
 
 def test_sigterm_while_waiting_for_the_pds_keeps_what_the_pds_wrote(case: Case) -> None:
     """First boot, and ECS stops the PDS first: a PDS that created its databases (its
     migrations, or a write acknowledged between two health probes) and stopped before the
     sidecar saw it answer loses nothing."""
-    nobody = f"http://127.0.0.1:{_free_port()}/xrpc/_health"  # the PDS never listens
+    nobody = f"http://127.0.0.1:{free_port()}/xrpc/_health"  # the PDS never listens
     sidecar = case.start("data", PDS_HEALTH_URL=nobody)
     sidecar.wait_healthy()
     assert health_line(sidecar).startswith("healthy: restored, waiting for the PDS")
@@ -866,10 +880,7 @@ def test_sigterm_while_waiting_for_the_pds_keeps_what_the_pds_wrote(case: Case) 
     expected = snapshot(case.data("data"))
     assert sidecar.stop() == 0, sidecar.log()
 
-    restored = case.start("restored")
-    restored.wait_healthy()
-    assert snapshot(case.data("restored")) == expected
-    assert restored.stop() == 0, restored.log()
+    assert case.restore("restored")[0] == expected
 
 
 def test_a_restart_does_not_wait_for_the_pds_and_continues_the_generation(
@@ -881,7 +892,7 @@ def test_a_restart_does_not_wait_for_the_pds_and_continues_the_generation(
     generation as it was: the stop makes no new generation."""
     populated_copy(case, small)
     before = read_current_object(case)
-    nobody = f"http://127.0.0.1:{_free_port()}/xrpc/_health"
+    nobody = f"http://127.0.0.1:{free_port()}/xrpc/_health"
     sidecar = case.start("data", PDS_HEALTH_URL=nobody)
     sidecar.wait_healthy()
     assert health_line(sidecar).startswith("healthy: replicating")
