@@ -12,7 +12,6 @@ import re
 import struct
 import subprocess
 import threading
-import time
 import urllib.error
 import urllib.request
 import zlib
@@ -24,8 +23,8 @@ import httpx
 import pytest
 from atproto import CAR, Client, FirehoseSubscribeReposClient, models, parse_subscribe_repos_message
 
-from pds_aws.config import Config, load_config
-from pds_aws.infra.synth import synthesize
+from helpers import wait_until
+from pds_aws.config import Config
 from pds_aws.local.provision import rotation_public_key
 from pds_aws.local.runtime import LocalRuntime
 from pds_aws.local.smtp_sink import read_messages
@@ -33,7 +32,7 @@ from pds_aws.names import LocalState
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
+WAIT_S = 60.0
 PASSWORDS = {"alice": "alice-pass-1234", "bob": "bob-pass-5678"}
 
 
@@ -62,16 +61,6 @@ def login(url: str, handle: str, password: str) -> Client:
     client = Client(url)
     client.login(handle, password, fetch_bsky_profile=False)
     return client
-
-
-def wait_for(what: str, check: Any, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def backup_status(runtime: LocalRuntime) -> dict[str, Any]:
@@ -116,20 +105,10 @@ def collect_firehose(url: str, dids: set[str], timeout: float = 30.0) -> set[str
     return seen
 
 
-@pytest.fixture(scope="module")
-def config() -> Config:
-    return load_config(ROOT / "pds.example.toml")
-
-
-@pytest.fixture(scope="module")
-def template(config: Config) -> dict[str, Any]:
-    return synthesize(config)
-
-
 def test_crash_and_restore_end_to_end(
-    tmp_path: Path, config: Config, template: dict[str, Any]
+    tmp_path: Path, example_config: Config, stack_template: dict[str, Any]
 ) -> None:
-    runtime = LocalRuntime(tmp_path, config, template=template)
+    runtime = LocalRuntime(tmp_path, example_config, template=stack_template)
     state = runtime.start()
     try:
         url = state.url
@@ -203,7 +182,7 @@ def test_crash_and_restore_end_to_end(
         # E-mail confirmation with the code the SMTP sink filed.
         alice.com.atproto.server.request_email_confirmation()
         mail_dir = Path(state.mail_dir)
-        messages = wait_for("the confirmation e-mail", lambda: read_messages(mail_dir))
+        messages = wait_until(lambda: read_messages(mail_dir), WAIT_S, "the confirmation e-mail")
         body = (
             messages[-1].get_payload(decode=True)
             if not messages[-1].is_multipart()
@@ -224,13 +203,14 @@ def test_crash_and_restore_end_to_end(
 
         # Let the sidecar replicate everything acknowledged so far, then crash the task.
         acknowledged = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        wait_for(
-            "the backup to hold every write",
+        wait_until(
             lambda: (
                 (status := backup_status(runtime))["newest_change"]
                 and status["newest_change"] >= acknowledged
                 and status["database_count"] >= 5
             ),
+            WAIT_S,
+            "the backup to hold every write",
         )
         pids = dict(state.pids)
     finally:
@@ -239,7 +219,7 @@ def test_crash_and_restore_end_to_end(
         assert not Path(f"/proc/{pid}").exists(), f"{name} (pid {pid}) survived SIGKILL"
 
     # A replacement task: empty data volume, everything restored from the backup.
-    runtime = LocalRuntime(tmp_path, config, template=template)
+    runtime = LocalRuntime(tmp_path, example_config, template=stack_template)
     state = runtime.start()
     try:
         url = state.url

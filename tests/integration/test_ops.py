@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
@@ -25,13 +25,14 @@ import pytest
 from atproto import Client
 from atproto_client.exceptions import AtProtocolError
 
+from helpers import EXAMPLE_CONFIG, free_port, wait_until
 from pds_aws.cli import main
+from pds_aws.ops.smoke import SMOKE_CHECKS
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
-CONFIG = ROOT / "pds.example.toml"
 START_TIMEOUT_S = 240.0
+BACKUP_TIMEOUT_S = 90.0
 
 
 class Runtime:
@@ -49,7 +50,7 @@ class Runtime:
         self.process = subprocess.Popen(
             [
                 *(sys.executable, "-m", "pds_aws.cli", "local", "up"),
-                *("-c", str(CONFIG), "--workdir", str(self.workdir)),
+                *("-c", str(EXAMPLE_CONFIG), "--workdir", str(self.workdir)),
             ],
             cwd=self.workdir,
             env=env,
@@ -60,19 +61,21 @@ class Runtime:
         # Reap it as soon as it exits, as an operator's shell would: `backup restore` waits
         # for the supervisor's pid to disappear, and an unreaped child stays a zombie.
         threading.Thread(target=self.process.wait, daemon=True).start()
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
+        process = self.process
+
+        def ready_state() -> dict[str, Any] | None:
+            if process.poll() is not None:
                 raise RuntimeError(
                     f"local up exited: {(self.workdir / 'local-up.log').read_text()[-3000:]}"
                 )
             if self.state_file.is_file():
-                state = json.loads(self.state_file.read_text())
-                if state.get("supervisor_pid") == self.process.pid:
-                    self.state = state
+                state: dict[str, Any] = json.loads(self.state_file.read_text())
+                if state.get("supervisor_pid") == process.pid:
                     return state
-            time.sleep(0.5)
-        raise RuntimeError("local up did not become ready")
+            return None
+
+        self.state = wait_until(ready_state, START_TIMEOUT_S, "local up to be ready", every=0.5)
+        return self.state
 
     def wait_stopped(self, timeout: float = 180.0) -> None:
         if self.process is not None:
@@ -310,10 +313,10 @@ def test_smoke_passes_through_the_edge_and_cleans_up(
         "--password",
         row["password"],
     )
-    lines = result.out.splitlines()
     assert result.code == 0, result.out
-    assert sum(line.startswith("PASS") for line in lines) == 14
-    assert any(line.startswith("PASS  write path") for line in lines)
+    # With an account every check of the list runs, and passes.
+    passed = [line.split(":")[0] for line in result.out.splitlines() if line.startswith("PASS")]
+    assert passed == [f"PASS  {check.name}" for check in SMOKE_CHECKS]
     # What the write path posted is gone again.
     client = login(runtime, "smoke.test", row["password"])
     posts = client.com.atproto.repo.list_records(
@@ -333,15 +336,15 @@ def test_smoke_fails_without_the_edge(capsys: pytest.CaptureFixture[str], runtim
 def test_smoke_fails_with_a_wrong_password(
     capsys: pytest.CaptureFixture[str], runtime: Runtime
 ) -> None:
+    create(capsys, runtime, "wrongpw.test")
     result = cli(
-        capsys, "smoke", runtime.state["url"], "--handle", "alice.test", "--password", "wrong"
+        capsys, "smoke", runtime.state["url"], "--handle", "wrongpw.test", "--password", "wrong"
     )
     assert result.code == 1
     failed = [line for line in result.out.splitlines() if line.startswith("FAIL")]
+    # Exactly the checks that need the account fail; the others still pass.
     assert [f.split(":")[0] for f in failed] == [
-        "FAIL  login",
-        "FAIL  read path",
-        "FAIL  write path",
+        f"FAIL  {check.name}" for check in SMOKE_CHECKS if check.needs_account
     ]
 
 
@@ -365,9 +368,7 @@ class _Relay(BaseHTTPRequestHandler):
 def test_request_crawl(capsys: pytest.CaptureFixture[str], runtime: Runtime) -> None:
     relay = ThreadingHTTPServer(("127.0.0.1", 0), _Relay)
     threading.Thread(target=relay.serve_forever, daemon=True).start()
-    with socket.socket() as s:  # a port nobody listens on: an unreachable relay
-        s.bind(("127.0.0.1", 0))
-        dead_port = s.getsockname()[1]
+    dead_port = free_port()  # a port nobody listens on: an unreachable relay
     try:
         good = f"http://127.0.0.1:{relay.server_address[1]}"
         result = cli(capsys, "request-crawl", good, *local(runtime))
@@ -458,9 +459,7 @@ def aws(runtime: Runtime) -> Iterator[dict[str, str]]:
     import boto3
     from moto.server import ThreadedMotoServer
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     env = {
@@ -503,9 +502,10 @@ def test_stack_target_reads_outputs_and_the_admin_secret(
     capsys: pytest.CaptureFixture[str], runtime: Runtime, aws: dict[str, str]
 ) -> None:
     # The endpoint and the admin password come from the stack, not from the local state.
+    row = create(capsys, runtime, "stacklist.test")
     result = cli(capsys, "admin", "account", "list", "--json", *stack_args(aws))
     assert result.code == 0, result.err
-    assert "alice.test" in {a["handle"] for a in result.json()}
+    assert row["did"] in {a["did"] for a in result.json()}
     created = cli(
         capsys,
         "admin",
@@ -618,18 +618,23 @@ def test_shell_explains_the_plugin_it_needs(
 
 def wait_backed_up(capsys: pytest.CaptureFixture[str], runtime: Runtime) -> dict[str, Any]:
     """Wait until the backup holds every account's latest commit (status says lag <= 1 s)."""
-    deadline = time.monotonic() + 90
-    while True:
+    last: dict[str, Any] = {}
+
+    def backed_up() -> dict[str, Any] | None:
         result = cli(capsys, "status", "--json", "--max-backup-age", "1s", *local(runtime))
-        status: dict[str, Any] = result.json()
-        if result.code == 0 or time.monotonic() > deadline:
-            return status
-        time.sleep(1)
+        last.update(result.json())
+        return result.json() if result.code == 0 else None
+
+    try:
+        return wait_until(backed_up, BACKUP_TIMEOUT_S, "the backup to catch up", every=1.0)
+    except AssertionError as timeout:
+        raise AssertionError(f"{timeout}: {last.get('problems')}") from None
 
 
 def test_status_reports_health_accounts_and_backup(
     capsys: pytest.CaptureFixture[str], runtime: Runtime
 ) -> None:
+    row = create(capsys, runtime, "status.test")
     status = wait_backed_up(capsys, runtime)
     assert status["ok"], status["problems"]
     assert status["version"] == runtime.state["pds_version"]
@@ -639,6 +644,7 @@ def test_status_reports_health_accounts_and_backup(
     assert {"account.sqlite", "sequencer.sqlite"} <= set(databases)
     # Every account's repository is backed up (a deleted account's stays, for older restores).
     backed_up = {rel.split("/")[2] for rel in databases if rel.endswith("/store.sqlite")}
+    assert row["did"] in backed_up
     assert {a["did"] for a in listed} <= backed_up
     table = cli(capsys, "status", *local(runtime))
     assert table.code == 0 and table.out.splitlines()[-1] == "status     ok"
@@ -658,6 +664,8 @@ def test_status_fails_when_the_backup_is_unreadable(
 def test_drill_passes_and_fails_on_an_empty_backup(
     capsys: pytest.CaptureFixture[str], runtime: Runtime, tmp_path: Path
 ) -> None:
+    create(capsys, runtime, "drill.test")
+    wait_backed_up(capsys, runtime)
     listed = cli(capsys, "admin", "account", "list", "--json", *local(runtime)).json()
     result = cli(capsys, "backup", "drill", *local(runtime))
     assert result.code == 0, result.err
@@ -687,9 +695,12 @@ def test_point_in_time_restore_and_back_to_latest(
     client = login(runtime, handle, password)
     client.send_post("before the restore point", profile_identify=did)
     assert wait_backed_up(capsys, runtime)["ok"]
-    time.sleep(1.5)  # the restore point lies strictly between the two posts
-    restore_point = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    time.sleep(1.5)
+    # The restore point (whole seconds) lies after the first post is in the backup; the second
+    # post is stored in a later second (S3 object times have whole seconds).
+    moment = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
+    restore_point = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    after = moment + timedelta(seconds=1)
+    wait_until(lambda: datetime.now(UTC) >= after, 5, "the second after the restore point")
     client.send_post("after the restore point", profile_identify=did)
     assert wait_backed_up(capsys, runtime)["ok"]
     generation_before = cli(capsys, "status", "--json", *local(runtime)).json()["backup"][
