@@ -634,7 +634,7 @@ def wait_backed_up(capsys: pytest.CaptureFixture[str], runtime: Runtime) -> dict
 def test_status_reports_health_accounts_and_backup(
     capsys: pytest.CaptureFixture[str], runtime: Runtime
 ) -> None:
-    row = create(capsys, runtime, "status.test")
+    row = create(capsys, runtime, "statusacct.test")
     status = wait_backed_up(capsys, runtime)
     assert status["ok"], status["problems"]
     assert status["version"] == runtime.state["pds_version"]
@@ -664,7 +664,7 @@ def test_status_fails_when_the_backup_is_unreadable(
 def test_drill_passes_and_fails_on_an_empty_backup(
     capsys: pytest.CaptureFixture[str], runtime: Runtime, tmp_path: Path
 ) -> None:
-    create(capsys, runtime, "drill.test")
+    create(capsys, runtime, "drillacct.test")
     wait_backed_up(capsys, runtime)
     listed = cli(capsys, "admin", "account", "list", "--json", *local(runtime)).json()
     result = cli(capsys, "backup", "drill", *local(runtime))
