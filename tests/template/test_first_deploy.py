@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from helpers import make_config
 from pds_aws.config import Config
 from pds_aws.infra.images import PDS_IMAGE_DIRECTORY
 from pds_aws.infra.monitoring import dashboard_name
@@ -25,7 +25,6 @@ from pds_aws.infra.stack import SMTP_GENERATION_LABEL
 from pds_aws.names import PDS_CONTAINER
 
 Template = dict[str, Any]
-ConfigFactory = Callable[..., Config]
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PDS_DIST_INDEX = PROJECT_ROOT / "node_modules" / "@atproto" / "pds" / "dist" / "index.js"
 
@@ -259,14 +258,14 @@ def test_no_healthy_hosts_alarm_outlasts_a_normal_task_start(stack_template: Tem
 
 
 def test_dashboard_name_differs_per_region(
-    stack_template: Template, example_config: Config, config_factory: ConfigFactory
+    stack_template: Template, example_config: Config
 ) -> None:
     """Dashboard names are unique per account, across regions (CloudWatch API Reference,
     PutDashboard: DashboardName; dashboards are global): one stack name in two regions must
     not collide."""
     name = only(stack_template, "AWS::CloudWatch::Dashboard")["Properties"]["DashboardName"]
-    config_a = config_factory(aws={"region": "us-east-1"})
-    config_b = config_factory(aws={"region": "eu-west-1"})
+    config_a = make_config(aws={"region": "us-east-1"})
+    config_b = make_config(aws={"region": "eu-west-1"})
     assert dashboard_name(config_a) != dashboard_name(config_b)
     assert config_a.aws.stack_name == config_b.aws.stack_name
     assert name == dashboard_name(example_config)

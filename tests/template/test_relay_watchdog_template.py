@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from helpers import make_config
 from pds_aws.infra.synth import synthesize
 from pds_aws.relay.construct import HANDLER, RUNTIME_MODULES
 
@@ -88,8 +89,8 @@ def test_a_failed_run_and_a_warning_alarm_to_the_alarm_topic(
     assert metric_filter["Properties"]["FilterPattern"] == '"WARN relay:"'
 
 
-def test_relay_check_zero_leaves_the_watchdog_out(config_factory: Any) -> None:
-    template = synthesize(config_factory(monitoring={"relay_check": 0}))
+def test_relay_check_zero_leaves_the_watchdog_out() -> None:
+    template = synthesize(make_config(monitoring={"relay_check": 0}))
     assert not [
         r
         for r in _resources(template, "AWS::Lambda::Function").values()

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from pds_aws.config import Config, ConfigError
+from helpers import make_config
+from pds_aws.config import ConfigError
 from pds_aws.ops.e2e_aws import main, plan, render, run_minutes
 
-ConfigFactory = Callable[..., Config]
 
-
-def test_the_plan_deploys_checks_crashes_recovers_drills_and_destroys(
-    config_factory: ConfigFactory,
-) -> None:
-    steps = plan(config_factory(), "pds.test.toml")
+def test_the_plan_deploys_checks_crashes_recovers_drills_and_destroys() -> None:
+    steps = plan(make_config(), "pds.test.toml")
     assert [s.name for s in steps] == [
         "deploy",
         "smoke",
@@ -35,10 +31,8 @@ def test_the_plan_deploys_checks_crashes_recovers_drills_and_destroys(
     assert steps[-1].commands == ("make destroy CONFIG=pds.test.toml",)
 
 
-def test_the_printed_plan_names_every_step_its_calls_and_the_total(
-    config_factory: ConfigFactory,
-) -> None:
-    steps = plan(config_factory(), "pds.test.toml")
+def test_the_printed_plan_names_every_step_its_calls_and_the_total() -> None:
+    steps = plan(make_config(), "pds.test.toml")
     text = render(steps, cost_usd=1.234)
     for step in steps:
         assert f"{step.name} (~" in text
@@ -47,9 +41,9 @@ def test_the_printed_plan_names_every_step_its_calls_and_the_total(
     assert f"whole run: about {run_minutes(steps):g} minutes, about $1.23" in text
 
 
-def test_a_prod_config_is_refused_before_any_step(config_factory: ConfigFactory) -> None:
+def test_a_prod_config_is_refused_before_any_step() -> None:
     with pytest.raises(ConfigError, match="mode = 'prod'"):
-        plan(config_factory(aws={"mode": "prod"}), "pds.prod.toml")
+        plan(make_config(aws={"mode": "prod"}), "pds.prod.toml")
 
 
 def test_the_command_refuses_prod_with_exit_code_2(
