@@ -6,6 +6,7 @@ this file).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -14,6 +15,12 @@ from aws_cdk.assertions import Template
 from helpers import make_config
 from pds_aws.config import Config
 from pds_aws.infra.synth import synthesize
+
+
+@pytest.fixture(scope="session")
+def config_factory() -> Callable[..., Config]:
+    """helpers.make_config as a fixture (tests may take either; there is one factory)."""
+    return make_config
 
 
 @pytest.fixture(scope="session")

@@ -4,10 +4,10 @@ retention Litestream gets keeps a snapshot at or before the oldest point of the 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from helpers import make_config
 from pds_aws.backup.plan import SNAPSHOT_INTERVAL, litestream_config, snapshot_retention
 from pds_aws.backup.settings import SettingsError, settings_from_env
 from pds_aws.config import ConfigError
@@ -18,11 +18,11 @@ def hours(duration: str) -> int:
     return int(duration[:-1])
 
 
-def test_history_days_defaults_to_30_and_is_validated(config_factory: Any) -> None:
-    assert config_factory().backup.history_days == 30
-    assert config_factory(backup={"history_days": 7}).backup.history_days == 7
+def test_history_days_defaults_to_30_and_is_validated() -> None:
+    assert make_config().backup.history_days == 30
+    assert make_config(backup={"history_days": 7}).backup.history_days == 7
     with pytest.raises(ConfigError, match="history_days"):
-        config_factory(backup={"history_days": 0})
+        make_config(backup={"history_days": 0})
 
 
 def test_snapshots_outlive_the_window_by_one_interval() -> None:
