@@ -24,7 +24,7 @@ from pds_aws.backup.layout import (
     files_prefix,
     litestream_prefix,
 )
-from pds_aws.backup.settings import DEFAULT_HISTORY_DAYS, BackupUrl
+from pds_aws.backup.settings import DEFAULT_HISTORY_DAYS, BackupUrl, Settings
 from pds_aws.errors import PdsAwsError
 
 # Litestream settings, in one place. Facts from Litestream 0.5's source (store.go, db.go,
@@ -129,6 +129,13 @@ def replica_url(
         # Emulators (moto) serve buckets by path, not by virtual host.
         query["forcePathStyle"] = "true"
     return f"s3://{backup.bucket}/{key}" + (f"?{urlencode(query)}" if query else "")
+
+
+def settings_replica_url(settings: Settings, generation: str, rel: str | None = None) -> str:
+    """replica_url in the sidecar's backup location (its URL, S3 endpoint and region)."""
+    return replica_url(
+        settings.backup_url, generation, rel, endpoint=settings.s3_endpoint, region=settings.region
+    )
 
 
 def snapshot_retention(history_days: int) -> str:

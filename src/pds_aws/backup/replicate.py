@@ -16,7 +16,7 @@ from pds_aws.backup.health import health_path, write_health
 from pds_aws.backup.layout import generation_prefix
 from pds_aws.backup.logs import error, info, log
 from pds_aws.backup.mirror import FileMirror
-from pds_aws.backup.plan import read_generation, replica_url
+from pds_aws.backup.plan import read_generation, settings_replica_url
 from pds_aws.backup.prune import prune_in_background
 from pds_aws.backup.settings import Settings
 from pds_aws.backup.stop import LITESTREAM_STOP_TIMEOUT_S, final_sync
@@ -74,13 +74,7 @@ def replicate(
     """
     data_dir = settings.data_dir
     config_path = settings.state_dir / LITESTREAM_CONFIG_FILE
-    directory_url = replica_url(
-        settings.backup_url,
-        generation,
-        None,
-        endpoint=settings.s3_endpoint,
-        region=settings.region,
-    )
+    directory_url = settings_replica_url(settings, generation)
     litestream.write_config(config_path, data_dir, directory_url, settings.history_days)
     since = datetime.now(UTC)
     replicator = litestream.Replicator(

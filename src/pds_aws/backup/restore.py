@@ -32,8 +32,8 @@ from pds_aws.backup.plan import (
     build_restore_plan,
     litestream_timestamp,
     read_generation,
-    replica_url,
     restore_timestamp,
+    settings_replica_url,
 )
 from pds_aws.backup.settings import Settings
 from pds_aws.backup.store import BackupStore, StoreError
@@ -209,13 +209,7 @@ def restore_generation(
             newest = newest_written(ltx_mirror / rel) or newest
         db_ts = restore_timestamp(at, newest)
         if ltx_mirror is None:
-            url = replica_url(
-                settings.backup_url,
-                generation,
-                rel,
-                endpoint=settings.s3_endpoint,
-                region=settings.region,
-            )
+            url = settings_replica_url(settings, generation, rel)
         else:
             url = f"file://{ltx_mirror / rel}"
         target = out_dir / rel

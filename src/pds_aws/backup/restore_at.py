@@ -32,8 +32,8 @@ from pds_aws.backup.plan import (
     InvalidTimestamp,
     parse_timestamp,
     read_generation,
-    replica_url,
     restored_point,
+    settings_replica_url,
 )
 from pds_aws.backup.replicate import LITESTREAM_CONFIG_FILE
 from pds_aws.backup.restore import RestoreFailed, restore_generation
@@ -142,9 +142,7 @@ def _restore_at_holding_lease(
         )
         info(f"seeding generation {new} from {covering} as of {iso_utc(at)}")
         config = scratch / LITESTREAM_CONFIG_FILE
-        url = replica_url(
-            settings.backup_url, new, None, endpoint=settings.s3_endpoint, region=settings.region
-        )
+        url = settings_replica_url(settings, new)
         litestream.write_config(config, data, url, settings.history_days)
         litestream.replicate_once(
             settings.litestream_bin, config, env=litestream.litestream_env(os.environ)

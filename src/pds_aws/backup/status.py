@@ -11,13 +11,9 @@ from pds_aws.backup.generations import (
     read_current,
     undo_generation,
 )
-from pds_aws.backup.layout import (
-    generation_prefix,
-)
+from pds_aws.backup.layout import generation_prefix
 from pds_aws.backup.logs import error, iso_utc
-from pds_aws.backup.plan import (
-    read_generation,
-)
+from pds_aws.backup.plan import read_generation
 from pds_aws.backup.settings import Settings
 from pds_aws.backup.store import StoreError, open_store
 

@@ -19,6 +19,7 @@ from pds_aws.errors import PdsAwsError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import GetObjectOutputTypeDef
 
 
 class StoreError(PdsAwsError):
@@ -53,7 +54,30 @@ class BackupStore(Protocol):
     ) -> str: ...
 
 
-class S3Store:
+class _FileTransfers:
+    """download and upload, written once over each store's get_bytes and put_bytes."""
+
+    def get_bytes(self, key: str) -> bytes | None:
+        raise NotImplementedError
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        raise NotImplementedError
+
+    def location(self, key: str) -> str:
+        """Where the object `key` is, for messages."""
+        raise NotImplementedError
+
+    def download(self, key: str, dest: Path) -> None:
+        data = self.get_bytes(key)
+        if data is None:
+            raise StoreError(f"{self.location(key)} vanished during the restore")
+        _write_atomically(dest, data)
+
+    def upload(self, src: Path, key: str) -> None:
+        self.put_bytes(key, src.read_bytes())
+
+
+class S3Store(_FileTransfers):
     def __init__(self, url: BackupUrl, *, region: str | None, endpoint: str | None) -> None:
         import boto3
         from botocore.config import Config as BotoConfig
@@ -126,18 +150,23 @@ class S3Store:
             raise self._explain(exc, "list") from exc
         return out
 
-    def get_bytes(self, key: str) -> bytes | None:
+    def _get(self, key: str) -> tuple[bytes, GetObjectOutputTypeDef] | None:
+        """The object's bytes and S3's response, or None if there is no such object."""
         from botocore.exceptions import ClientError
 
         try:
             response = self.client.get_object(Bucket=self.url.bucket, Key=self._key(key))
-            return response["Body"].read()
+            return response["Body"].read(), response
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
                 return None
             raise self._explain(exc, f"get {key}") from exc
         except Exception as exc:
             raise self._explain(exc, f"get {key}") from exc
+
+    def get_bytes(self, key: str) -> bytes | None:
+        found = self._get(key)
+        return None if found is None else found[0]
 
     def put_bytes(self, key: str, data: bytes) -> None:
         try:
@@ -146,17 +175,10 @@ class S3Store:
             raise self._explain(exc, f"put {key}") from exc
 
     def get_tagged(self, key: str) -> TaggedObject | None:
-        from botocore.exceptions import ClientError
-
-        try:
-            response = self.client.get_object(Bucket=self.url.bucket, Key=self._key(key))
-            data = response["Body"].read()
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-                return None
-            raise self._explain(exc, f"get {key}") from exc
-        except Exception as exc:
-            raise self._explain(exc, f"get {key}") from exc
+        found = self._get(key)
+        if found is None:
+            return None
+        data, response = found
         # Age by S3's clock: the response's Date minus the object's LastModified.
         date = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
         now = parsedate_to_datetime(date) if date else datetime.now(UTC)
@@ -196,14 +218,8 @@ class S3Store:
             raise self._explain(exc, f"put {key}") from exc
         return str(response["ETag"])
 
-    def download(self, key: str, dest: Path) -> None:
-        data = self.get_bytes(key)
-        if data is None:
-            raise StoreError(f"{key} vanished from {self.url} during the restore")
-        _write_atomically(dest, data)
-
-    def upload(self, src: Path, key: str) -> None:
-        self.put_bytes(key, src.read_bytes())
+    def location(self, key: str) -> str:
+        return f"{self.url}/{key}"
 
     def child_names(self, prefix: str) -> list[str]:
         """Names one level below `prefix/` (like `ls`), without listing every object."""
@@ -227,7 +243,7 @@ class S3Store:
             raise self._explain(exc, f"delete {key}") from exc
 
 
-class FileStore:
+class FileStore(_FileTransfers):
     """A backup in a local directory, for the local runtime and tests without S3."""
 
     def __init__(self, url: BackupUrl) -> None:
@@ -274,14 +290,8 @@ class FileStore:
         except OSError as exc:
             raise StoreError(f"cannot write {self.root / key}: {exc}") from exc
 
-    def download(self, key: str, dest: Path) -> None:
-        data = self.get_bytes(key)
-        if data is None:
-            raise StoreError(f"{self.root / key} vanished during the restore")
-        _write_atomically(dest, data)
-
-    def upload(self, src: Path, key: str) -> None:
-        self.put_bytes(key, src.read_bytes())
+    def location(self, key: str) -> str:
+        return str(self.root / key)
 
     def get_tagged(self, key: str) -> TaggedObject | None:
         path = self.root / key
