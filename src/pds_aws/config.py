@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import ErrorDetails
 
 from pds_aws.errors import ConfigError as ConfigError  # re-exported: raised by load_config
@@ -97,6 +105,36 @@ class EdgeKind(StrEnum):
     DIRECT = "direct"  # no load balancer: the task's public address and a TLS proxy in the task
 
 
+def _whole_match(pattern: re.Pattern[str], problem: str) -> AfterValidator:
+    """A string setting that the whole of `pattern` must match; else the error `problem`."""
+
+    def check(value: str) -> str:
+        if not pattern.fullmatch(value):
+            raise ValueError(problem)
+        return value
+
+    return AfterValidator(check)
+
+
+_ZoneId = Annotated[
+    str,
+    _whole_match(
+        _ZONE_ID_RE,
+        "is not a Route 53 hosted zone id; copy it from the Route 53 console, "
+        "example: 'Z0123456789ABCDEFGHIJ'",
+    ),
+]
+_AccountId = Annotated[
+    str, _whole_match(_ACCOUNT_RE, "must be a 12-digit AWS account id, example: '123456789012'")
+]
+_Did = Annotated[
+    str,
+    _whole_match(
+        _DID_RE, "is not a did:plc or did:web identifier; example: 'did:web:api.bsky.app'"
+    ),
+]
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -136,7 +174,7 @@ def _check_https_url(url: str) -> str:
 
 class PdsSettings(_Section):
     domain: str
-    hosted_zone_id: str
+    hosted_zone_id: _ZoneId
     hosted_zone_name: str
     image_tag: str = PDS_IMAGE_TAG
     invite_required: bool = True
@@ -147,9 +185,9 @@ class PdsSettings(_Section):
     contact_email: str = ""
     plc_url: str = "https://plc.directory"
     app_view_url: str = "https://api.bsky.app"
-    app_view_did: str = "did:web:api.bsky.app"
+    app_view_did: _Did = "did:web:api.bsky.app"
     report_service_url: str = "https://mod.bsky.app"
-    report_service_did: str = "did:plc:ar7c4by46qjdydhdevvrndac"
+    report_service_did: _Did = "did:plc:ar7c4by46qjdydhdevvrndac"
     crawlers: tuple[str, ...] = ("https://bsky.network",)
     log_level: Literal["trace", "debug", "info", "warn", "error", "fatal"] = "info"
 
@@ -170,16 +208,6 @@ class PdsSettings(_Section):
                 f"is {len(value)} characters long; ACM certificates take at most "
                 f"{ACM_DOMAIN_MAX_LENGTH} for the domain name: use a shorter one, "
                 f"example: 'pds.example.com'"
-            )
-        return value
-
-    @field_validator("hosted_zone_id")
-    @classmethod
-    def _zone_id(cls, value: str) -> str:
-        if not _ZONE_ID_RE.fullmatch(value):
-            raise ValueError(
-                "is not a Route 53 hosted zone id; copy it from the Route 53 console, "
-                "example: 'Z0123456789ABCDEFGHIJ'"
             )
         return value
 
@@ -217,15 +245,6 @@ class PdsSettings(_Section):
     def _https(cls, value: Any) -> Any:
         for url in (value,) if isinstance(value, str) else value:
             _check_https_url(url)
-        return value
-
-    @field_validator("app_view_did", "report_service_did")
-    @classmethod
-    def _did(cls, value: str) -> str:
-        if not _DID_RE.fullmatch(value):
-            raise ValueError(
-                "is not a did:plc or did:web identifier; example: 'did:web:api.bsky.app'"
-            )
         return value
 
     @model_validator(mode="after")
@@ -269,18 +288,10 @@ class PdsSettings(_Section):
 
 
 class AwsSettings(_Section):
-    account: str
+    account: _AccountId
     region: str
     mode: Mode = Mode.TEST
     stack_name: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9-]{0,127}$")] = "BlueskyPds"
-
-    @field_validator("account")
-    @classmethod
-    def _account(cls, value: Any) -> str:
-        account = str(value)
-        if not _ACCOUNT_RE.fullmatch(account):
-            raise ValueError("must be a 12-digit AWS account id, example: '123456789012'")
-        return account
 
     @field_validator("region")
     @classmethod
@@ -399,23 +410,23 @@ class EdgeSettings(_Section):
         return _check_email(value) if value else value
 
 
+_Schedule = Annotated[
+    str,
+    _whole_match(
+        _SCHEDULE_RE,
+        "is not an EventBridge schedule expression; example: 'cron(0 4 ? * SUN *)' "
+        "(Sundays 04:00 UTC) or 'rate(7 days)'",
+    ),
+]
+
+
 class BackupSettings(_Section):
     # EventBridge schedule of the restore drill (a one-off Fargate task); UTC.
-    drill_schedule: str = "cron(0 4 ? * SUN *)"
+    drill_schedule: _Schedule = "cron(0 4 ? * SUN *)"
     # How far back `pds-aws backup restore --at` reaches. Granularity: the exact sync (about a
     # second) over the last minutes, then one point per Litestream L1 compaction (every 6 h).
     # Snapshots (daily) are kept this long plus a day.
     history_days: Annotated[int, Field(ge=1, le=3650)] = 30
-
-    @field_validator("drill_schedule")
-    @classmethod
-    def _schedule(cls, value: str) -> str:
-        if not _SCHEDULE_RE.fullmatch(value):
-            raise ValueError(
-                "is not an EventBridge schedule expression; example: 'cron(0 4 ? * SUN *)' "
-                "(Sundays 04:00 UTC) or 'rate(7 days)'"
-            )
-        return value
 
 
 class RelaySettings(_Section):
