@@ -97,46 +97,36 @@ def plan(environments: Iterable[BuildEnvironment], name: str) -> list[Step]:
 Sleep = Callable[[float], None]
 
 
+@dataclass(frozen=True, kw_only=True)
 class CodeBuildCheck:
     """Runs the no-op build for each environment with the given boto3 clients."""
 
-    def __init__(
-        self,
-        *,
-        iam: Any,
-        codebuild: Any,
-        name: str,
-        sleep: Sleep = time.sleep,
-        role_ready_attempts: int = 12,
-        build_timeout_s: float = 900.0,
-        poll_s: float = 5.0,
-    ) -> None:
-        self._iam = iam
-        self._codebuild = codebuild
-        self._name = name
-        self._sleep = sleep
-        self._role_ready_attempts = role_ready_attempts
-        self._build_timeout_s = build_timeout_s
-        self._poll_s = poll_s
+    iam: Any
+    codebuild: Any
+    name: str
+    sleep: Sleep = time.sleep
+    role_ready_attempts: int = 12
+    build_timeout_s: float = 900.0
+    poll_s: float = 5.0
 
     def run(self, environments: Iterable[BuildEnvironment]) -> None:
-        role_arn = self._iam.create_role(
-            RoleName=self._name,
+        role_arn = self.iam.create_role(
+            RoleName=self.name,
             AssumeRolePolicyDocument=json.dumps(CODEBUILD_TRUST),
             Description="pds-aws preflight: a no-op CodeBuild build; deleted right after",
         )["Role"]["Arn"]
         try:
             for index, env in enumerate(environments):
-                self._check(f"{self._name}-{index}", env, role_arn)
+                self._check(f"{self.name}-{index}", env, role_arn)
         finally:
-            self._iam.delete_role(RoleName=self._name)
+            self.iam.delete_role(RoleName=self.name)
 
     def _check(self, project: str, env: BuildEnvironment, role_arn: str) -> None:
         self._create_project(project, env, role_arn)
         try:
             status, message = self._build(project)
         finally:
-            self._codebuild.delete_project(name=project)
+            self.codebuild.delete_project(name=project)
         if status != "SUCCEEDED":
             raise PreflightError(
                 f"a no-op CodeBuild build ({env.type}, {env.compute_type}) ended {status}"
@@ -146,9 +136,9 @@ class CodeBuildCheck:
     def _create_project(self, project: str, env: BuildEnvironment, role_arn: str) -> None:
         # A new role takes seconds to become assumable by CodeBuild (IAM is eventually
         # consistent); CreateProject says so with InvalidInputException.
-        for attempt in range(self._role_ready_attempts):
+        for attempt in range(self.role_ready_attempts):
             try:
-                self._codebuild.create_project(
+                self.codebuild.create_project(
                     name=project,
                     source={"type": "NO_SOURCE", "buildspec": NOOP_BUILDSPEC},
                     artifacts={"type": "NO_ARTIFACTS"},
@@ -165,26 +155,26 @@ class CodeBuildCheck:
                     timeoutInMinutes=5,
                 )
                 return
-            except self._codebuild.exceptions.InvalidInputException as exc:
-                if "role" not in str(exc).lower() or attempt + 1 == self._role_ready_attempts:
+            except self.codebuild.exceptions.InvalidInputException as exc:
+                if "role" not in str(exc).lower() or attempt + 1 == self.role_ready_attempts:
                     raise
-                self._sleep(self._poll_s)
+                self.sleep(self.poll_s)
 
     def _build(self, project: str) -> tuple[str, str]:
         try:
-            build_id = self._codebuild.start_build(projectName=project)["build"]["id"]
-        except self._codebuild.exceptions.AccountLimitExceededException as exc:
+            build_id = self.codebuild.start_build(projectName=project)["build"]["id"]
+        except self.codebuild.exceptions.AccountLimitExceededException as exc:
             return "refused", str(exc)
         waited = 0.0
         while True:
-            (build,) = self._codebuild.batch_get_builds(ids=[build_id])["builds"]
+            (build,) = self.codebuild.batch_get_builds(ids=[build_id])["builds"]
             status = str(build["buildStatus"])
             if status in DONE:
                 return status, _failure_message(build)
-            if waited >= self._build_timeout_s:
+            if waited >= self.build_timeout_s:
                 return "still queued", f"after {waited:.0f} s"
-            self._sleep(self._poll_s)
-            waited += self._poll_s
+            self.sleep(self.poll_s)
+            waited += self.poll_s
 
 
 def _failure_message(build: Mapping[str, Any]) -> str:

@@ -96,35 +96,25 @@ class PdsSecrets(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, config: Config) -> None:
         super().__init__(scope, construct_id)
         policy = RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY
-        self.admin_password = secretsmanager.Secret(
-            self,
-            "AdminPassword",
-            description=f"PDS_ADMIN_PASSWORD of {config.pds.domain}",
-            # Alphanumeric: the password is typed into curl and HTTP basic auth.
-            generate_secret_string=secretsmanager.SecretStringGenerator(
-                password_length=32, exclude_punctuation=True
-            ),
-            removal_policy=policy,
-        )
-        self.jwt_secret = secretsmanager.Secret(
-            self,
-            "JwtSecret",
-            description=f"PDS_JWT_SECRET of {config.pds.domain}",
-            generate_secret_string=secretsmanager.SecretStringGenerator(
-                password_length=64, exclude_punctuation=True
-            ),
-            removal_policy=policy,
-        )
+
+        def generated(construct_id: str, variable: str, length: int) -> secretsmanager.Secret:
+            # Alphanumeric: the admin password is typed into curl and HTTP basic auth.
+            return secretsmanager.Secret(
+                self,
+                construct_id,
+                description=f"{variable} of {config.pds.domain}",
+                generate_secret_string=secretsmanager.SecretStringGenerator(
+                    password_length=length, exclude_punctuation=True
+                ),
+                removal_policy=policy,
+            )
+
+        self.admin_password = generated("AdminPassword", "PDS_ADMIN_PASSWORD", 32)
+        self.jwt_secret = generated("JwtSecret", "PDS_JWT_SECRET", 64)
         # Sent by operator tools (smoke, doctor, benchmarks) in the PDS's x-ratelimit-bypass
         # header; anyone holding it can exceed the rate limits, so it is a secret too.
-        self.rate_limit_bypass_key = secretsmanager.Secret(
-            self,
-            "RateLimitBypassKey",
-            description=f"PDS_RATE_LIMIT_BYPASS_KEY of {config.pds.domain}",
-            generate_secret_string=secretsmanager.SecretStringGenerator(
-                password_length=48, exclude_punctuation=True
-            ),
-            removal_policy=policy,
+        self.rate_limit_bypass_key = generated(
+            "RateLimitBypassKey", "PDS_RATE_LIMIT_BYPASS_KEY", 48
         )
         for secret in (self.admin_password, self.jwt_secret, self.rate_limit_bypass_key):
             skip_checkov(
