@@ -12,18 +12,15 @@ import os
 from typing import Any
 
 from pds_aws.names import CONFIG_ENV, EXAMPLE_CONFIG_FILE
+from pds_aws.ops.common import add_command
 
 
 def add_commands(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "cost",
-        help="estimate the monthly AWS bill of the stack this config would deploy",
-        description=(
-            "Synthesize the stack from the config, price every resource in the template "
-            "(prices: src/pds_aws/cost/prices.toml), and print the monthly estimate. Usage "
-            "assumptions are the config's [cost] section. Exits 1 when a resource is unpriced "
-            "(the table lists it)."
-        ),
+        run_cost,
+        summary="estimate the monthly AWS bill of the stack this config would deploy",
     )
     parser.add_argument(
         "-c",
@@ -32,10 +29,12 @@ def add_commands(subparsers: Any) -> None:
         help="config file (default: $PDS_AWS_CONFIG or %(default)s)",
     )
     parser.add_argument("--json", action="store_true", help="print the estimate as JSON")
-    parser.set_defaults(handler=run_cost)
 
 
 def run_cost(args: argparse.Namespace) -> int:
+    """Synthesize the stack from the config, price every resource in the template (prices:
+    src/pds_aws/cost/prices.toml), and print the monthly estimate. Usage assumptions are the
+    config's [cost] section. Exits 1 when a resource is unpriced (the table lists it)."""
     # Imported here so `pds-aws --help` stays fast (the model synthesizes a CDK app).
     from pds_aws.config import load_config
     from pds_aws.cost.model import estimate_config

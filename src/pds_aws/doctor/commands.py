@@ -10,7 +10,14 @@ from typing import TYPE_CHECKING
 
 from pds_aws.doctor.checks import Doctor, run_all
 from pds_aws.doctor.report import exit_code, format_results, summary
-from pds_aws.ops.common import add_target_options, backup_env_of, config_of, guarded, target_of
+from pds_aws.ops.common import (
+    add_command,
+    add_target_options,
+    backup_env_of,
+    config_of,
+    guarded,
+    target_of,
+)
 from pds_aws.ops.status import parse_duration
 
 if TYPE_CHECKING:
@@ -68,6 +75,13 @@ def build_doctor(args: argparse.Namespace) -> tuple[Doctor, str]:
 
 
 def _doctor(args: argparse.Namespace) -> int:
+    """Run the checks self-hosted PDSes fail most: DNS for the domain and a handle subdomain,
+    TLS, the PDS's HTTP routes (health, describeServer, OAuth metadata, atproto-did on a
+    handle's host, robots, the allow-list), the subscribeRepos websocket, SES and a test
+    message, each relay's view of this host and of every account, and backup freshness. Each
+    check prints pass, warn, fail or skipped with the reason; a failure also prints its fix.
+    Exit 1 when a check fails. Against the local runtime, checks that need public DNS, a public
+    certificate or SES are skipped."""
     for option in ("max_backup_age", "max_relay_lag"):
         try:
             if getattr(args, option):
@@ -87,16 +101,11 @@ def _doctor(args: argparse.Namespace) -> int:
 
 
 def add_commands(subparsers: Subparsers) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "doctor",
-        help="check DNS, TLS, routes, firehose, e-mail, relays and backups, with fixes",
-        description="Run the checks self-hosted PDSes fail most: DNS for the domain and a handle "
-        "subdomain, TLS, the PDS's HTTP routes (health, describeServer, OAuth metadata, "
-        "atproto-did on a handle's host, robots, the allow-list), the subscribeRepos "
-        "websocket, SES and a test message, each relay's view of this host and of every "
-        "account, and backup freshness. Each check prints pass, warn, fail or skipped with "
-        "the reason; a failure also prints its fix. Exit 1 when a check fails. Against the "
-        "local runtime, checks that need public DNS, a public certificate or SES are skipped.",
+        guarded(_doctor),
+        summary="check DNS, TLS, routes, firehose, e-mail, relays and backups, with fixes",
     )
     parser.add_argument("--email", metavar="ADDRESS", help="send a test message to ADDRESS")
     parser.add_argument(
@@ -118,4 +127,3 @@ def add_commands(subparsers: Subparsers) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     add_target_options(parser)
-    parser.set_defaults(handler=guarded(_doctor))

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from pds_aws.config import load_config
 from pds_aws.errors import LocalStateError
 from pds_aws.names import CONFIG_ENV, EXAMPLE_CONFIG_FILE, HEALTH_CHECK_PATH, LocalState
+from pds_aws.ops.common import add_command
 from pds_aws.procs import OWN_COMMAND_MARKERS, is_our_process, pid_alive
 
 if TYPE_CHECKING:
@@ -67,15 +68,13 @@ def add_commands(subparsers: Subparsers) -> None:
     down.add_argument("--workdir", type=Path, default=Path.cwd())
     down.set_defaults(handler=_down)
 
-    crash = actions.add_parser(
+    crash = add_command(
+        actions,
         "crash",
-        help="SIGKILL every process of the running task at once (try the restore path)",
-        description="Simulate a crashed task: SIGKILL the `local up` supervisor and every "
-        "process it started (from .local/state.json), with no final sync. The next "
-        "`make run` restores from the local backup, as a replacement task does on AWS.",
+        _crash,
+        summary="SIGKILL every process of the running task at once (try the restore path)",
     )
     crash.add_argument("--workdir", type=Path, default=Path.cwd())
-    crash.set_defaults(handler=_crash)
 
     status = actions.add_parser("status", help="is the local runtime up, and where")
     status.add_argument("--workdir", type=Path, default=Path.cwd())
@@ -177,6 +176,14 @@ def _read_state(workdir: Path) -> LocalState | None:
         return None
 
 
+def _running(workdir: Path) -> LocalState | None:
+    """The state of the running runtime; None when there is none or its supervisor is gone."""
+    state = _read_state(workdir)
+    if state is None or not state.supervisor_pid or not pid_alive(state.supervisor_pid):
+        return None
+    return state
+
+
 # The local task's processes: ours by module or script name, or the binaries we start.
 _CHILD_MARKERS = (*OWN_COMMAND_MARKERS, "pds_launcher.cjs", "plc_launcher.cjs", "caddy")
 _NOT_OURS = (
@@ -186,15 +193,24 @@ _NOT_OURS = (
 )
 
 
-def _down(args: argparse.Namespace) -> int:
-    state = _read_state(args.workdir)
-    pid = state.supervisor_pid if state else 0
-    if not pid or not pid_alive(pid):
+def _signallable(workdir: Path, *, code_if_not_running: int) -> LocalState | int:
+    """The running runtime whose supervisor is ours to signal; else, once it has said why,
+    the exit code."""
+    state = _running(workdir)
+    if state is None:
         print("the local runtime is not running", file=sys.stderr)
-        return 0
-    if not is_our_process(pid):
-        print(_NOT_OURS.format(pid=pid), file=sys.stderr)
+        return code_if_not_running
+    if not is_our_process(state.supervisor_pid):
+        print(_NOT_OURS.format(pid=state.supervisor_pid), file=sys.stderr)
         return 1
+    return state
+
+
+def _down(args: argparse.Namespace) -> int:
+    state = _signallable(args.workdir, code_if_not_running=0)
+    if isinstance(state, int):
+        return state
+    pid = state.supervisor_pid
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + 120
     while pid_alive(pid) and time.monotonic() < deadline:
@@ -207,17 +223,15 @@ def _down(args: argparse.Namespace) -> int:
 
 
 def _crash(args: argparse.Namespace) -> int:
-    state = _read_state(args.workdir)
-    pid = state.supervisor_pid if state else 0
-    if not state or not pid or not pid_alive(pid):
-        print("the local runtime is not running", file=sys.stderr)
-        return 1
-    if not is_our_process(pid):
-        print(_NOT_OURS.format(pid=pid), file=sys.stderr)
-        return 1
+    """Simulate a crashed task: SIGKILL the `local up` supervisor and every process it started
+    (from .local/state.json), with no final sync. The next `make run` restores from the local
+    backup, as a replacement task does on AWS."""
+    state = _signallable(args.workdir, code_if_not_running=1)
+    if isinstance(state, int):
+        return state
     # The supervisor first, so it cannot start an ordered stop; then each process group
     # (each process was started in a session of its own: Litestream goes with the sidecar).
-    os.kill(pid, signal.SIGKILL)
+    os.kill(state.supervisor_pid, signal.SIGKILL)
     for child in state.pids.values():
         if not is_our_process(child, _CHILD_MARKERS):
             continue  # gone, or its pid was reused by a process that is not ours
@@ -229,11 +243,11 @@ def _crash(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    state = _read_state(args.workdir)
-    pid = state.supervisor_pid if state else 0
-    if not state or not pid or not pid_alive(pid):
+    state = _running(args.workdir)
+    if state is None:
         print("not running (start it with `make run`)")
         return 1
+    pid = state.supervisor_pid
     try:
         with urllib.request.urlopen(state.url + HEALTH_CHECK_PATH, timeout=5) as response:
             health = json.loads(response.read() or b"{}")

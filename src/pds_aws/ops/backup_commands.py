@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pds_aws.errors import OperationError
 from pds_aws.names import DRILL_CONTAINER, LocalState
 from pds_aws.ops.common import (
+    add_command,
     add_target_options,
     backup_env_of,
     guarded,
@@ -235,6 +236,9 @@ def with_local_aws(
 
 
 def _drill(args: argparse.Namespace) -> int:
+    """Restore the latest backup into a scratch directory and check every database, then print
+    the drill's JSON summary. Locally it runs here; on AWS as a one-off Fargate task of the
+    stack's drill task definition (its log is read back)."""
     target = target_of(args)
     code: int | None
     if target.local_state is not None:
@@ -282,6 +286,10 @@ def backup_status_of(target: Target) -> dict[str, Any]:
 
 
 def _restore(args: argparse.Namespace) -> int:
+    """Restore the PDS to its state at a time: stop it, build a new backup generation as of --at
+    and make it current, start it again. It explains each step and asks first. `--at latest`
+    goes back to the newest state of the history the last restore branched from (or of
+    --generation)."""
     from pds_aws.ops.output import confirm
 
     # Both checked before anything is read, stopped or scaled.
@@ -346,22 +354,18 @@ def add_commands(subparsers: Subparsers) -> None:
         "point in time (a new backup generation; older history is never deleted).",
     )
     actions = parser.add_subparsers(dest="backup_action", metavar="ACTION", required=True)
-    drill = actions.add_parser(
+    drill = add_command(
+        actions,
         "drill",
-        help="restore the latest backup into a scratch directory and check it",
-        description="Restore the latest backup into a scratch directory and check every "
-        "database, then print the drill's JSON summary. Locally it runs here; on AWS as a "
-        "one-off Fargate task of the stack's drill task definition (its log is read back).",
+        guarded(_drill),
+        summary="restore the latest backup into a scratch directory and check it",
     )
     add_target_options(drill)
-    drill.set_defaults(handler=guarded(_drill))
-    restore = actions.add_parser(
+    restore = add_command(
+        actions,
         "restore",
-        help="guided point-in-time restore of the whole PDS",
-        description="Restore the PDS to its state at a time: stop it, build a new backup "
-        "generation as of --at and make it current, start it again. It explains each step and "
-        "asks first. `--at latest` goes back to the newest state of the history the last "
-        "restore branched from (or of --generation).",
+        guarded(_restore),
+        summary="guided point-in-time restore of the whole PDS",
     )
     restore.add_argument(
         "--at",
@@ -372,4 +376,3 @@ def add_commands(subparsers: Subparsers) -> None:
     restore.add_argument("--generation", metavar="ID", help="restore from this generation")
     restore.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     add_target_options(restore)
-    restore.set_defaults(handler=guarded(_restore))

@@ -11,6 +11,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from pds_aws.ops.common import (
+    add_command,
     add_target_options,
     config_of,
     fail,
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
 
 
 def _request_crawl(args: argparse.Namespace) -> int:
+    """Send com.atproto.sync.requestCrawl for this PDS's hostname to each relay (default: [pds]
+    crawlers of the config)."""
     from pds_aws.ops.crawl import request_crawl
 
     relays = list(args.relays) or list(config_of(args).pds.crawlers)
@@ -40,22 +43,28 @@ def _request_crawl(args: argparse.Namespace) -> int:
 
 
 def _add_request_crawl(subparsers: Subparsers) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "request-crawl",
-        help="ask relays to crawl (index) this PDS",
-        description="Send com.atproto.sync.requestCrawl for this PDS's hostname to each relay "
-        "(default: [pds] crawlers of the config).",
+        guarded(_request_crawl),
+        summary="ask relays to crawl (index) this PDS",
     )
     parser.add_argument("relays", nargs="*", metavar="RELAY", help="relay URL or host")
     parser.add_argument("--hostname", help="the PDS hostname to announce (default: the target's)")
     add_target_options(parser)
-    parser.set_defaults(handler=guarded(_request_crawl))
 
 
 # -- smoke -------------------------------------------------------------------------------
 
 
 def _smoke(args: argparse.Namespace) -> int:
+    """Check a PDS at URL as the network sees it: home page, robots.txt from the edge, health,
+    both OAuth documents, atproto-did 404 for an unknown host, describeServer, listRepos, an
+    admin endpoint refusing anonymous calls, the first subscribeRepos frame over a websocket and
+    403 outside the allow-list. With --handle/--password also the read path and the write path
+    (a post with an image, read back and deleted). With a target (--local, --stack or -c), every
+    request carries its rate-limit bypass key. One PASS/FAIL line per check; exit 1 if any
+    fails."""
     from pds_aws.ops.smoke import probe_with_key, run_checks
 
     if bool(args.handle) != bool(args.password):
@@ -75,28 +84,26 @@ def _smoke(args: argparse.Namespace) -> int:
 
 
 def _add_smoke(subparsers: Subparsers) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "smoke",
-        help="check a live PDS through its edge (routes, websocket, read and write)",
-        description="Check a PDS at URL as the network sees it: home page, robots.txt from "
-        "the edge, health, both OAuth documents, atproto-did 404 for an unknown host, "
-        "describeServer, listRepos, an admin endpoint refusing anonymous calls, the first "
-        "subscribeRepos frame over a websocket and 403 outside the allow-list. With "
-        "--handle/--password also the read path and the write path (a post with an image, "
-        "read back and deleted). With a target (--local, --stack or -c), every request "
-        "carries its rate-limit bypass key. One PASS/FAIL line per check; exit 1 if any fails.",
+        guarded(_smoke),
+        summary="check a live PDS through its edge (routes, websocket, read and write)",
     )
     parser.add_argument("url", help="the PDS's public URL, e.g. https://pds.example.com")
     parser.add_argument("--handle", help="an account to test reading and writing with")
     parser.add_argument("--password", help="that account's password (an app password works)")
     add_target_options(parser)
-    parser.set_defaults(handler=guarded(_smoke))
 
 
 # -- status ------------------------------------------------------------------------------
 
 
 def _status(args: argparse.Namespace) -> int:
+    """Show the PDS's health and version, its account count and the backup: per database the
+    newest replicated change (from `pds-aws-backup status`) and how far the backup is behind the
+    live repositories. Exit 1 when the PDS is unhealthy, no backup exists, an account is missing
+    from it, or it is behind by more than --max-backup-age."""
     from datetime import UTC, datetime
 
     from botocore.exceptions import BotoCoreError, ClientError
@@ -143,14 +150,11 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _add_status(subparsers: Subparsers) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "status",
-        help="health, version, accounts and backup freshness",
-        description="Show the PDS's health and version, its account count and the backup: "
-        "per database the newest replicated change (from `pds-aws-backup status`) and how "
-        "far the backup is behind the live repositories. Exit 1 when the PDS is unhealthy, "
-        "no backup exists, an account is missing from it, or it is behind by more than "
-        "--max-backup-age.",
+        guarded(_status),
+        summary="health, version, accounts and backup freshness",
     )
     parser.add_argument(
         "--max-backup-age",
@@ -160,7 +164,6 @@ def _add_status(subparsers: Subparsers) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print JSON")
     add_target_options(parser)
-    parser.set_defaults(handler=guarded(_status))
 
 
 # -- registration ------------------------------------------------------------------------

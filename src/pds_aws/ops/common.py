@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import inspect
 import os
 import sys
 from collections.abc import Callable
@@ -26,6 +27,16 @@ if TYPE_CHECKING:
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
 Handler = Callable[[argparse.Namespace], int]
+
+
+def add_command(
+    subparsers: Subparsers, name: str, handler: Handler, *, summary: str
+) -> argparse.ArgumentParser:
+    """Register the command `name`: `summary` is its line in the list of commands, the
+    handler's docstring its description (a command is described once, where it is done)."""
+    parser = subparsers.add_parser(name, help=summary, description=inspect.getdoc(handler))
+    parser.set_defaults(handler=handler)
+    return parser
 
 
 def add_target_options(parser: argparse.ArgumentParser) -> None:

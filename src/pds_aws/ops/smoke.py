@@ -203,11 +203,6 @@ def verify_authorization_server(response: HttpResponse) -> str:
     return f"issuer {doc['issuer']}"
 
 
-def verify_unknown_atproto_did(response: HttpResponse) -> str:
-    expect_status(response, 404)
-    return "404 for a host that is no handle"
-
-
 def verify_describe_server(response: HttpResponse) -> str:
     expect_status(response, 200)
     doc = response.json()
@@ -225,14 +220,19 @@ def verify_list_repos(response: HttpResponse) -> str:
     return f"{len(repos)} repos on the first page"
 
 
-def verify_admin_refused(response: HttpResponse) -> str:
-    expect_status(response, 401)
-    return "401 without the admin password"
+def status_only(status: int, passed: str) -> Callable[[HttpResponse], str]:
+    """A check that the status alone decides; `passed` is its line when it passes."""
+
+    def verify(response: HttpResponse) -> str:
+        expect_status(response, status)
+        return passed
+
+    return verify
 
 
-def verify_denied(response: HttpResponse) -> str:
-    expect_status(response, 403)
-    return f"{DENIED_PROBE_PATH} refused by the allow-list"
+verify_unknown_atproto_did = status_only(404, "404 for a host that is no handle")
+verify_admin_refused = status_only(401, "401 without the admin password")
+verify_denied = status_only(403, f"{DENIED_PROBE_PATH} refused by the allow-list")
 
 
 def verify_frame(data: bytes | None, repo_count: int) -> str:

@@ -6,13 +6,17 @@ import argparse
 from typing import TYPE_CHECKING
 
 from pds_aws.names import PDS_CONTAINER
-from pds_aws.ops.common import add_target_options, fail, guarded, stack_of, target_of
+from pds_aws.ops.common import add_command, add_target_options, fail, guarded, stack_of, target_of
 
 if TYPE_CHECKING:
     from pds_aws.ops.common import Subparsers
 
 
 def _shell(args: argparse.Namespace) -> int:
+    """Open a terminal in the running task's container with ECS Exec. The session is started
+    through the ECS API (boto3); AWS's Session Manager plugin (session-manager-plugin) is needed
+    only to attach this terminal to it. No other pds-aws command needs a shell: admin tasks go
+    through the PDS's admin API."""
     from pds_aws.ops.ecs import attach_terminal, exec_session, session_manager_plugin
 
     target = target_of(args)
@@ -33,6 +37,8 @@ def _shell(args: argparse.Namespace) -> int:
 
 
 def _logs(args: argparse.Namespace) -> int:
+    """Print the service's container logs from CloudWatch Logs, oldest first; --follow keeps
+    polling (Ctrl-C to stop)."""
     from pds_aws.ops.ecs import follow_logs
     from pds_aws.ops.status import parse_duration
 
@@ -61,26 +67,23 @@ def _logs(args: argparse.Namespace) -> int:
 
 
 def add_commands(subparsers: Subparsers) -> None:
-    shell = subparsers.add_parser(
+    shell = add_command(
+        subparsers,
         "shell",
-        help="ECS Exec into the PDS container (needs the Session Manager plugin)",
-        description="Open a terminal in the running task's container with ECS Exec. The "
-        "session is started through the ECS API (boto3); AWS's Session Manager plugin "
-        "(session-manager-plugin) is needed only to attach this terminal to it. No other "
-        "pds-aws command needs a shell: admin tasks go through the PDS's admin API.",
+        guarded(_shell),
+        summary="ECS Exec into the PDS container (needs the Session Manager plugin)",
     )
     shell.add_argument(
         "--container", default=PDS_CONTAINER, help=f"container name (default: {PDS_CONTAINER})"
     )
     shell.add_argument("--command", default="/bin/sh", help="command to run (default: /bin/sh)")
     add_target_options(shell)
-    shell.set_defaults(handler=guarded(_shell))
 
-    logs = subparsers.add_parser(
+    logs = add_command(
+        subparsers,
         "logs",
-        help="print or follow the containers' CloudWatch logs",
-        description="Print the service's container logs from CloudWatch Logs, oldest first; "
-        "--follow keeps polling (Ctrl-C to stop).",
+        guarded(_logs),
+        summary="print or follow the containers' CloudWatch logs",
     )
     logs.add_argument(
         "--container",
@@ -90,4 +93,3 @@ def add_commands(subparsers: Subparsers) -> None:
     logs.add_argument("--since", default="10m", help="how far back, e.g. 10m, 2h (default: 10m)")
     logs.add_argument("-f", "--follow", action="store_true", help="keep following new events")
     add_target_options(logs)
-    logs.set_defaults(handler=guarded(_logs))
