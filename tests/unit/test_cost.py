@@ -413,7 +413,7 @@ def test_json_has_the_contract_fields() -> None:
 
 
 def test_example_config_has_the_documented_cost_defaults() -> None:
-    # The example's [cost] lists every assumption with the model's default (config.py).
+    # The example's [cost] lists every assumption with the model's default (config/model.py).
     documented = example_data()["cost"]
     defaults = CostSettings().model_dump()
     assert set(documented) == set(defaults)

@@ -1,4 +1,4 @@
-"""The deployment config: the only reader of the TOML file.
+"""The config's sections, `Config` and its loader: the only reader of the TOML file.
 
 Every part of pds-aws (the CDK app, the local runtime, the CLI, the cost model) gets its
 settings from `load_config`, validated once here. A wrong value stops everything with a
@@ -7,174 +7,41 @@ message naming the file, the key, the bad value and a valid example.
 
 from __future__ import annotations
 
-import re
 import tomllib
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
+from pds_aws.config.recover import RecoverSettings
+from pds_aws.config.values import (
+    ACM_DOMAIN_MAX_LENGTH,
+    AWS_REGIONS,
+    DOMAIN_RE,
+    FARGATE_SIZES,
+    IMAGE_DIGEST_RE,
+    IMAGE_TAG_RE,
+    AccountId,
+    Architecture,
+    Did,
+    EdgeKind,
+    Mode,
+    Schedule,
+    Section,
+    ZoneId,
+    check_email,
+    check_https_url,
+)
 from pds_aws.errors import ConfigError as ConfigError  # re-exported: raised by load_config
 from pds_aws.names import EXAMPLE_CONFIG_FILE
 from pds_aws.pipeline.settings import PipelineSettings
 from pds_aws.versions import PDS_IMAGE_REPOSITORY, PDS_IMAGE_TAG
 
-# Fargate's valid task sizes: CPU units -> allowed memory (MiB).
-FARGATE_SIZES: dict[int, tuple[int, ...]] = {
-    256: (512, 1024, 2048),
-    512: tuple(range(1024, 4096 + 1, 1024)),
-    1024: tuple(range(2048, 8192 + 1, 1024)),
-    2048: tuple(range(4096, 16384 + 1, 1024)),
-    4096: tuple(range(8192, 30720 + 1, 1024)),
-    8192: tuple(range(16384, 61440 + 1, 4096)),
-    16384: tuple(range(32768, 122880 + 1, 8192)),
-}
 
-# Commercial regions where Fargate, SES and KMS secp256k1 keys are all offered.
-AWS_REGIONS: frozenset[str] = frozenset(
-    {
-        "us-east-1",
-        "us-east-2",
-        "us-west-1",
-        "us-west-2",
-        "ca-central-1",
-        "ca-west-1",
-        "sa-east-1",
-        "eu-west-1",
-        "eu-west-2",
-        "eu-west-3",
-        "eu-central-1",
-        "eu-central-2",
-        "eu-north-1",
-        "eu-south-1",
-        "eu-south-2",
-        "ap-south-1",
-        "ap-south-2",
-        "ap-northeast-1",
-        "ap-northeast-2",
-        "ap-northeast-3",
-        "ap-southeast-1",
-        "ap-southeast-2",
-        "ap-southeast-3",
-        "ap-southeast-4",
-        "ap-east-1",
-        "me-south-1",
-        "me-central-1",
-        "il-central-1",
-        "af-south-1",
-    }
-)
-
-# Every pattern is used with fullmatch: `re.match(...$)` would accept a trailing newline.
-_LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
-_DOMAIN_RE = re.compile(rf"(?=.{{1,253}}\Z)({_LABEL}\.)+[a-z]{{2,63}}")
-_EMAIL_RE = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@([a-z0-9-]+\.)+[a-z]{2,63}")
-_ZONE_ID_RE = re.compile(r"Z[A-Z0-9]{4,31}")
-_ACCOUNT_RE = re.compile(r"\d{12}")
-# OCI distribution spec: a tag is [A-Za-z0-9_][A-Za-z0-9._-]{0,127}; a sha256 digest is 64 hex.
-_IMAGE_TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
-_IMAGE_DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
-_DID_RE = re.compile(r"did:(plc:[a-z2-7]{24}|web:[a-z0-9.-]+(%3[Aa]\d+)?)")
-# ACM: the first domain name of a certificate (its CN) is at most 64 characters.
-ACM_DOMAIN_MAX_LENGTH = 64
-
-
-class Mode(StrEnum):
-    TEST = "test"  # everything is deleted with the stack
-    PROD = "prod"  # data (buckets, rotation key, secrets, logs) is retained
-
-
-class Architecture(StrEnum):
-    ARM64 = "arm64"
-    X86_64 = "x86_64"
-
-
-class EdgeKind(StrEnum):
-    ALB = "alb"  # an Application Load Balancer with ACM certificates (the default)
-    DIRECT = "direct"  # no load balancer: the task's public address and a TLS proxy in the task
-
-
-def _whole_match(pattern: re.Pattern[str], problem: str) -> AfterValidator:
-    """A string setting that the whole of `pattern` must match; else the error `problem`."""
-
-    def check(value: str) -> str:
-        if not pattern.fullmatch(value):
-            raise ValueError(problem)
-        return value
-
-    return AfterValidator(check)
-
-
-_ZoneId = Annotated[
-    str,
-    _whole_match(
-        _ZONE_ID_RE,
-        "is not a Route 53 hosted zone id; copy it from the Route 53 console, "
-        "example: 'Z0123456789ABCDEFGHIJ'",
-    ),
-]
-_AccountId = Annotated[
-    str, _whole_match(_ACCOUNT_RE, "must be a 12-digit AWS account id, example: '123456789012'")
-]
-_Did = Annotated[
-    str,
-    _whole_match(
-        _DID_RE, "is not a did:plc or did:web identifier; example: 'did:web:api.bsky.app'"
-    ),
-]
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def _check_email(value: str, *, entry: bool = False) -> str:
-    if not _EMAIL_RE.fullmatch(value):
-        what = f"entry {value!r} is" if entry else "is"
-        raise ValueError(f"{what} not an e-mail address; example: 'ops@example.com'")
-    return value
-
-
-def _check_https_url(url: str) -> str:
-    """A service URL: https, a DNS host (optionally a port), nothing else."""
-    example = "example: 'https://bsky.network'"
-    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
-        # urlsplit silently drops tabs and newlines; a URL never contains them.
-        raise ValueError(f"{url!r} contains whitespace or control characters; {example}")
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise ValueError(f"{url!r} is not a valid URL ({exc}); {example}") from None
-    if parts.scheme != "https":
-        raise ValueError(f"{url!r} must be an https:// URL; {example}")
-    if parts.username is not None or parts.password is not None:
-        raise ValueError(f"{url!r} must not contain a user name or password; {example}")
-    host = parts.hostname or ""
-    if not _DOMAIN_RE.fullmatch(host):
-        raise ValueError(f"{url!r} has no valid DNS host name; {example}")
-    if parts.path not in ("", "/") or parts.query or parts.fragment or url.endswith(("?", "#")):
-        raise ValueError(
-            f"{url!r} must be the service's base URL without path, query or fragment; {example}"
-        )
-    del port  # parsed only to reject a bad one
-    return url
-
-
-class PdsSettings(_Section):
+class PdsSettings(Section):
     domain: str
-    hosted_zone_id: _ZoneId
+    hosted_zone_id: ZoneId
     hosted_zone_name: str
     image_tag: str = PDS_IMAGE_TAG
     invite_required: bool = True
@@ -185,9 +52,9 @@ class PdsSettings(_Section):
     contact_email: str = ""
     plc_url: str = "https://plc.directory"
     app_view_url: str = "https://api.bsky.app"
-    app_view_did: _Did = "did:web:api.bsky.app"
+    app_view_did: Did = "did:web:api.bsky.app"
     report_service_url: str = "https://mod.bsky.app"
-    report_service_did: _Did = "did:plc:ar7c4by46qjdydhdevvrndac"
+    report_service_did: Did = "did:plc:ar7c4by46qjdydhdevvrndac"
     crawlers: tuple[str, ...] = ("https://bsky.network",)
     log_level: Literal["trace", "debug", "info", "warn", "error", "fatal"] = "info"
 
@@ -196,7 +63,7 @@ class PdsSettings(_Section):
     def _domain(cls, value: Any) -> Any:
         if isinstance(value, str):
             value = value.removesuffix(".")
-            if not _DOMAIN_RE.fullmatch(value):
+            if not DOMAIN_RE.fullmatch(value):
                 raise ValueError("is not a valid lower-case DNS name; example: 'pds.example.com'")
         return value
 
@@ -216,9 +83,9 @@ class PdsSettings(_Section):
     def _image_tag(cls, value: str) -> str:
         tag, _, digest = value.partition("@")
         example = f"'{PDS_IMAGE_TAG}', or pinned by digest '{PDS_IMAGE_TAG}@sha256:<64 hex>'"
-        if tag == "latest" or not _IMAGE_TAG_RE.fullmatch(tag):
+        if tag == "latest" or not IMAGE_TAG_RE.fullmatch(tag):
             raise ValueError(f"must be a pinned image tag such as {example}")
-        if "@" in value and not _IMAGE_DIGEST_RE.fullmatch(digest):
+        if "@" in value and not IMAGE_DIGEST_RE.fullmatch(digest):
             raise ValueError(
                 f"digest {digest!r} is not 'sha256:' + 64 lower-case hex digits; find the "
                 f"digest of a tag as guides/DEPLOY.md says; example: {example}"
@@ -228,13 +95,13 @@ class PdsSettings(_Section):
     @field_validator("email_from", "contact_email")
     @classmethod
     def _optional_email(cls, value: str) -> str:
-        return _check_email(value) if value else value
+        return check_email(value) if value else value
 
     @field_validator("handle_domains")
     @classmethod
     def _handle_domains(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for suffix in value:
-            if not suffix.startswith(".") or not _DOMAIN_RE.fullmatch(suffix[1:]):
+            if not suffix.startswith(".") or not DOMAIN_RE.fullmatch(suffix[1:]):
                 raise ValueError(
                     f"entry {suffix!r} must be '.' + a domain, example: '.example.com'"
                 )
@@ -244,7 +111,7 @@ class PdsSettings(_Section):
     @classmethod
     def _https(cls, value: Any) -> Any:
         for url in (value,) if isinstance(value, str) else value:
-            _check_https_url(url)
+            check_https_url(url)
         return value
 
     @model_validator(mode="after")
@@ -287,8 +154,8 @@ class PdsSettings(_Section):
         return self.email_from or f"noreply@{self.domain}"
 
 
-class AwsSettings(_Section):
-    account: _AccountId
+class AwsSettings(Section):
+    account: AccountId
     region: str
     mode: Mode = Mode.TEST
     stack_name: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9-]{0,127}$")] = "BlueskyPds"
@@ -307,7 +174,7 @@ class AwsSettings(_Section):
 FARGATE_FREE_EPHEMERAL_GIB = 20
 
 
-class TaskSettings(_Section):
+class TaskSettings(Section):
     # 0.5 vCPU / 1 GiB, chosen from the task's measured memory and CPU with 20 accounts under
     # load (BENCHMARKS.md, "Task size"); the cost of other sizes is in guides/COST.md.
     cpu: int = 512
@@ -347,7 +214,7 @@ class TaskSettings(_Section):
 RELAY_CHECK_MIN_MINUTES = 5
 
 
-class MonitoringSettings(_Section):
+class MonitoringSettings(Section):
     alarm_emails: tuple[str, ...] = ()
     # ECS Container Insights, billed as custom metrics (guides/COST.md); the alarms and the
     # dashboard use the free AWS/ECS and ALB metrics, so it is off unless wanted.
@@ -373,16 +240,11 @@ class MonitoringSettings(_Section):
     @classmethod
     def _emails(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for email in value:
-            _check_email(email, entry=True)
+            check_email(email, entry=True)
         return value
 
 
-_SCHEDULE_RE = re.compile(
-    r"rate\(([1-9]\d*) (minute|minutes|hour|hours|day|days)\)|cron\(\S+( \S+){5}\)"
-)
-
-
-class EdgeSettings(_Section):
+class EdgeSettings(Section):
     """How the internet reaches the PDS (guides/DEPLOY.md, "Edge kinds")."""
 
     kind: EdgeKind = EdgeKind.ALB
@@ -407,29 +269,19 @@ class EdgeSettings(_Section):
     @field_validator("acme_email")
     @classmethod
     def _acme_email(cls, value: str) -> str:
-        return _check_email(value) if value else value
+        return check_email(value) if value else value
 
 
-_Schedule = Annotated[
-    str,
-    _whole_match(
-        _SCHEDULE_RE,
-        "is not an EventBridge schedule expression; example: 'cron(0 4 ? * SUN *)' "
-        "(Sundays 04:00 UTC) or 'rate(7 days)'",
-    ),
-]
-
-
-class BackupSettings(_Section):
+class BackupSettings(Section):
     # EventBridge schedule of the restore drill (a one-off Fargate task); UTC.
-    drill_schedule: _Schedule = "cron(0 4 ? * SUN *)"
+    drill_schedule: Schedule = "cron(0 4 ? * SUN *)"
     # How far back `pds-aws backup restore --at` reaches. Granularity: the exact sync (about a
     # second) over the last minutes, then one point per Litestream L1 compaction (every 6 h).
     # Snapshots (daily) are kept this long plus a day.
     history_days: Annotated[int, Field(ge=1, le=3650)] = 30
 
 
-class RelaySettings(_Section):
+class RelaySettings(Section):
     # Accounts a relay takes from one host before the operator asks for more (bsky.network's
     # default is 100). Relays do not report it: raise this after a raise is granted.
     account_limit: Annotated[int, Field(ge=1)] = 100
@@ -437,88 +289,7 @@ class RelaySettings(_Section):
     lag_threshold_minutes: Annotated[int, Field(ge=1, le=1440)] = 10
 
 
-# S3 bucket naming rules for general purpose buckets: 3-63 characters, lower-case letters,
-# digits, dots and hyphens, starting and ending with a letter or digit, not an IP address.
-_BUCKET_RE = re.compile(r"(?!xn--|sthree-|amzn-s3-demo-)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
-_IP_RE = re.compile(r"\d+\.\d+\.\d+\.\d+")
-# A KMS key ARN (not an alias: an alias can be moved to another key).
-_KMS_KEY_ARN_RE = re.compile(
-    r"arn:aws:kms:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):key/"
-    r"(?P<key_id>(mrk-)?[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
-)
-_KEY_ARN_EXAMPLE = (
-    "example: 'arn:aws:kms:us-east-2:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab' "
-    "(the retained key's ARN: KMS console -> Customer managed keys)"
-)
-
-
-class RecoverSettings(_Section):
-    """Resources retained by a deleted `prod` stack, adopted by a new stack instead of created.
-
-    All three or none: the backup holds the accounts, the blob bucket their images, and the
-    rotation key is the key their DIDs list.
-    """
-
-    backup_bucket: str = ""
-    blob_bucket: str = ""
-    rotation_key_arn: str = ""
-
-    @field_validator("backup_bucket", "blob_bucket")
-    @classmethod
-    def _bucket(cls, value: str) -> str:
-        if value and (not _BUCKET_RE.fullmatch(value) or ".." in value or _IP_RE.fullmatch(value)):
-            raise ValueError(
-                "is not an S3 bucket name (3-63 lower-case letters, digits, '.' or '-'); copy "
-                "the retained bucket's name from the S3 console or the old stack's outputs "
-                "(BackupBucketName, BlobBucketName), example: "
-                "'blueskypds-storagebackupbucket1a2b3c4d-abcdef123456'"
-            )
-        return value
-
-    @field_validator("rotation_key_arn")
-    @classmethod
-    def _key_arn(cls, value: str) -> str:
-        if value and not _KMS_KEY_ARN_RE.fullmatch(value):
-            raise ValueError(f"is not a KMS key ARN; {_KEY_ARN_EXAMPLE}")
-        return value
-
-    @model_validator(mode="after")
-    def _all_or_none(self) -> RecoverSettings:
-        values = {
-            "backup_bucket": self.backup_bucket,
-            "blob_bucket": self.blob_bucket,
-            "rotation_key_arn": self.rotation_key_arn,
-        }
-        missing = [key for key, value in values.items() if not value]
-        if missing and len(missing) < len(values):
-            raise ValueError(
-                f"sets {', '.join(k for k in values if k not in missing)} but not "
-                f"{', '.join(missing)}; a recovery adopts all three retained resources (the "
-                f"backup, the blobs, the rotation key the DIDs list), or remove [recover]"
-            )
-        if self.backup_bucket and self.backup_bucket == self.blob_bucket:
-            raise ValueError(
-                "backup_bucket and blob_bucket name the same bucket; they are two buckets, "
-                "see the old stack's outputs BackupBucketName and BlobBucketName"
-            )
-        return self
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.backup_bucket)
-
-    @property
-    def rotation_key_region(self) -> str:
-        match = _KMS_KEY_ARN_RE.fullmatch(self.rotation_key_arn)
-        return match["region"] if match else ""
-
-    @property
-    def rotation_key_account(self) -> str:
-        match = _KMS_KEY_ARN_RE.fullmatch(self.rotation_key_arn)
-        return match["account"] if match else ""
-
-
-class CostSettings(_Section):
+class CostSettings(Section):
     """Usage assumptions of the cost estimate (`pds-aws cost`); they change no deployed resource.
 
     Defaults describe a PDS of 1-20 active accounts.
@@ -555,7 +326,7 @@ class CostSettings(_Section):
     pipeline_runs_per_month: Annotated[float, Field(ge=0)] = 4.0
 
 
-class Config(_Section):
+class Config(Section):
     pds: PdsSettings
     aws: AwsSettings
     edge: EdgeSettings = EdgeSettings()
