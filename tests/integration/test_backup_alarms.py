@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 import test_backup_sidecar as sidecar_tests
-from test_backup_sidecar import Case, FakePds, Sidecar, wait_for
+from test_backup_sidecar import WAIT_S, Case, FakePds, Sidecar
 
+from helpers import wait_until
 from pds_aws.infra.filter_pattern import matching_events
 
 pytestmark = pytest.mark.integration
@@ -49,8 +50,9 @@ def start_write_stop(case: Case, name: str, accounts: range) -> Sidecar:
         pds = FakePds(case.data(name))
         dids = [pds.create_account(n) for n in accounts]
         pds.close()
-        wait_for(
+        wait_until(
             lambda: all(any(k.endswith(f"{did}/key") for k in case.objects()) for did in dids),
+            WAIT_S,
             "key uploads",
         )
     assert sidecar.stop() == 0, sidecar.log()
@@ -78,7 +80,7 @@ def test_a_store_gone_mid_run_is_counted(case: Case, backup_error_pattern: str) 
     sidecar.wait_healthy()
     pds = FakePds(case.data("data"))
     did = pds.create_account(1)
-    wait_for(lambda: any(k.endswith(f"{did}/key") for k in case.objects()), "key upload")
+    wait_until(lambda: any(k.endswith(f"{did}/key") for k in case.objects()), WAIT_S, "key upload")
 
     s3 = case.moto.s3()
 
@@ -96,11 +98,11 @@ def test_a_store_gone_mid_run_is_counted(case: Case, backup_error_pattern: str) 
             return False
         return True
 
-    wait_for(bucket_deleted, "the bucket deleted")
+    wait_until(bucket_deleted, WAIT_S, "the bucket deleted")
     pds.create_account(2)  # a new database and a new key file, neither can be stored now
     pds.post(did, 1)
     pds.close()
-    wait_for(lambda: alarm_matches(backup_error_pattern, sidecar.log()), "an error line")
+    wait_until(lambda: alarm_matches(backup_error_pattern, sidecar.log()), WAIT_S, "an error line")
     # A graceful stop would retry the vanished store for minutes; the count is what matters.
     sidecar.process.kill()
     sidecar.wait_exit()

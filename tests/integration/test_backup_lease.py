@@ -26,14 +26,15 @@ import pytest
 from test_backup_sidecar import (
     PREFIX,
     REGION,
+    WAIT_S,
     FakePds,
     Sidecar,
     account_dir,
     connect,
     snapshot,
-    wait_for,
 )
 
+from helpers import wait_until
 from pds_aws.backup.first_pass import behind, replica_positions
 from pds_aws.backup.plan import StoredObject, read_generation
 
@@ -205,10 +206,12 @@ def test_two_sidecars_on_one_prefix_lose_nothing(prefix: Prefix) -> None:
     writer = Writer(prefix.data("old"), dids[0])
     writer.start()
     new = prefix.start("new")
-    wait_for(lambda: "waiting for the backup lease" in new.log(), "the new sidecar to wait")
+    wait_until(
+        lambda: "waiting for the backup lease" in new.log(), WAIT_S, "the new sidecar to wait"
+    )
     assert not new.healthy()
     assert not prefix.data("new").exists() or not any(prefix.data("new").iterdir())
-    wait_for(lambda: len(writer.acked) > 50, "writes on the old task")
+    wait_until(lambda: len(writer.acked) > 50, WAIT_S, "writes on the old task")
     writer.stop()  # the writer runs on the old task until its SIGTERM
     assert old.stop() == 0, old.log()
     assert "lease released" in old.log()
@@ -259,7 +262,7 @@ def test_a_crash_right_after_a_restart_loses_nothing_acknowledged_a_second_befor
     assert behind(restored_from, positions(prefix)) == []
     writer = Writer(prefix.data("restarted"), dids[-1])
     writer.start()
-    wait_for(lambda: len(writer.acked) > 100, "writes after the restart")
+    wait_until(lambda: len(writer.acked) > 100, WAIT_S, "writes after the restart")
     restarted.process.send_signal(signal.SIGKILL)
     killed_at = time.monotonic()
     restarted.wait_exit()

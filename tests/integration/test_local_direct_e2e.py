@@ -27,8 +27,9 @@ import pytest
 from atproto import Client, FirehoseSubscribeReposClient, models, parse_subscribe_repos_message
 from atproto_client.request import Request
 from cryptography import x509
-from test_local_e2e import backup_status, wait_for
+from test_local_e2e import WAIT_S, backup_status
 
+from helpers import wait_until
 from pds_aws.config import Config
 from pds_aws.direct.local_ca import LocalAuthority, issued
 from pds_aws.infra.synth import synthesize
@@ -213,14 +214,15 @@ def test_direct_edge_end_to_end(
 
         # Let the sidecar hold every write and the plain files (two account keys, the
         # certificate, its key, the authority's account), then crash the task.
-        wait_for(
-            "the backup to hold the posts and the certificate",
+        wait_until(
             lambda: (
                 (status := backup_status(runtime))["newest_change"]
                 and status["newest_change"] >= acknowledged
                 and status["database_count"] >= 5
                 and status["files"] >= 5
             ),
+            WAIT_S,
+            "the backup to hold the posts and the certificate",
         )
         pids = dict(state.pids)
     finally:
