@@ -26,7 +26,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export PATH := $(BIN):$(PATH)
 export PDS_AWS_CONFIG := $(CONFIG_FILE)
 
-.PHONY: help install test test-unit test-integration lint synth summary run deploy diff destroy e2e-aws cost cost-guide benchmarks clean benchmarks-backup benchmarks-local
+.PHONY: help install install-python test test-unit test-integration lint synth summary run deploy diff destroy e2e-aws cost cost-guide benchmarks clean benchmarks-backup benchmarks-local
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -50,6 +50,8 @@ node_modules/.installed: package.json package-lock.json $(VENV)/.synced
 	@touch $@
 
 install: $(VENV)/.synced node_modules/.installed ## Install everything the project needs
+
+install-python: $(VENV)/.synced ## Install the Python environment only (the pipeline's pds-aws steps)
 
 test: install ## Run every test (unit, then integration with real processes)
 	$(BIN)/pytest tests/unit tests/template

@@ -22,6 +22,9 @@ from pds_aws.errors import LocalStateError
 
 # The containers of the PDS task and the restore drill's one-off task.
 PDS_CONTAINER = "pds"
+# The docker label on the `pds` container naming the image tag it runs (the stack sets it, and
+# `pds-aws upgrade` on the revisions it registers): how an upgrade knows what is deployed.
+IMAGE_TAG_LABEL = "pds-aws.image-tag"
 BACKUP_CONTAINER = "backup"
 DRILL_CONTAINER = "drill"
 

@@ -177,7 +177,9 @@ def test_recover_adopts_the_retained_backup_blobs_and_rotation_key(tmp_path: Pat
         assert recovered.admin_password != state.admin_password  # a new stack's secrets
         assert recovered.url == state.url
         carol = Client(recovered.url)
-        carol.login(HANDLE, PASSWORD, fetch_bsky_profile=False)  # the account database came back from the backup
+        carol.login(
+            HANDLE, PASSWORD, fetch_bsky_profile=False
+        )  # the account database came back from the backup
         record = carol.com.atproto.repo.get_record(
             {"repo": did, "collection": "app.bsky.feed.post", "rkey": post.uri.split("/")[-1]}
         )

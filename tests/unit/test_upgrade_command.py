@@ -53,3 +53,53 @@ def test_to_is_required(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
         main(["upgrade", "--local"])
     assert exited.value.code == 2 and "--to" in capsys.readouterr().err
+
+
+class _Deployment:
+    """A deployment at image 0.4.5026 whose drill is recorded."""
+
+    name = "the test deployment"
+
+    def __init__(self, drill_fails: bool = False) -> None:
+        self.drills = 0
+        self.drill_fails = drill_fails
+
+    def current_tag(self) -> str:
+        return "0.4.5026"
+
+    def drill(self, say: object) -> None:
+        self.drills += 1
+        if self.drill_fails:
+            raise RuntimeError("the restore drill failed")
+
+
+def test_drill_if_current_drills_only_when_the_tag_already_runs() -> None:
+    from pds_aws.ops.upgrade_commands import drill_if_current
+
+    same = _Deployment()
+    assert drill_if_current(same, "0.4.5026") is True  # type: ignore[arg-type]
+    assert same.drills == 1
+    other = _Deployment()
+    assert drill_if_current(other, "0.4.5035") is False  # type: ignore[arg-type]
+    assert other.drills == 0  # the upgrade proceeds and drills itself
+    failing = _Deployment(drill_fails=True)
+    with pytest.raises(RuntimeError, match="drill failed"):
+        drill_if_current(failing, "0.4.5026")  # type: ignore[arg-type]
+
+
+def test_drill_if_current_still_checks_a_stopped_runtime(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        [
+            "upgrade",
+            "--to",
+            "0.4.5035",
+            "--drill-if-current",
+            "--local",
+            "--state",
+            str(_state(tmp_path)),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 1 and "cannot upgrade" in err and "[drill]" not in err

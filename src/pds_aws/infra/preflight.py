@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pds_aws.config import ConfigError
+from pds_aws.config import Config, ConfigError
 
 PROJECT_PREFIX = "pds-aws-preflight"
 # A build that does nothing: no source, no artifacts, no logs.
@@ -186,6 +186,29 @@ def _failure_message(build: Mapping[str, Any]) -> str:
     return ""
 
 
+def deployed_codebuild_template(config: Config) -> dict[str, Any]:
+    """Every CodeBuild project the deploy may run: the stack's image builds, and with
+    `[pipeline]` on, every pipeline step (synth, self-mutation, assets, smoke, upgrade) and
+    both stages' image builds."""
+    import tempfile
+
+    from pds_aws.infra.synth import synthesize
+
+    if not config.pipeline.enabled:
+        return synthesize(config)
+    from pds_aws.pipeline.stack import synthesize_pipeline
+
+    with tempfile.TemporaryDirectory(prefix="pds-aws-preflight-") as outdir:
+        templates = synthesize_pipeline(config, outdir=outdir)
+    return {
+        "Resources": {
+            f"{name}/{logical_id}": resource
+            for name, template in templates.items()
+            for logical_id, resource in template.get("Resources", {}).items()
+        }
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     """`python -m pds_aws.infra.preflight --config FILE [--plan]` (run by `make deploy`)."""
     import argparse
@@ -193,7 +216,6 @@ def main(argv: list[str] | None = None) -> int:
     import uuid
 
     from pds_aws.config import load_config
-    from pds_aws.infra.synth import synthesize
 
     parser = argparse.ArgumentParser(prog="pds_aws.infra.preflight", description=__doc__)
     parser.add_argument("--config", required=True, help="the TOML config to deploy")
@@ -202,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         config = load_config(args.config)
-        environments = build_environments(synthesize(config))
+        environments = build_environments(deployed_codebuild_template(config))
         name = f"{PROJECT_PREFIX}-{uuid.uuid4().hex[:8]}"
         if args.plan:
             for step in plan(environments, name):

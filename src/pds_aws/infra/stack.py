@@ -48,7 +48,14 @@ from pds_aws.infra.network import AZ_COUNT, Network
 from pds_aws.infra.operator import Operator
 from pds_aws.infra.service import PdsSecrets, PdsService
 from pds_aws.infra.storage import ROTATION_KEY_USE_ACTIONS, Storage
-from pds_aws.names import BACKUP_PREFIX, DATA_DIRECTORY, PDS_CONTAINER, PDS_PORT
+from pds_aws.names import (
+    BACKUP_PREFIX,
+    DATA_DIRECTORY,
+    IMAGE_TAG_LABEL,
+    PDS_CONTAINER,
+    PDS_PORT,
+)
+from pds_aws.pipeline.stage_configs import production_steps_role_arn
 from pds_aws.relay.construct import RelayWatchdog
 
 PROJECT_TAG = "pds-aws"
@@ -151,7 +158,11 @@ class PdsStack(Stack):
             region=region,
             # ECS reads PDS_EMAIL_SMTP_URL only when a task starts: a new SMTP key must bring
             # a new task definition revision, hence a deployment that starts a new task.
-            restart_labels={SMTP_GENERATION_LABEL: email.credentials_generation},
+            # The image tag label tells `pds-aws upgrade` which tag the stack deployed.
+            restart_labels={
+                SMTP_GENERATION_LABEL: email.credentials_generation,
+                IMAGE_TAG_LABEL: config.pds.image_version_tag,
+            },
         )
 
         backup = BackupSidecar(
@@ -257,8 +268,15 @@ class PdsStack(Stack):
         # and the operator role may read its objects.
         operator = Operator(self, "Operator", config=config)
         grant_backup_access(storage.backup_bucket, operator.role, write=False)
+        # With [pipeline] on, the pipeline's upgrade and smoke steps read the backup too.
+        pipeline_role_arn = production_steps_role_arn(config)
+        pipeline_readers = (
+            [iam.Role.from_role_arn(self, "PipelineOperatorRole", pipeline_role_arn, mutable=False)]
+            if pipeline_role_arn
+            else []
+        )
         storage.restrict_backup_reads(
-            [task_role, backup.drill_task_definition.task_role, operator.role]
+            [task_role, backup.drill_task_definition.task_role, operator.role, *pipeline_readers]
         )
         backup_objects = nag_text(self, storage.backup_bucket.arn_for_objects(f"{BACKUP_PREFIX}/*"))
         Validations.of(operator.role).acknowledge(

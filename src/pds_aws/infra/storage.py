@@ -17,6 +17,7 @@ the operator puts it on the key.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_ec2 as ec2
@@ -27,6 +28,7 @@ from constructs import Construct
 
 from pds_aws.config import Config
 from pds_aws.infra.compliance import skip_checkov
+from pds_aws.pipeline.stage_configs import production_steps_role_arn
 
 # Old versions of backup objects (overwritten or deleted LTX and key files) are kept this long,
 # so a bad restore or a bug can never erase history older than the window.
@@ -190,8 +192,12 @@ class Storage(Construct):
                 ),
             )
         if config.is_prod:
-            for bucket in (blob_bucket, backup_bucket):
-                _only_through_endpoint(bucket, s3_endpoint)
+            _only_through_endpoint(blob_bucket, s3_endpoint)
+            # The delivery pipeline's upgrade step reads the backup from CodeBuild, outside
+            # the VPC (which has no NAT for CodeBuild to run in): its role alone is exempt.
+            pipeline_role = production_steps_role_arn(config)
+            exempt = [pipeline_role] if pipeline_role else []
+            _only_through_endpoint(backup_bucket, s3_endpoint, exempt_role_arns=exempt)
         for bucket in (blob_bucket, backup_bucket):
             # A retained bucket keeps its policy: after a destroy the bucket that holds every
             # account's signing key must not be left without its deny statements.
@@ -257,21 +263,26 @@ class Storage(Construct):
         )
 
 
-def _only_through_endpoint(bucket: s3.Bucket, endpoint: ec2.IGatewayVpcEndpoint) -> None:
+def _only_through_endpoint(
+    bucket: s3.Bucket, endpoint: ec2.IGatewayVpcEndpoint, exempt_role_arns: Sequence[str] = ()
+) -> None:
     """Refuse object reads and writes that do not come through the VPC's S3 endpoint."""
-    bucket.add_to_resource_policy(_endpoint_statement(bucket, endpoint))
+    bucket.add_to_resource_policy(_endpoint_statement(bucket, endpoint, exempt_role_arns))
 
 
 def _endpoint_statement(
-    bucket: s3.IBucket, endpoint: ec2.IGatewayVpcEndpoint
+    bucket: s3.IBucket, endpoint: ec2.IGatewayVpcEndpoint, exempt_role_arns: Sequence[str] = ()
 ) -> iam.PolicyStatement:
+    conditions: dict[str, Any] = {"StringNotEquals": {"aws:SourceVpce": endpoint.vpc_endpoint_id}}
+    if exempt_role_arns:
+        conditions["ArnNotEquals"] = {"aws:PrincipalArn": list(exempt_role_arns)}
     return iam.PolicyStatement(
         sid="OnlyThroughVpcEndpoint",
         effect=iam.Effect.DENY,
         principals=[iam.AnyPrincipal()],
         actions=list(_DATA_ACTIONS),
         resources=[bucket.arn_for_objects("*")],
-        conditions={"StringNotEquals": {"aws:SourceVpce": endpoint.vpc_endpoint_id}},
+        conditions=conditions,
     )
 
 

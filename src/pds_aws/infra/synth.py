@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from aws_cdk import App, Environment, Stack
+from constructs import Construct
 
 from pds_aws.config import Config, ConfigError, load_config
 from pds_aws.direct.health_stack import HEALTH_REGION, HealthCheckStack, health_stack_name
@@ -32,8 +33,8 @@ CDK_CONTEXT: dict[str, Any] = {
 }
 
 
-def add_stack(app: App, config: Config) -> PdsStack:
-    """The PDS stack in `app`, deployed to the config's account and region.
+def add_stack(app: Construct, config: Config) -> PdsStack:
+    """The PDS stack in `app` (an App, or a pipeline's Stage), in the config's account and region.
 
     With `[edge] kind = "direct"` the app also holds the health-check stack in us-east-1
     (`stack.health_stack`), where Route 53 publishes health-check metrics.
@@ -41,6 +42,8 @@ def add_stack(app: App, config: Config) -> PdsStack:
     stack = PdsStack(
         app,
         config.aws.stack_name,
+        # Explicit: inside a pipeline's Stage the default would prefix the stage's name.
+        stack_name=config.aws.stack_name,
         config=config,
         env=Environment(account=config.aws.account, region=config.aws.region),
         description=f"Bluesky PDS at {config.pds.domain} (pds-aws, {config.aws.mode.value} mode)",
@@ -50,12 +53,23 @@ def add_stack(app: App, config: Config) -> PdsStack:
         stack.health_stack = HealthCheckStack(
             app,
             health_stack_name(config),
+            stack_name=health_stack_name(config),
             config=config,
             env=Environment(account=config.aws.account, region=HEALTH_REGION),
             description=f"External health check of the Bluesky PDS at {config.pds.domain} "
             f"and its alarm (pds-aws; Route 53 health-check metrics exist only in {HEALTH_REGION})",
         )
     return stack
+
+
+def add_app_stacks(app: App, config: Config) -> Stack:
+    """What `make synth` and `make deploy` act on: the PDS stack, or with `[pipeline]` on, the
+    pipeline stack (which deploys the PDS stack in its test and production stages)."""
+    if config.pipeline.enabled:
+        from pds_aws.pipeline.stack import add_pipeline
+
+        return add_pipeline(app, config)
+    return add_stack(app, config)
 
 
 def build_app(config: Config, *, outdir: str | None = None) -> tuple[App, Stack]:

@@ -22,7 +22,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pds_aws.errors import OperationError
-from pds_aws.names import DRILL_CONTAINER, PDS_CONTAINER
+from pds_aws.names import DRILL_CONTAINER, IMAGE_TAG_LABEL, PDS_CONTAINER
 from pds_aws.ops.backup_commands import last_summary, restore_command
 from pds_aws.ops.upgrade import Deployed, Say
 from pds_aws.ops.upgrade_data import RestorePoint, lease_holder, read_lease, restore_point_from
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from pds_aws.ops.target import Target
 
 _T = TypeVar("_T")
-IMAGE_TAG_LABEL = "pds-aws.image-tag"
+__all__ = ["IMAGE_TAG_LABEL", "EcsDeployment"]
 ROLLOUT_WAIT_S = 1800.0
 POLL_S = 10.0
 # What RegisterTaskDefinition takes back from a DescribeTaskDefinition answer.

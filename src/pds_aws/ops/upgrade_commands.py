@@ -58,8 +58,22 @@ def final_lines(result: UpgradeResult) -> list[str]:
     return lines
 
 
+def drill_if_current(deployment: Deployment, tag: str) -> bool:
+    """`--drill-if-current`: when `tag` already runs, the restore drill alone (True); else
+    nothing (False) and the upgrade proceeds. A pipeline drills on every run, upgrades only
+    when the committed tag changed."""
+    if deployment.current_tag() != tag:
+        return False
+    say("versions", f"image {tag} already runs on {deployment.name}: the restore drill only")
+    deployment.drill(say)
+    return True
+
+
 def _upgrade(args: argparse.Namespace) -> int:
     deployment = deployment_of(args)
+    if args.drill_if_current and drill_if_current(deployment, args.to):
+        print(f"result: image {args.to} already deployed; the restore drill passed", flush=True)
+        return 0
     result = run_upgrade(
         deployment,
         args.to,
@@ -86,5 +100,11 @@ def add_commands(subparsers: Subparsers) -> None:
         "--to", required=True, metavar="TAG", help="the PDS image tag, e.g. 0.4.5035"
     )
     parser.add_argument("--yes", action="store_true", help="confirm a restore without asking")
+    parser.add_argument(
+        "--drill-if-current",
+        action="store_true",
+        help="when TAG already runs, run the restore drill only and exit 0 (the delivery "
+        "pipeline's production step)",
+    )
     add_target_options(parser)
     parser.set_defaults(handler=guarded(_upgrade))

@@ -36,3 +36,20 @@ def config_of_test_stage(config: Config) -> Config:
     data.pop("recover")
     data.pop("pipeline")
     return parse_config(data, config.source)
+
+
+# The production steps' role has a fixed name (path '/': CodeBuild takes a role by name), so
+# the production stack can admit it to its backup bucket by ARN without a reference to the
+# pipeline stack. IAM allows 64 characters.
+_ROLE_SUFFIX = "-pipeline-operator"
+
+
+def production_steps_role_name(config: Config) -> str:
+    return config.aws.stack_name[: 64 - len(_ROLE_SUFFIX)] + _ROLE_SUFFIX
+
+
+def production_steps_role_arn(config: Config) -> str:
+    """The ARN of the role the pipeline's upgrade and smoke steps run as ('' without one)."""
+    if not config.pipeline.enabled:
+        return ""
+    return f"arn:aws:iam::{config.aws.account}:role/{production_steps_role_name(config)}"
