@@ -297,9 +297,11 @@ def _wal(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def populate(data: Path, accounts: int, records_per_account: int = 20) -> int:
-    """Top-level databases, `accounts` account stores (a few KB of records) and keys.
-    Returns the number of databases."""
+def populate(
+    data: Path, accounts: int, records_per_account: int = 20, record_bytes: int = 200
+) -> int:
+    """Top-level databases, `accounts` account stores (by default a few KB of records: 20 of
+    200 random bytes) and keys. Returns the number of databases."""
     account_db = _wal(data / ACCOUNT_DATABASE)
     account_db.execute("CREATE TABLE actor (did TEXT PRIMARY KEY, handle TEXT, createdAt TEXT)")
     for name in TOP_LEVEL_DATABASES:
@@ -315,7 +317,7 @@ def populate(data: Path, accounts: int, records_per_account: int = 20) -> int:
         for i in range(records_per_account):
             store.execute(
                 "INSERT INTO record VALUES (?, ?, ?)",
-                (f"at://{did}/app.bsky.feed.post/{i}", f"cid{i}", os.urandom(200)),
+                (f"at://{did}/app.bsky.feed.post/{i}", f"cid{i}", os.urandom(record_bytes)),
             )
         store.execute("COMMIT")
         store.close()

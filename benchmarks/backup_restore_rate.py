@@ -1,12 +1,13 @@
 """Restore rate of the backup sidecar: accounts restored per second from moto as S3.
 
 For each size: a data directory shaped like a PDS's (three top-level databases, N accounts
-with a store.sqlite of ~20 records and a key file) is backed up by `pds-aws-backup run`
+with a store.sqlite of ~20 records and a key file; with `--large-gb`, also a data set of that
+size in a few large repositories) is backed up by `pds-aws-backup run`
 (a first boot adopting the files; stopped with SIGTERM once `status` lists every database).
 Then `pds-aws-backup run` starts on an empty directory and the figure is the time until its
 `health` passes: what a replacement task waits before the PDS may start.
 
-    .venv/bin/python benchmarks/backup_restore_rate.py --accounts 200 1000
+    .venv/bin/python benchmarks/backup_restore_rate.py --accounts 200 1000 --large-gb 1
 """
 
 from __future__ import annotations
@@ -33,11 +34,21 @@ from backup_common import (
     wait_replicated,
 )
 
+LARGE_RECORD_BYTES = 4096  # records of a large repository: incompressible, like CBOR blocks
 
-def measure(moto: Moto, root: Path, accounts: int, logs: Path | None) -> dict[str, Any]:
-    prefix = f"restore-{accounts}"
+
+def measure(
+    moto: Moto,
+    root: Path,
+    accounts: int,
+    logs: Path | None,
+    records_per_account: int = 20,
+    record_bytes: int = 200,
+) -> dict[str, Any]:
+    prefix = f"restore-{accounts}-{records_per_account}"
     source = root / f"{prefix}-source"
-    databases = populate(source, accounts)
+    databases = populate(source, accounts, records_per_account, record_bytes)
+    data_bytes = sum(f.stat().st_size for f in source.rglob("*") if f.is_file())
     env = sidecar_env(moto, prefix, source, root / f"{prefix}-source-state")
     backup = Sidecar(env, root / f"{prefix}-backup.log")
     backup.wait_healthy(timeout=600)
@@ -73,6 +84,8 @@ def measure(moto: Moto, root: Path, accounts: int, logs: Path | None) -> dict[st
     return {
         "accounts": accounts,
         "databases": databases,
+        "data_mb": round(data_bytes / 2**20, 1),
+        "large_repositories": record_bytes == LARGE_RECORD_BYTES,
         "backup_replicated_s": round(replicated_s, 1),
         "start_to_healthy_s": round(healthy_s, 1),
         "accounts_per_s": round(accounts / healthy_s, 1),
@@ -89,6 +102,13 @@ def measure(moto: Moto, root: Path, accounts: int, logs: Path | None) -> dict[st
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--accounts", type=int, nargs="+", default=[200, 1000])
+    parser.add_argument(
+        "--large-gb",
+        type=float,
+        default=0,
+        help="also restore a data set of this many GiB held by --large-repos repositories",
+    )
+    parser.add_argument("--large-repos", type=int, default=4)
     parser.add_argument("--json", type=Path, help="also write the result here")
     parser.add_argument("--logs", type=Path, help="keep the restoring sidecar's log here")
     args = parser.parse_args()
@@ -100,6 +120,12 @@ def main() -> int:
     ):
         for accounts in args.accounts:
             results.append(measure(moto, Path(tmp), accounts, args.logs))
+            print(json.dumps(results[-1]), flush=True)
+        if args.large_gb:
+            records = int(args.large_gb * 2**30 / args.large_repos / LARGE_RECORD_BYTES)
+            results.append(
+                measure(moto, Path(tmp), args.large_repos, args.logs, records, LARGE_RECORD_BYTES)
+            )
             print(json.dumps(results[-1]), flush=True)
     summary = {
         "benchmark": "restore_rate",
