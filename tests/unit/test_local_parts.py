@@ -12,7 +12,6 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from helpers import make_config
 from pds_aws.local import paths as local_paths
 from pds_aws.local import proxy as local_proxy
 from pds_aws.local import runtime
@@ -131,7 +130,7 @@ def test_processes_left_by_a_dead_supervisor_are_ended_and_only_those(tmp_path: 
     import subprocess
     import sys
 
-    from pds_aws.local.runtime import LocalRuntime
+    from pds_aws.local.earlier_run import refuse_if_running
 
     sleep = "import time; time.sleep(120)"
     ours = subprocess.Popen(
@@ -149,11 +148,11 @@ def test_processes_left_by_a_dead_supervisor_are_ended_and_only_those(tmp_path: 
             supervisor_pid=dead_supervisor.pid,
             pids={"edge": ours.pid, "aws": other.pid},
         ).write(paths.state)
-        local = LocalRuntime(tmp_path, make_config(), progress=lambda _m: None)
-        local._refuse_if_running()
+        warnings: list[str] = []
+        refuse_if_running(paths, warnings.append)
         assert ours.wait(timeout=10) == -9
         assert other.poll() is None
-        assert any("edge" in w and "killed" in w for w in local.warnings)
+        assert any("edge" in w and "killed" in w for w in warnings)
     finally:
         for process in (ours, other):
             process.kill()

@@ -11,11 +11,9 @@ kept in `.local/data.previous` for inspection): the PDS's state comes back from 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import signal
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -25,8 +23,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from pds_aws.config import Config
-from pds_aws.errors import LocalStateError
 from pds_aws.local import direct_edge, taskdef
+from pds_aws.local.earlier_run import clear_own_state, refuse_if_running
 from pds_aws.local.paths import (
     PACKAGE_DIR,
     LocalPaths,
@@ -51,7 +49,6 @@ from pds_aws.names import (
     PDS_CONTAINER,
     LocalState,
 )
-from pds_aws.procs import pid_alive
 from pds_aws.versions import UnknownImageTag, local_package_for, local_pds_mismatch
 
 if TYPE_CHECKING:
@@ -195,7 +192,7 @@ class LocalRuntime:
             problems.append(f"the PDS launcher {self.pds_launcher} does not exist")
         if problems:
             raise StartError("cannot start the local runtime:\n  - " + "\n  - ".join(problems))
-        self._refuse_if_running()
+        refuse_if_running(self.paths, self.warn)
         mismatch = local_pds_mismatch(self.image_tag)
         if mismatch:
             self.warn(mismatch)
@@ -225,18 +222,8 @@ class LocalRuntime:
         """The local AWS (moto), the PLC directory and the SMTP sink, started together."""
         paths = self.paths
         self.progress(f"local AWS (moto: S3, KMS, Secrets Manager) on {ports.aws_url}")
-        aws = self._spawn(
-            "aws",
-            [
-                sys.executable,
-                "-m",
-                "pds_aws.local.aws_emulator",
-                "--port",
-                str(ports.aws),
-                "--state-dir",
-                str(paths.aws),
-            ],
-            self._tool_env(),
+        aws = self._spawn_module(
+            "aws", "aws_emulator", "--port", str(ports.aws), "--state-dir", str(paths.aws)
         )
         self.progress("local PLC directory and SMTP sink")
         plc = self._spawn(
@@ -250,18 +237,8 @@ class LocalRuntime:
             {**self._tool_env(), "NODE_PATH": str(paths.node_modules)},
         )
         paths.plc_journal.parent.mkdir(parents=True, exist_ok=True)
-        smtp = self._spawn(
-            "smtp",
-            [
-                sys.executable,
-                "-m",
-                "pds_aws.local.smtp_sink",
-                "--port",
-                str(ports.smtp),
-                "--mail-dir",
-                str(paths.mail),
-            ],
-            self._tool_env(),
+        smtp = self._spawn_module(
+            "smtp", "smtp_sink", "--port", str(ports.smtp), "--mail-dir", str(paths.mail)
         )
         return aws, plc, smtp
 
@@ -335,18 +312,13 @@ class LocalRuntime:
     def _start_edge(self, ports: _Ports) -> str:
         """The edge proxy (the ALB's route table) in front of the PDS; returns its URL."""
         self.progress(f"edge proxy (the ALB's route table) on http://127.0.0.1:{ports.public}")
-        edge = self._spawn(
+        edge = self._spawn_module(
             "edge",
-            [
-                sys.executable,
-                "-m",
-                "pds_aws.local.proxy",
-                "--port",
-                str(ports.public),
-                "--upstream",
-                f"http://127.0.0.1:{ports.pds}",
-            ],
-            self._tool_env(),
+            "proxy",
+            "--port",
+            str(ports.public),
+            "--upstream",
+            f"http://127.0.0.1:{ports.pds}",
         )
         url = f"http://127.0.0.1:{ports.public}"
         wait_until(
@@ -488,6 +460,11 @@ class LocalRuntime:
         self.processes[name] = process
         return process
 
+    def _spawn_module(self, name: str, module: str, *args: str) -> Process:
+        """One of our Python helpers: `python -m pds_aws.local.<module> ARGS`."""
+        argv = [sys.executable, "-m", f"pds_aws.local.{module}", *args]
+        return self._spawn(name, argv, self._tool_env())
+
     def _tool_env(self) -> dict[str, str]:
         """The environment of our own helper processes: explicit, no AWS_CA_BUNDLE."""
         env = {
@@ -506,27 +483,6 @@ class LocalRuntime:
             shutil.rmtree(paths.previous_data, ignore_errors=True)
             paths.data.rename(paths.previous_data)
         paths.data.mkdir(parents=True)
-
-    def _refuse_if_running(self) -> None:
-        if not self.paths.state.is_file():
-            return
-        try:
-            state = LocalState.read(self.paths.state)
-        except LocalStateError:
-            return
-        pid = state.supervisor_pid
-        if pid and pid != os.getpid() and pid_alive(pid):
-            raise StartError(
-                f"the local runtime is already running (pid {pid}, {state.url}); "
-                f"stop it with `pds-aws local down` or Ctrl-C in its terminal"
-            )
-        # The supervisor died without stopping its processes (each runs in a session of its
-        # own): end them, or an old sidecar and moto would write beside the new ones.
-        for name, child in state.pids.items():
-            if _started_by_local_runtime(child):
-                self.warn(f"{name} (pid {child}) of an earlier run was still running: killed")
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(child, signal.SIGKILL)
 
     def _mark(self, milestone: str) -> None:
         self.timings[milestone] = round(time.monotonic() - self._t0, 2)
@@ -556,7 +512,7 @@ class LocalRuntime:
         for process in self.processes.values():
             process.stop(DEFAULT_STOP_TIMEOUT_SECONDS)
         self.processes.clear()
-        self._clear_state()
+        clear_own_state(self.paths)
 
     def _started_containers(self) -> list[str]:
         return [n for n in self.processes if n not in ("edge", "plc", "smtp", "aws")]
@@ -569,34 +525,6 @@ class LocalRuntime:
             process.kill()
         self.processes.clear()
 
-    def _clear_state(self) -> None:
-        if self.paths.state.is_file():
-            try:
-                pid = LocalState.read(self.paths.state).supervisor_pid
-            except LocalStateError:
-                pid = 0
-            if pid == os.getpid():
-                self.paths.state.unlink(missing_ok=True)
-
     def exited(self) -> list[str]:
         """Names of processes that have stopped on their own (the task is unhealthy)."""
         return [name for name, process in self.processes.items() if not process.alive()]
-
-
-# Command-line fragments of the processes this runtime starts, checked before ending a
-# process recorded by an earlier run (its pid may have been reused since).
-_OWN_PROCESS_MARKERS = (
-    "pds_aws.local.",
-    "pds_launcher.cjs",
-    "plc_launcher.cjs",
-    "pds-aws-backup",
-    *direct_edge.PROCESS_MARKERS,
-)
-
-
-def _started_by_local_runtime(pid: int) -> bool:
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return False
-    return any(marker in cmdline for marker in _OWN_PROCESS_MARKERS)
