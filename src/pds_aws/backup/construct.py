@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import Acknowledgment, Duration, IgnoreMode, RemovalPolicy, Stack, Validations
+from aws_cdk import Duration, IgnoreMode, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
@@ -29,8 +29,9 @@ from constructs import Construct, IConstruct
 from deploy_time_build import ContainerImageBuild
 
 from pds_aws.config import Architecture, Config
-from pds_aws.infra.compliance import nag_text, render_nag
+from pds_aws.infra.compliance import acknowledge, nag_text, render_nag
 from pds_aws.infra.images import docker_platform, image_repository
+from pds_aws.infra.service import mount
 from pds_aws.names import (
     BACKUP_CONTAINER,
     BACKUP_PREFIX,
@@ -250,11 +251,7 @@ class BackupSidecar(Construct):
                 stream_prefix=BACKUP_CONTAINER, log_group=self.log_group
             ),
         )
-        self.container.add_mount_points(
-            ecs.MountPoint(
-                container_path=DATA_DIRECTORY, source_volume=data_volume_name, read_only=False
-            )
-        )
+        mount(self.container, data_volume_name, DATA_DIRECTORY, read_only=False)
 
     def _add_error_metric(self) -> None:
         """Counts the sidecar's ERROR lines for the stack's "backup errors" alarm."""
@@ -311,13 +308,7 @@ class BackupSidecar(Construct):
                 stream_prefix=DRILL_CONTAINER, log_group=self.drill_log_group
             ),
         )
-        self.drill_container.add_mount_points(
-            ecs.MountPoint(
-                container_path=DRILL_SCRATCH_DIRECTORY,
-                source_volume=DRILL_SCRATCH_VOLUME,
-                read_only=False,
-            )
-        )
+        mount(self.drill_container, DRILL_SCRATCH_VOLUME, DRILL_SCRATCH_DIRECTORY, read_only=False)
 
     def _add_drill_schedule(
         self,
@@ -532,8 +523,7 @@ class BackupSidecar(Construct):
 
 
 def _acknowledge(scope: IConstruct, *findings: tuple[str, str]) -> None:
-    for finding_id, reason in findings:
-        Validations.of(scope).acknowledge(Acknowledgment(id=finding_id, reason=reason))
+    acknowledge(scope, dict(findings))
 
 
 def _wildcard_findings(policy: IConstruct) -> list[str]:

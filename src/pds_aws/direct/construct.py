@@ -23,13 +23,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
@@ -48,7 +47,9 @@ from pds_aws.direct.caddy import (
     TLS_CONTAINER_NAME as TLS_CONTAINER_NAME,
 )
 from pds_aws.direct.tls import CERTIFICATE_FILE, KEY_FILE, LIVE_DIR, TLS_DIR
-from pds_aws.infra.compliance import skip_checkov
+from pds_aws.infra.compliance import acknowledge, skip_checkov
+from pds_aws.infra.handlers import handler_function
+from pds_aws.infra.service import mount
 from pds_aws.versions import CADDY_IMAGE
 
 PUBLIC_PORTS = (80, 443)
@@ -119,12 +120,15 @@ class DirectEdge(Construct):
             security_group.add_ingress_rule(
                 ec2.Peer.any_ipv4(), ec2.Port.tcp(port), f"public PDS traffic on {port}"
             )
-        Validations.of(security_group).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-EC23",
-                reason="A public PDS without a load balancer: the Bluesky network must reach the "
-                "task's ports 80 and 443 from anywhere; the proxy in the task filters the paths.",
-            )
+        acknowledge(
+            security_group,
+            {
+                "AwsSolutions-EC23": (
+                    "A public PDS without a load balancer: the Bluesky network must reach the "
+                    "task's ports 80 and 443 from anywhere; the proxy in the task filters the "
+                    "paths."
+                ),
+            },
         )
         skip_checkov(
             security_group,
@@ -156,11 +160,7 @@ class DirectEdge(Construct):
             ),
             stop_timeout=Duration.seconds(10),
         )
-        self.proxy_container.add_mount_points(
-            ecs.MountPoint(
-                container_path=data_directory, source_volume=data_volume_name, read_only=True
-            )
-        )
+        mount(self.proxy_container, data_volume_name, data_directory, read_only=True)
 
         # --- the certificate keeper -----------------------------------------------------------
         self.tls_log_group = self._log_group("TlsLogGroup", config, removal)
@@ -193,55 +193,37 @@ class DirectEdge(Construct):
             ),
             stop_timeout=Duration.seconds(10),
         )
-        self.tls_container.add_mount_points(
-            ecs.MountPoint(
-                container_path=data_directory, source_volume=data_volume_name, read_only=False
-            )
-        )
+        mount(self.tls_container, data_volume_name, data_directory, read_only=False)
         # DNS-01: certbot-dns-route53 writes and removes the TXT record _acme-challenge.<domain>.
         task_role = task_definition.task_role
         task_role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["route53:ChangeResourceRecordSets"],
-                resources=[zone_arn],
-                conditions={
-                    "ForAllValues:StringEquals": {
-                        "route53:ChangeResourceRecordSetsNormalizedRecordNames": [
-                            normalized_record_name(f"_acme-challenge.{domain}")
-                        ],
-                        "route53:ChangeResourceRecordSetsRecordTypes": ["TXT"],
-                        "route53:ChangeResourceRecordSetsActions": ["UPSERT", "DELETE"],
-                    }
-                },
-            )
+            _record_changes(zone_arn, [f"_acme-challenge.{domain}"], "TXT", ["UPSERT", "DELETE"])
         )
         task_role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=["route53:ListHostedZones", "route53:GetChange"], resources=["*"]
             )
         )
-        Validations.of(task_role).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-IAM5[Resource::*]",
-                reason="certbot-dns-route53 finds the hosted zone with route53:ListHostedZones "
-                "and waits on route53:GetChange; neither has resource-level permissions worth "
-                "scoping (GetChange ids are only known after the change). Record changes are "
-                "limited to the TXT record _acme-challenge.<domain> by condition keys.",
-            )
+        acknowledge(
+            task_role,
+            {
+                "AwsSolutions-IAM5[Resource::*]": (
+                    "certbot-dns-route53 finds the hosted zone with route53:ListHostedZones "
+                    "and waits on route53:GetChange; neither has resource-level permissions worth "
+                    "scoping (GetChange ids are only known after the change). Record changes are "
+                    "limited to the TXT record _acme-challenge.<domain> by condition keys."
+                ),
+            },
         )
 
         # --- DNS follows the task ------------------------------------------------------------
         self.dns_updater_log_group = self._log_group("DnsUpdaterLogGroup", config, removal)
-        self.dns_updater = lambda_.Function(
+        self.dns_updater = handler_function(
             self,
             "DnsUpdater",
-            description=f"Points {domain} and *.{domain} at the PDS task that just started",
-            runtime=lambda_.Runtime.PYTHON_3_14,
-            architecture=lambda_.Architecture.ARM_64,
+            HANDLER_DIRECTORY,
             handler="handler.on_task_state_change",
-            code=lambda_.Code.from_asset(
-                str(HANDLER_DIRECTORY), exclude=["__pycache__", "*.pyc", "__init__.py"]
-            ),
+            description=f"Points {domain} and *.{domain} at the PDS task that just started",
             timeout=Duration.seconds(30),
             memory_size=128,
             log_group=self.dns_updater_log_group,
@@ -252,20 +234,7 @@ class DirectEdge(Construct):
             },
         )
         self.dns_updater.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["route53:ChangeResourceRecordSets"],
-                resources=[zone_arn],
-                conditions={
-                    "ForAllValues:StringEquals": {
-                        "route53:ChangeResourceRecordSetsNormalizedRecordNames": [
-                            normalized_record_name(domain),
-                            normalized_record_name(f"*.{domain}"),
-                        ],
-                        "route53:ChangeResourceRecordSetsRecordTypes": ["A"],
-                        "route53:ChangeResourceRecordSetsActions": ["UPSERT"],
-                    }
-                },
-            )
+            _record_changes(zone_arn, [domain, f"*.{domain}"], "A", ["UPSERT"])
         )
         self.dns_updater.add_to_role_policy(
             iam.PolicyStatement(actions=["ec2:DescribeNetworkInterfaces"], resources=["*"])
@@ -352,42 +321,58 @@ class DirectEdge(Construct):
                 "CKV_AWS_173": "the environment holds the zone id, the domain and the TTL only",
             },
         )
-        Validations.of(self).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-IAM5[Resource::*]",
-                reason="ec2:DescribeNetworkInterfaces has no resource-level permissions: finding "
-                "a new task's public address from its interface id needs it on '*'. It reads "
-                "interface descriptions only.",
-            ),
-            Acknowledgment(
-                id="AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-                "AWSLambdaBasicExecutionRole]",
-                reason="The DNS updater needs only the basic logging policy; the managed policy "
-                "is the narrowest AWS offers for it.",
-            ),
-            Acknowledgment(
-                id="NIST.800.53.R5-IAMNoInlinePolicy",
-                reason="CDK writes the updater's policy inline on its own role: Route 53 changes "
-                "limited to the A records of the domain and *.domain, and interface reads.",
-            ),
-            Acknowledgment(
-                id="NIST.800.53.R5-LambdaConcurrency",
-                reason="One invocation per task start; reserving concurrency fails on new "
-                "accounts whose limit is 10.",
-            ),
-            Acknowledgment(
-                id="NIST.800.53.R5-LambdaDLQ",
-                reason="EventBridge retries a failed invocation for an hour and the "
-                "DnsUpdateFailed alarm reports errors; a queued old address is of no use.",
-            ),
-            Acknowledgment(
-                id="NIST.800.53.R5-LambdaInsideVPC",
-                reason="The updater calls only the EC2 and Route 53 APIs; in the VPC it would "
-                "need interface endpoints or a NAT, which the design leaves out.",
-            ),
-            Acknowledgment(
-                id="NIST.800.53.R5-CloudWatchLogGroupEncrypted",
-                reason="Proxy access lines, certificate expiry dates and DNS changes: no secret "
-                "or account data; CloudWatch encrypts log data at rest with its own keys.",
-            ),
+        acknowledge(
+            self,
+            {
+                "AwsSolutions-IAM5[Resource::*]": (
+                    "ec2:DescribeNetworkInterfaces has no resource-level permissions: finding "
+                    "a new task's public address from its interface id needs it on '*'. It reads "
+                    "interface descriptions only."
+                ),
+                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                "AWSLambdaBasicExecutionRole]": (
+                    "The DNS updater needs only the basic logging policy; the managed policy "
+                    "is the narrowest AWS offers for it."
+                ),
+                "NIST.800.53.R5-IAMNoInlinePolicy": (
+                    "CDK writes the updater's policy inline on its own role: Route 53 changes "
+                    "limited to the A records of the domain and *.domain, and interface reads."
+                ),
+                "NIST.800.53.R5-LambdaConcurrency": (
+                    "One invocation per task start; reserving concurrency fails on new "
+                    "accounts whose limit is 10."
+                ),
+                "NIST.800.53.R5-LambdaDLQ": (
+                    "EventBridge retries a failed invocation for an hour and the "
+                    "DnsUpdateFailed alarm reports errors; a queued old address is of no use."
+                ),
+                "NIST.800.53.R5-LambdaInsideVPC": (
+                    "The updater calls only the EC2 and Route 53 APIs; in the VPC it would "
+                    "need interface endpoints or a NAT, which the design leaves out."
+                ),
+                "NIST.800.53.R5-CloudWatchLogGroupEncrypted": (
+                    "Proxy access lines, certificate expiry dates and DNS changes: no secret "
+                    "or account data; CloudWatch encrypts log data at rest with its own keys."
+                ),
+            },
         )
+
+
+def _record_changes(
+    zone_arn: str, names: list[str], record_type: str, actions: list[str]
+) -> iam.PolicyStatement:
+    """Changes in the hosted zone limited to these records (names as Route 53 normalizes
+    them), this record type and these change actions."""
+    return iam.PolicyStatement(
+        actions=["route53:ChangeResourceRecordSets"],
+        resources=[zone_arn],
+        conditions={
+            "ForAllValues:StringEquals": {
+                "route53:ChangeResourceRecordSetsNormalizedRecordNames": [
+                    normalized_record_name(name) for name in names
+                ],
+                "route53:ChangeResourceRecordSetsRecordTypes": [record_type],
+                "route53:ChangeResourceRecordSetsActions": actions,
+            }
+        },
+    )

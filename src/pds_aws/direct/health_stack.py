@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import Acknowledgment, Duration, Stack, Validations
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_route53 as route53
@@ -27,7 +27,7 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
 from pds_aws.config import Config
-from pds_aws.infra.compliance import skip_checkov
+from pds_aws.infra.compliance import acknowledge
 from pds_aws.routes import HEALTH_CHECK_PATH
 
 HEALTH_REGION = "us-east-1"
@@ -71,16 +71,17 @@ class HealthCheckStack(Stack):
         )
         for email in config.monitoring.alarm_emails:
             self.alarm_topic.add_subscription(subscriptions.EmailSubscription(email))
-        skip_checkov(
+        acknowledge(
             self.alarm_topic,
-            {"CKV_AWS_26": "alarm names and states only; e-mail delivery is unencrypted anyway"},
-        )
-        Validations.of(self.alarm_topic).acknowledge(
-            Acknowledgment(
-                id="NIST.800.53.R5-SNSEncryptedKMS",
-                reason="Alarm notifications carry alarm names and states only, and e-mail "
-                "delivery leaves AWS unencrypted anyway.",
-            )
+            {
+                "NIST.800.53.R5-SNSEncryptedKMS": (
+                    "Alarm notifications carry alarm names and states only, and e-mail "
+                    "delivery leaves AWS unencrypted anyway."
+                ),
+            },
+            checkov={
+                "CKV_AWS_26": "alarm names and states only; e-mail delivery is unencrypted anyway"
+            },
         )
         status = cloudwatch.Metric(
             namespace="AWS/Route53",

@@ -12,12 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from aws_cdk import (
-    Acknowledgment,
     CustomResource,
     Duration,
     RemovalPolicy,
     Stack,
-    Validations,
     custom_resources,
 )
 from aws_cdk import aws_iam as iam
@@ -30,7 +28,8 @@ from constructs import Construct
 
 from pds_aws.config import Config, ConfigError
 from pds_aws.email.smtp_url.handler import smtp_endpoint
-from pds_aws.infra.compliance import nag_text, skip_checkov
+from pds_aws.infra.compliance import acknowledge, nag_text, skip_checkov
+from pds_aws.infra.handlers import handler_function
 from pds_aws.infra.monitoring import log_retention
 
 HANDLER_DIRECTORY = Path(__file__).resolve().parent / "smtp_url"
@@ -179,16 +178,12 @@ class Email(Construct):
             retention=log_retention(config),
             removal_policy=removal,
         )
-        handler = lambda_.Function(
+        handler = handler_function(
             self,
             "CredentialsHandler",
-            description="Creates the SES SMTP access key and stores PDS_EMAIL_SMTP_URL",
-            runtime=lambda_.Runtime.PYTHON_3_14,
-            architecture=lambda_.Architecture.ARM_64,
+            HANDLER_DIRECTORY,
             handler="handler.on_event",
-            code=lambda_.Code.from_asset(
-                str(HANDLER_DIRECTORY), exclude=["__pycache__", "*.pyc", "__init__.py"]
-            ),
+            description="Creates the SES SMTP access key and stores PDS_EMAIL_SMTP_URL",
             timeout=Duration.seconds(60),
             memory_size=256,
             log_group=handler_log_group,
@@ -223,62 +218,54 @@ class Email(Construct):
     def _acknowledge_findings(self, handler: lambda_.Function) -> None:
         """cdk-nag findings of this component, each with why it is accepted."""
         handler_id = Stack.of(self).get_logical_id(handler.node.default_child)  # type: ignore[arg-type]
-        Validations.of(self).acknowledge(
-            Acknowledgment(
-                id="NIST.800.53.R5-IAMNoInlinePolicy",
-                reason="The sending group's policy allows only ses:SendRawEmail from the "
-                "configured From address; the handler roles' policies are scoped to the SMTP "
-                "user, the SMTP URL secret and the handler function.",
-            ),
-            Acknowledgment(
-                id=f"AwsSolutions-IAM5[Resource::{nag_text(self, self._any_identity)}]",
-                reason="In the SES sandbox a send is also authorized against the recipient's "
-                "identity, unknown in advance; the ses:FromAddress condition pins the sender "
-                "to the configured From address.",
-            ),
-            Acknowledgment(
-                id="AwsSolutions-SMG4",
-                reason="The SMTP URL is rotated by a new access key (bump "
-                "CREDENTIALS_GENERATION and deploy), not by a rotation Lambda.",
-            ),
-            Acknowledgment(
-                id="NIST.800.53.R5-SecretsManagerRotationEnabled",
-                reason="Same as AwsSolutions-SMG4: rotated by a new access key on deploy.",
-            ),
-            Acknowledgment(
-                id="NIST.800.53.R5-SecretsManagerUsingKMSKey",
-                reason="Encrypted with the account's aws/secretsmanager key; only the task's "
-                "execution role reads it.",
-            ),
-            Acknowledgment(
-                id="NIST.800.53.R5-CloudWatchLogGroupEncrypted",
-                reason="The credentials handler logs only access key ids, never a secret; "
-                "CloudWatch encrypts log data at rest with its own keys.",
-            ),
-            Acknowledgment(
-                id="AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-                "AWSLambdaBasicExecutionRole]",
-                reason="The deploy-time handlers need only the basic logging policy; the managed "
-                "policy is the narrowest AWS offers for it.",
-            ),
-            Acknowledgment(
-                id=f"AwsSolutions-IAM5[Resource::<{handler_id}.Arn>:*]",
-                reason="The CDK provider framework invokes any version of the handler function, "
-                "and only that function.",
-            ),
-            Acknowledgment(
-                id="NIST.800.53.R5-LambdaConcurrency",
-                reason="Runs once per deploy; reserving concurrency fails on new accounts whose "
-                "limit is 10.",
-            ),
-            Acknowledgment(
-                id="NIST.800.53.R5-LambdaDLQ",
-                reason="Called synchronously by CloudFormation, which reports and rolls back a "
-                "failure; there is no asynchronous event to keep.",
-            ),
-            Acknowledgment(
-                id="NIST.800.53.R5-LambdaInsideVPC",
-                reason="The handler calls only the IAM and Secrets Manager APIs; in the VPC it "
-                "would need interface endpoints or a NAT, which the design leaves out.",
-            ),
+        acknowledge(
+            self,
+            {
+                "NIST.800.53.R5-IAMNoInlinePolicy": (
+                    "The sending group's policy allows only ses:SendRawEmail from the "
+                    "configured From address; the handler roles' policies are scoped to the SMTP "
+                    "user, the SMTP URL secret and the handler function."
+                ),
+                f"AwsSolutions-IAM5[Resource::{nag_text(self, self._any_identity)}]": (
+                    "In the SES sandbox a send is also authorized against the recipient's "
+                    "identity, unknown in advance; the ses:FromAddress condition pins the sender "
+                    "to the configured From address."
+                ),
+                "AwsSolutions-SMG4": (
+                    "The SMTP URL is rotated by a new access key (bump "
+                    "CREDENTIALS_GENERATION and deploy), not by a rotation Lambda."
+                ),
+                "NIST.800.53.R5-SecretsManagerRotationEnabled": (
+                    "Same as AwsSolutions-SMG4: rotated by a new access key on deploy."
+                ),
+                "NIST.800.53.R5-SecretsManagerUsingKMSKey": (
+                    "Encrypted with the account's aws/secretsmanager key; only the task's "
+                    "execution role reads it."
+                ),
+                "NIST.800.53.R5-CloudWatchLogGroupEncrypted": (
+                    "The credentials handler logs only access key ids, never a secret; "
+                    "CloudWatch encrypts log data at rest with its own keys."
+                ),
+                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                "AWSLambdaBasicExecutionRole]": (
+                    "The deploy-time handlers need only the basic logging policy; the managed "
+                    "policy is the narrowest AWS offers for it."
+                ),
+                f"AwsSolutions-IAM5[Resource::<{handler_id}.Arn>:*]": (
+                    "The CDK provider framework invokes any version of the handler function, "
+                    "and only that function."
+                ),
+                "NIST.800.53.R5-LambdaConcurrency": (
+                    "Runs once per deploy; reserving concurrency fails on new accounts whose "
+                    "limit is 10."
+                ),
+                "NIST.800.53.R5-LambdaDLQ": (
+                    "Called synchronously by CloudFormation, which reports and rolls back a "
+                    "failure; there is no asynchronous event to keep."
+                ),
+                "NIST.800.53.R5-LambdaInsideVPC": (
+                    "The handler calls only the IAM and Secrets Manager APIs; in the VPC it "
+                    "would need interface endpoints or a NAT, which the design leaves out."
+                ),
+            },
         )

@@ -8,7 +8,7 @@ the same table the local edge proxy applies.
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, Duration, Validations
+from aws_cdk import Duration
 from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
@@ -17,7 +17,7 @@ from aws_cdk import aws_route53_targets as route53_targets
 from constructs import Construct
 
 from pds_aws.config import Config
-from pds_aws.infra.compliance import skip_checkov
+from pds_aws.infra.compliance import acknowledge, skip_checkov
 from pds_aws.names import HEALTH_CHECK_PATH, PDS_PORT
 from pds_aws.routes import (
     DENIED_BODY,
@@ -94,47 +94,41 @@ class Edge(Construct):
             idle_timeout=IDLE_TIMEOUT,
             drop_invalid_header_fields=True,
         )
-        skip_checkov(
+        acknowledge(
             self.security_group,
-            {"CKV_AWS_260": "port 80 only answers with a redirect to HTTPS"},
+            {
+                "AwsSolutions-EC23": (
+                    "A public PDS: the Bluesky network (relays, app views, users) must reach "
+                    "ports 80 and 443 from anywhere; paths are filtered by the listener rules."
+                ),
+            },
+            checkov={"CKV_AWS_260": "port 80 only answers with a redirect to HTTPS"},
         )
-        Validations.of(self.security_group).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-EC23",
-                reason="A public PDS: the Bluesky network (relays, app views, users) must reach "
-                "ports 80 and 443 from anywhere; paths are filtered by the listener rules.",
-            ),
-        )
-        skip_checkov(
+        acknowledge(
             self.load_balancer,
-            {"CKV_AWS_91": "no ALB access logs; see AwsSolutions-ELB2 below"},
-        )
-        Validations.of(self.load_balancer).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-ELB2",
-                reason="No ALB access logs: the PDS logs every request in its log group and "
-                "the dashboard shows the ALB metrics; the logs bucket would cost more than it "
-                "tells a one-person server's operator.",
-            ),
-            Acknowledgment(
-                id="NIST.800.53.R5-ELBLoggingEnabled",
-                reason="Same as AwsSolutions-ELB2: no ALB access logs.",
-            ),
-            Acknowledgment(
-                id="NIST.800.53.R5-ALBWAFEnabled",
-                reason="A web ACL costs more per month than the PDS task; the listener lets only "
-                "the PDS's own paths through and the PDS rate-limits its endpoints.",
-            ),
-            Acknowledgment(
-                id="NIST.800.53.R5-ELBDeletionProtectionEnabled",
-                reason="The ALB holds no data and is recreated by a deploy; deletion protection "
-                "would block `make destroy` of a test stack.",
-            ),
-            Acknowledgment(
-                id="NIST.800.53.R5-ELBv2ACMCertificateRequired",
-                reason="The HTTP listener only answers with a permanent redirect to HTTPS; the "
-                "HTTPS listener carries the ACM certificate.",
-            ),
+            {
+                "AwsSolutions-ELB2": (
+                    "No ALB access logs: the PDS logs every request in its log group and "
+                    "the dashboard shows the ALB metrics; the logs bucket would cost more than it "
+                    "tells a one-person server's operator."
+                ),
+                "NIST.800.53.R5-ELBLoggingEnabled": (
+                    "Same as AwsSolutions-ELB2: no ALB access logs."
+                ),
+                "NIST.800.53.R5-ALBWAFEnabled": (
+                    "A web ACL costs more per month than the PDS task; the listener lets only "
+                    "the PDS's own paths through and the PDS rate-limits its endpoints."
+                ),
+                "NIST.800.53.R5-ELBDeletionProtectionEnabled": (
+                    "The ALB holds no data and is recreated by a deploy; deletion protection "
+                    "would block `make destroy` of a test stack."
+                ),
+                "NIST.800.53.R5-ELBv2ACMCertificateRequired": (
+                    "The HTTP listener only answers with a permanent redirect to HTTPS; the "
+                    "HTTPS listener carries the ACM certificate."
+                ),
+            },
+            checkov={"CKV_AWS_91": "no ALB access logs; see AwsSolutions-ELB2 below"},
         )
         self.target_group = elbv2.ApplicationTargetGroup(
             self,

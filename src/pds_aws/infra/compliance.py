@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import jsii
-from aws_cdk import CfnResource, IAspect, Stack
+from aws_cdk import Acknowledgment, CfnResource, IAspect, Stack, Validations
 from constructs import IConstruct
 
 # Lambda functions in the PDS stack are deploy-time custom-resource handlers (the PDS itself
@@ -65,6 +65,19 @@ def skip_checkov(resource: IConstruct, checks: Mapping[str, str]) -> None:
     cfn.add_metadata(
         "checkov", {"skip": [{"id": check, "comment": why} for check, why in sorted(skips.items())]}
     )
+
+
+def acknowledge(
+    resource: IConstruct, findings: Mapping[str, str], *, checkov: Mapping[str, str] | None = None
+) -> None:
+    """The findings `resource` keeps, each with its reason: cdk-nag's (rule id -> reason,
+    acknowledged through CDK's Validations) and, with `checkov`, checkov's (check id -> reason)."""
+    if checkov:
+        skip_checkov(resource, checkov)
+    if findings:
+        Validations.of(resource).acknowledge(
+            *(Acknowledgment(id=finding, reason=reason) for finding, reason in findings.items())
+        )
 
 
 @jsii.implements(IAspect)

@@ -5,7 +5,7 @@ The backup construct owns its own log group; this component watches it for error
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Validations
+from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_ecs as ecs
@@ -17,7 +17,7 @@ from constructs import Construct
 
 from pds_aws.backup.construct import metric_namespace
 from pds_aws.config import Config
-from pds_aws.infra.compliance import skip_checkov
+from pds_aws.infra.compliance import acknowledge, skip_checkov
 from pds_aws.names import RATE_LIMIT_BYPASS_LOG_PATTERN
 
 # The PDS logs JSON through pino, whose numeric levels put error at 50 and fatal at 60.
@@ -110,19 +110,20 @@ class Monitoring(Construct):
         for email in config.monitoring.alarm_emails:
             self.alarm_topic.add_subscription(subscriptions.EmailSubscription(email))
 
-        Validations.of(self).acknowledge(
-            Acknowledgment(
-                id="NIST.800.53.R5-CloudWatchLogGroupEncrypted",
-                reason="The PDS obfuscates the authorization header in its request log, and "
-                "the log group masks the rate-limit bypass key (data protection policy); "
-                "CloudWatch encrypts log data at rest with its own keys, and a customer key "
-                "would add cost without another reader to keep out.",
-            ),
-            Acknowledgment(
-                id="NIST.800.53.R5-SNSEncryptedKMS",
-                reason="Alarm notifications carry alarm names and states only, and e-mail "
-                "delivery leaves AWS unencrypted anyway.",
-            ),
+        acknowledge(
+            self,
+            {
+                "NIST.800.53.R5-CloudWatchLogGroupEncrypted": (
+                    "The PDS obfuscates the authorization header in its request log, and "
+                    "the log group masks the rate-limit bypass key (data protection policy); "
+                    "CloudWatch encrypts log data at rest with its own keys, and a customer key "
+                    "would add cost without another reader to keep out."
+                ),
+                "NIST.800.53.R5-SNSEncryptedKMS": (
+                    "Alarm notifications carry alarm names and states only, and e-mail "
+                    "delivery leaves AWS unencrypted anyway."
+                ),
+            },
         )
         skip_checkov(
             self.alarm_topic,
@@ -276,6 +277,34 @@ class Monitoring(Construct):
     ) -> None:
         lb = load_balancer.metrics
         tg = target_group.metrics
+        self._add_dashboard(
+            [
+                _graph("Requests", lb.request_count(statistic="Sum")),
+                _graph(
+                    "Latency (target response time)",
+                    tg.target_response_time(statistic="p50"),
+                    tg.target_response_time(statistic="p99"),
+                ),
+                _graph(
+                    "HTTP 5xx",
+                    tg.http_code_target(elbv2.HttpCodeTarget.TARGET_5XX_COUNT, statistic="Sum"),
+                    lb.http_code_elb(elbv2.HttpCodeElb.ELB_5XX_COUNT, statistic="Sum"),
+                ),
+            ],
+            _graph("Healthy / unhealthy tasks", tg.healthy_host_count(), tg.unhealthy_host_count()),
+            service,
+            backup_error_metric,
+        )
+
+    def _add_dashboard(
+        self,
+        traffic: list[cloudwatch.IWidget],
+        edge_health: cloudwatch.IWidget,
+        service: ecs.FargateService,
+        backup_error_metric: cloudwatch.IMetric | None,
+    ) -> None:
+        """The dashboard: the edge's traffic; the task's CPU and memory, the edge's health and
+        the log errors; every alarm's state."""
         errors: list[cloudwatch.IMetric] = [self.pds_error_metric]
         if backup_error_metric is not None:
             errors.append(backup_error_metric)
@@ -284,44 +313,15 @@ class Monitoring(Construct):
             "Dashboard",
             dashboard_name=dashboard_name(self._config),
             widgets=[
+                traffic,
                 [
-                    cloudwatch.GraphWidget(
-                        title="Requests", left=[lb.request_count(statistic="Sum")], width=8
+                    _graph(
+                        "Task CPU and memory (%)",
+                        service.metric_cpu_utilization(),
+                        service.metric_memory_utilization(),
                     ),
-                    cloudwatch.GraphWidget(
-                        title="Latency (target response time)",
-                        left=[
-                            tg.target_response_time(statistic="p50"),
-                            tg.target_response_time(statistic="p99"),
-                        ],
-                        width=8,
-                    ),
-                    cloudwatch.GraphWidget(
-                        title="HTTP 5xx",
-                        left=[
-                            tg.http_code_target(
-                                elbv2.HttpCodeTarget.TARGET_5XX_COUNT, statistic="Sum"
-                            ),
-                            lb.http_code_elb(elbv2.HttpCodeElb.ELB_5XX_COUNT, statistic="Sum"),
-                        ],
-                        width=8,
-                    ),
-                ],
-                [
-                    cloudwatch.GraphWidget(
-                        title="Task CPU and memory (%)",
-                        left=[
-                            service.metric_cpu_utilization(),
-                            service.metric_memory_utilization(),
-                        ],
-                        width=8,
-                    ),
-                    cloudwatch.GraphWidget(
-                        title="Healthy / unhealthy tasks",
-                        left=[tg.healthy_host_count(), tg.unhealthy_host_count()],
-                        width=8,
-                    ),
-                    cloudwatch.GraphWidget(title="Log errors", left=errors, width=8),
+                    edge_health,
+                    _graph("Log errors", *errors),
                 ],
                 [
                     cloudwatch.AlarmStatusWidget(
@@ -376,43 +376,18 @@ class Monitoring(Construct):
             threshold=1,
         )
         self._log_and_drill_alarms(backup_error_metric, drill_failed_alarm)
-        errors: list[cloudwatch.IMetric] = [self.pds_error_metric]
-        if backup_error_metric is not None:
-            errors.append(backup_error_metric)
-        self.dashboard = cloudwatch.Dashboard(
-            self,
-            "Dashboard",
-            dashboard_name=dashboard_name(self._config),
-            widgets=[
-                [
-                    cloudwatch.GraphWidget(
-                        title="Requests (proxy)", left=[proxy_requests], width=8
-                    ),
-                    cloudwatch.GraphWidget(
-                        title="External health check (Route 53, us-east-1)",
-                        left=[health_check_status],
-                        width=8,
-                    ),
-                    cloudwatch.GraphWidget(title="HTTP 5xx (proxy)", left=[proxy_5xx], width=8),
-                ],
-                [
-                    cloudwatch.GraphWidget(
-                        title="Task CPU and memory (%)",
-                        left=[
-                            service.metric_cpu_utilization(),
-                            service.metric_memory_utilization(),
-                        ],
-                        width=8,
-                    ),
-                    cloudwatch.GraphWidget(
-                        title="Certificate days left", left=[certificate_days_left], width=8
-                    ),
-                    cloudwatch.GraphWidget(title="Log errors", left=errors, width=8),
-                ],
-                [
-                    cloudwatch.AlarmStatusWidget(
-                        title="Alarms", alarms=list(self.alarms.values()), width=24
-                    )
-                ],
+        self._add_dashboard(
+            [
+                _graph("Requests (proxy)", proxy_requests),
+                _graph("External health check (Route 53, us-east-1)", health_check_status),
+                _graph("HTTP 5xx (proxy)", proxy_5xx),
             ],
+            _graph("Certificate days left", certificate_days_left),
+            service,
+            backup_error_metric,
         )
+
+
+def _graph(title: str, *metrics: cloudwatch.IMetric) -> cloudwatch.GraphWidget:
+    """A third of a dashboard row: `metrics` on the left axis."""
+    return cloudwatch.GraphWidget(title=title, left=list(metrics), width=8)

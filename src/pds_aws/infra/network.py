@@ -7,12 +7,11 @@ gateway endpoint, which is free and lets the buckets refuse requests from anywhe
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, Validations
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from constructs import Construct
 
-from pds_aws.infra.compliance import skip_checkov
+from pds_aws.infra.compliance import acknowledge, skip_checkov
 
 AZ_COUNT = 2
 NO_CONTAINER_INSIGHTS = (
@@ -40,27 +39,27 @@ class Network(Construct):
             # Nothing uses the default security group: strip its rules.
             restrict_default_security_group=True,
         )
-        Validations.of(self.vpc).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-VPC7",
-                reason="No flow logs: one public service behind an ALB; the ALB, the PDS and "
-                "CloudTrail already record who talks to it, and flow-log ingestion would cost "
-                "more than the rest of the monitoring.",
-            ),
-            Acknowledgment(
-                id="NIST.800.53.R5-VPCFlowLogsEnabled",
-                reason="Same as AwsSolutions-VPC7: no flow logs, on cost grounds.",
-            ),
-            Acknowledgment(
-                id="NIST.800.53.R5-VPCNoUnrestrictedRouteToIGW",
-                reason="Public subnets only, by design: the task needs egress to the PLC "
-                "directory, relays and the app view, and a NAT gateway costs more than the task.",
-            ),
-            Acknowledgment(
-                id="NIST.800.53.R5-VPCSubnetAutoAssignPublicIpDisabled",
-                reason="Public subnets without NAT: the task and the ALB need public addresses; "
-                "inbound access is closed by security groups (only the ALB reaches the task).",
-            ),
+        acknowledge(
+            self.vpc,
+            {
+                "AwsSolutions-VPC7": (
+                    "No flow logs: one public service behind an ALB; the ALB, the PDS and "
+                    "CloudTrail already record who talks to it, and flow-log ingestion would cost "
+                    "more than the rest of the monitoring."
+                ),
+                "NIST.800.53.R5-VPCFlowLogsEnabled": (
+                    "Same as AwsSolutions-VPC7: no flow logs, on cost grounds."
+                ),
+                "NIST.800.53.R5-VPCNoUnrestrictedRouteToIGW": (
+                    "Public subnets only, by design: the task needs egress to the PLC "
+                    "directory, relays and the app view, and a NAT gateway costs more than the "
+                    "task."
+                ),
+                "NIST.800.53.R5-VPCSubnetAutoAssignPublicIpDisabled": (
+                    "Public subnets without NAT: the task and the ALB need public addresses; "
+                    "inbound access is closed by security groups (only the ALB reaches the task)."
+                ),
+            },
         )
         self.s3_endpoint = self.vpc.add_gateway_endpoint(
             "S3Endpoint", service=ec2.GatewayVpcEndpointAwsService.S3
@@ -78,7 +77,10 @@ class Network(Construct):
             enable_fargate_capacity_providers=True,
         )
         if not container_insights:
-            Validations.of(self.cluster).acknowledge(
-                Acknowledgment(id="AwsSolutions-ECS4", reason=NO_CONTAINER_INSIGHTS)
+            acknowledge(
+                self.cluster,
+                {
+                    "AwsSolutions-ECS4": NO_CONTAINER_INSIGHTS,
+                },
             )
             skip_checkov(self.cluster, {"CKV_AWS_65": NO_CONTAINER_INSIGHTS})

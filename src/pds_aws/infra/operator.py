@@ -9,11 +9,11 @@ find it by ARN pattern.
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, Validations
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from pds_aws.config import Config
+from pds_aws.infra.compliance import acknowledge
 
 OPERATOR_ROLE_PATH = "/pds-aws/"
 
@@ -30,10 +30,12 @@ class Operator(Construct):
             assumed_by=iam.AccountRootPrincipal(),
             description=f"pds-aws operator of {config.pds.domain}: reads the PDS backups",
         )
-        Validations.of(self).acknowledge(
-            Acknowledgment(
-                id="NIST.800.53.R5-IAMNoInlinePolicy",
-                reason="CDK grants write one policy attached to this role only, scoped to the "
-                "backup bucket.",
-            ),
+        acknowledge(
+            self,
+            {
+                "NIST.800.53.R5-IAMNoInlinePolicy": (
+                    "CDK grants write one policy attached to this role only, scoped to the "
+                    "backup bucket."
+                ),
+            },
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Validations
+from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_kms as kms
@@ -20,7 +20,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from pds_aws.config import Architecture, Config
-from pds_aws.infra.compliance import skip_checkov
+from pds_aws.infra.compliance import acknowledge, skip_checkov
 from pds_aws.infra.images import pds_image_copy
 from pds_aws.names import DATA_DIRECTORY, PDS_CONTAINER, PDS_HEALTH_URL, PDS_PORT
 
@@ -121,23 +121,23 @@ class PdsSecrets(Construct):
                 secret,
                 {"CKV_AWS_149": "the aws/secretsmanager key suffices: one reader, the task"},
             )
-        Validations.of(self).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-SMG4",
-                reason="The PDS cannot take a rotated admin password, JWT secret or rate-limit "
-                "bypass key without a restart, and rotating the JWT secret signs every user "
-                "out; rotate by hand "
-                "(see guides/OPERATIONS.md).",
-            ),
-            Acknowledgment(
-                id="NIST.800.53.R5-SecretsManagerRotationEnabled",
-                reason="Same as AwsSolutions-SMG4: no automatic rotation of PDS secrets.",
-            ),
-            Acknowledgment(
-                id="NIST.800.53.R5-SecretsManagerUsingKMSKey",
-                reason="Encrypted with the account's aws/secretsmanager key; only the task's "
-                "execution role reads them, so a customer key would add cost, not protection.",
-            ),
+        acknowledge(
+            self,
+            {
+                "AwsSolutions-SMG4": (
+                    "The PDS cannot take a rotated admin password, JWT secret or rate-limit "
+                    "bypass key without a restart, and rotating the JWT secret signs every user "
+                    "out; rotate by hand "
+                    "(see guides/OPERATIONS.md)."
+                ),
+                "NIST.800.53.R5-SecretsManagerRotationEnabled": (
+                    "Same as AwsSolutions-SMG4: no automatic rotation of PDS secrets."
+                ),
+                "NIST.800.53.R5-SecretsManagerUsingKMSKey": (
+                    "Encrypted with the account's aws/secretsmanager key; only the task's "
+                    "execution role reads them, so a customer key would add cost, not protection."
+                ),
+            },
         )
 
 
@@ -226,28 +226,24 @@ class PdsService(Construct):
             # final sync.
             stop_timeout=Duration.seconds(30),
         )
-        self.container.add_mount_points(
-            ecs.MountPoint(
-                source_volume=DATA_VOLUME_NAME, container_path=DATA_DIRECTORY, read_only=False
-            )
-        )
+        mount(self.container, DATA_VOLUME_NAME, DATA_DIRECTORY, read_only=False)
 
-        Validations.of(self.task_definition).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-ECS2",
-                reason="Only non-secret PDS settings (hostname, bucket name, key id, service "
-                "URLs) are plain environment; the secrets are ECS secrets from Secrets Manager.",
-            ),
-            Acknowledgment(
-                id="AwsSolutions-IAM5[Resource::*]",
-                reason="ECS Exec's ssmmessages actions and the log stream actions CDK adds for "
-                "it have no resource-level permissions.",
-            ),
-            Acknowledgment(
-                id="NIST.800.53.R5-IAMNoInlinePolicy",
-                reason="CDK's grants write the task and execution roles' policies; each is "
-                "scoped to this stack's buckets, key, secrets and log group.",
-            ),
+        acknowledge(
+            self.task_definition,
+            {
+                "AwsSolutions-ECS2": (
+                    "Only non-secret PDS settings (hostname, bucket name, key id, service "
+                    "URLs) are plain environment; the secrets are ECS secrets from Secrets Manager."
+                ),
+                "AwsSolutions-IAM5[Resource::*]": (
+                    "ECS Exec's ssmmessages actions and the log stream actions CDK adds for "
+                    "it have no resource-level permissions."
+                ),
+                "NIST.800.53.R5-IAMNoInlinePolicy": (
+                    "CDK's grants write the task and execution roles' policies; each is "
+                    "scoped to this stack's buckets, key, secrets and log group."
+                ),
+            },
         )
         self.security_group = ec2.SecurityGroup(
             self,
@@ -283,3 +279,10 @@ class PdsService(Construct):
             platform_version=ecs.FargatePlatformVersion.LATEST,
             propagate_tags=ecs.PropagatedTagSource.SERVICE,
         )
+
+
+def mount(container: ecs.ContainerDefinition, volume: str, path: str, *, read_only: bool) -> None:
+    """The task's volume `volume` at `path` in `container`."""
+    container.add_mount_points(
+        ecs.MountPoint(container_path=path, source_volume=volume, read_only=read_only)
+    )

@@ -10,7 +10,6 @@ from typing import Any
 
 import jsii
 from aws_cdk import (
-    Acknowledgment,
     Aspects,
     CfnOutput,
     CfnResource,
@@ -20,7 +19,6 @@ from aws_cdk import (
     Stack,
     TagManager,
     Tags,
-    Validations,
 )
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ecs as ecs
@@ -42,7 +40,7 @@ from pds_aws.direct.health_stack import HEALTH_REGION
 from pds_aws.email.construct import Email
 from pds_aws.infra.alb import HEALTH_CHECK_INTERVAL as ALB_HEALTH_CHECK_INTERVAL
 from pds_aws.infra.alb import HEALTHY_THRESHOLD, Edge
-from pds_aws.infra.compliance import StackWideCheckovSkips, nag_text, skip_checkov
+from pds_aws.infra.compliance import StackWideCheckovSkips, acknowledge, nag_text, skip_checkov
 from pds_aws.infra.monitoring import Monitoring
 from pds_aws.infra.network import AZ_COUNT, Network
 from pds_aws.infra.operator import Operator
@@ -254,12 +252,14 @@ class PdsStack(Stack):
                 "and ECS Exec's ssmmessages actions have no resource-level permissions",
             },
         )
-        Validations.of(task_role).acknowledge(
-            Acknowledgment(
-                id=f"AwsSolutions-IAM5[Resource::{blob_objects}]",
-                reason="Blob keys are content ids chosen at upload: the PDS needs every object "
-                "of its own blob bucket, and only of that bucket.",
-            )
+        acknowledge(
+            task_role,
+            {
+                f"AwsSolutions-IAM5[Resource::{blob_objects}]": (
+                    "Blob keys are content ids chosen at upload: the PDS needs every object "
+                    "of its own blob bucket, and only of that bucket."
+                ),
+            },
         )
         storage.rotation_key.grant(task_role, *ROTATION_KEY_USE_ACTIONS)
         storage.allow_signing(task_role)
@@ -279,12 +279,14 @@ class PdsStack(Stack):
             [task_role, backup.drill_task_definition.task_role, operator.role, *pipeline_readers]
         )
         backup_objects = nag_text(self, storage.backup_bucket.arn_for_objects(f"{BACKUP_PREFIX}/*"))
-        Validations.of(operator.role).acknowledge(
-            Acknowledgment(
-                id=f"AwsSolutions-IAM5[Resource::{backup_objects}]",
-                reason="The operator reads every backup object, each named at runtime, under "
-                "the backup prefix of this stack's backup bucket only.",
-            )
+        acknowledge(
+            operator.role,
+            {
+                f"AwsSolutions-IAM5[Resource::{backup_objects}]": (
+                    "The operator reads every backup object, each named at runtime, under "
+                    "the backup prefix of this stack's backup bucket only."
+                ),
+            },
         )
 
         if edge is not None:

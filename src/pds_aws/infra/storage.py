@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -27,7 +27,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from pds_aws.config import Config
-from pds_aws.infra.compliance import skip_checkov
+from pds_aws.infra.compliance import acknowledge, skip_checkov
 from pds_aws.pipeline.stage_configs import production_steps_role_arn
 
 # Old versions of backup objects (overwritten or deleted LTX and key files) are kept this long,
@@ -153,43 +153,44 @@ class Storage(Construct):
             id="abort-incomplete-uploads",
             abort_incomplete_multipart_upload_after=Duration.days(INCOMPLETE_UPLOAD_DAYS),
         )
-        Validations.of(blob_bucket).acknowledge(
-            Acknowledgment(
-                id="NIST.800.53.R5-S3BucketVersioningEnabled",
-                reason="Blobs are content-addressed and written once; the PDS deletes a blob "
-                "only when no record references it, so old versions would only cost storage.",
-            ),
+        acknowledge(
+            blob_bucket,
+            {
+                "NIST.800.53.R5-S3BucketVersioningEnabled": (
+                    "Blobs are content-addressed and written once; the PDS deletes a blob "
+                    "only when no record references it, so old versions would only cost storage."
+                ),
+            },
         )
         skip_checkov(
             blob_bucket,
             {"CKV_AWS_21": "blobs are content-addressed and written once; versions add nothing"},
         )
         for bucket in (blob_bucket, backup_bucket):
-            skip_checkov(
+            acknowledge(
                 bucket,
-                {"CKV_AWS_18": "only the PDS task role uses the bucket; see AwsSolutions-S1"},
-            )
-            Validations.of(bucket).acknowledge(
-                Acknowledgment(
-                    id="AwsSolutions-S1",
-                    reason="No server access logs: only the PDS task touches the bucket (through "
-                    "the VPC endpoint in prod); its requests are in the PDS and CloudTrail logs.",
-                ),
-                Acknowledgment(
-                    id="NIST.800.53.R5-S3BucketLoggingEnabled",
-                    reason="Same as AwsSolutions-S1: access is by the task role only.",
-                ),
-                Acknowledgment(
-                    id="NIST.800.53.R5-S3BucketReplicationEnabled",
-                    reason="A single-region personal server: cross-region replication would "
-                    "double storage cost; the backup bucket is versioned and retained in prod.",
-                ),
-                Acknowledgment(
-                    id="NIST.800.53.R5-S3DefaultEncryptionKMS",
-                    reason="Encrypted with S3-managed keys (SSE-S3); a customer KMS key would add "
-                    "a request charge to every blob and backup object without a second reader "
-                    "to keep out.",
-                ),
+                {
+                    "AwsSolutions-S1": (
+                        "No server access logs: only the PDS task touches the bucket (through "
+                        "the VPC endpoint in prod); its requests are in the PDS and CloudTrail "
+                        "logs."
+                    ),
+                    "NIST.800.53.R5-S3BucketLoggingEnabled": (
+                        "Same as AwsSolutions-S1: access is by the task role only."
+                    ),
+                    "NIST.800.53.R5-S3BucketReplicationEnabled": (
+                        "A single-region personal server: cross-region replication would "
+                        "double storage cost; the backup bucket is versioned and retained in prod."
+                    ),
+                    "NIST.800.53.R5-S3DefaultEncryptionKMS": (
+                        "Encrypted with S3-managed keys (SSE-S3); a customer KMS key would add "
+                        "a request charge to every blob and backup object without a second reader "
+                        "to keep out."
+                    ),
+                },
+                checkov={
+                    "CKV_AWS_18": "only the PDS task role uses the bucket; see AwsSolutions-S1"
+                },
             )
         if config.is_prod:
             _only_through_endpoint(blob_bucket, s3_endpoint)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import Acknowledgment, Duration, IgnoreMode, RemovalPolicy, Stack, Validations
+from aws_cdk import Duration, IgnoreMode, RemovalPolicy, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -19,7 +19,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from pds_aws.config import Config
-from pds_aws.infra.compliance import skip_checkov
+from pds_aws.infra.compliance import acknowledge, skip_checkov
 from pds_aws.infra.monitoring import log_retention
 
 # The asset is `pds_aws/__init__.py`, `errors.py` and this package's runtime modules.
@@ -123,35 +123,32 @@ class RelayWatchdog(Construct):
             },
         )
         role_id = Stack.of(self).get_logical_id(self.log_group.node.default_child)  # type: ignore[arg-type]
-        Validations.of(self).acknowledge(
-            Acknowledgment(
-                id="NIST.800.53.R5-LambdaInsideVPC",
-                reason="The watchdog calls relays on the internet and the VPC has no NAT; it "
-                "holds no AWS permission beyond its own log group.",
-            ),
-            Acknowledgment(
-                id="NIST.800.53.R5-LambdaConcurrency",
-                reason="Runs are at least 5 minutes apart and time out after 5, so they never "
-                "overlap; reserving concurrency fails on new accounts whose limit is 10.",
-            ),
-            Acknowledgment(
-                id="NIST.800.53.R5-LambdaDLQ",
-                reason="A scheduled check: a failed run is retried by the next schedule tick, "
-                "and the failure is what the alarm counts.",
-            ),
-            Acknowledgment(
-                id="NIST.800.53.R5-CloudWatchLogGroupEncrypted",
-                reason="The watchdog logs only public facts (hostnames, DIDs, revs, statuses); "
-                "CloudWatch encrypts log data at rest with its own keys.",
-            ),
-            Acknowledgment(
-                id=f"AwsSolutions-IAM5[Resource::<{role_id}.Arn>:*]",
-                reason="Log streams of the watchdog's own log group; their names are chosen "
-                "by Lambda at run time.",
-            ),
-            Acknowledgment(
-                id="NIST.800.53.R5-IAMNoInlinePolicy",
-                reason="The watchdog role's one inline statement is scoped to its own log "
-                "group; a managed policy would be broader.",
-            ),
+        acknowledge(
+            self,
+            {
+                "NIST.800.53.R5-LambdaInsideVPC": (
+                    "The watchdog calls relays on the internet and the VPC has no NAT; it "
+                    "holds no AWS permission beyond its own log group."
+                ),
+                "NIST.800.53.R5-LambdaConcurrency": (
+                    "Runs are at least 5 minutes apart and time out after 5, so they never "
+                    "overlap; reserving concurrency fails on new accounts whose limit is 10."
+                ),
+                "NIST.800.53.R5-LambdaDLQ": (
+                    "A scheduled check: a failed run is retried by the next schedule tick, "
+                    "and the failure is what the alarm counts."
+                ),
+                "NIST.800.53.R5-CloudWatchLogGroupEncrypted": (
+                    "The watchdog logs only public facts (hostnames, DIDs, revs, statuses); "
+                    "CloudWatch encrypts log data at rest with its own keys."
+                ),
+                f"AwsSolutions-IAM5[Resource::<{role_id}.Arn>:*]": (
+                    "Log streams of the watchdog's own log group; their names are chosen "
+                    "by Lambda at run time."
+                ),
+                "NIST.800.53.R5-IAMNoInlinePolicy": (
+                    "The watchdog role's one inline statement is scoped to its own log "
+                    "group; a managed policy would be broader."
+                ),
+            },
         )
