@@ -10,6 +10,7 @@ from pds_aws.backup.first_pass import (
     Outcome,
     behind,
     expected_positions,
+    next_poll_delay,
     replica_positions,
     wait_first_pass,
 )
@@ -126,3 +127,11 @@ def test_restored_key_files_are_not_uploaded_again(tmp_path: Path) -> None:
     # alice's restored key is the stored object already; bob's differs in size: uploaded.
     assert store.get_bytes(file_key(GEN, "actors/ab/did:plc:alice/key")) is None
     assert store.get_bytes(file_key(GEN, "actors/ab/did:plc:bob/key")) == b"other size"
+
+
+def test_polls_wait_longer_when_the_listing_is_slow() -> None:
+    """A listing that takes a while (a large generation, a busy store) is not repeated at once:
+    the poll's LISTs take at most a third of the store's time during the first pass."""
+    assert next_poll_delay(1.0, 0.1) == 1.0
+    assert next_poll_delay(1.0, 2.0) == 4.0
+    assert next_poll_delay(0.0, 0.0) == 0.0

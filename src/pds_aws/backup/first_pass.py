@@ -23,7 +23,10 @@ from pds_aws.backup.logs import error, info
 from pds_aws.backup.plan import GenerationContents, read_generation
 from pds_aws.backup.store import BackupStore, StoreError
 
-POLL_S = 1.0  # one LIST of the generation per poll
+POLL_S = 1.0  # one LIST of the generation per poll, at most
+# The poll's LIST pages take at most a third of the time: listing a large generation is slow
+# exactly when the store is busy with Litestream's first pass, and must not slow it further.
+LISTING_SHARE = 3.0
 PROGRESS_S = 15.0
 # A pass that has not ended by then will not: the sidecar exits 1 and is never healthy. On ECS
 # the backup container's health-check start period (300 s) usually ends it first (the task is
@@ -60,6 +63,11 @@ def expected_positions(on_disk: Iterable[str], restored: GenerationContents) -> 
     return {rel: positions.get(rel, 0) for rel in on_disk}
 
 
+def next_poll_delay(poll: float, listing_s: float) -> float:
+    """How long to wait before the next poll, after a listing that took `listing_s`."""
+    return max(poll, (LISTING_SHARE - 1.0) * listing_s)
+
+
 def wait_first_pass(
     store: BackupStore,
     generation: str,
@@ -81,6 +89,7 @@ def wait_first_pass(
             return Outcome.STOPPED
         if litestream_exited():
             return Outcome.EXITED
+        listed_at = clock()
         try:
             listing = read_generation(
                 store.list_objects(generation_prefix(generation) + "/"), generation
@@ -88,6 +97,7 @@ def wait_first_pass(
             pending = behind(expected, replica_positions(listing))
         except StoreError as exc:
             error(f"cannot list the backup during Litestream's first pass, retrying: {exc}")
+        listing_s = clock() - listed_at
         elapsed = clock() - started
         if not pending:
             info(
@@ -108,4 +118,4 @@ def wait_first_pass(
                 f"in the backup ({elapsed:.0f} s)"
             )
             next_report = clock() + PROGRESS_S
-        stop.wait(poll)
+        stop.wait(next_poll_delay(poll, listing_s))
