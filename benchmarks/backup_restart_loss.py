@@ -143,14 +143,19 @@ HEADER = (
 )
 
 
+def store_rate(cycle: dict[str, Any]) -> str:
+    if "store_requests_per_s" not in cycle:
+        return "not recorded"
+    return f"{cycle['store_requests_per_s']} requests/s ({cycle['store_puts_per_s']} PUTs/s)"
+
+
 def section(results: list[dict[str, Any]]) -> str:
     """The BENCHMARKS.md section: one table row per cycle of each run (e.g. 300 and 1,000
     accounts), then each run's command and machine."""
     rows = "\n".join(
         f"| {r['accounts']} | t0 + {c['offset_s']:.0f} s | {c['acknowledged']} | "
         f"{c['missing_older_than_1s']} | {c['missing_total']} | {c['restore_s']} s | "
-        f"{c['first_pass_s']} s | {c.get('store_requests_per_s', '?')} requests/s "
-        f"({c.get('store_puts_per_s', '?')} PUTs/s) | {c.get('load_at_kill', '?')} |"
+        f"{c['first_pass_s']} s | {store_rate(c)} | {c.get('load_at_kill', 'not recorded')} |"
         for r in results
         for c in r["cycles"]
     )
@@ -220,11 +225,20 @@ def main() -> int:
         default=[],
         help="the --json of an earlier run (e.g. another --accounts) to show beside this one",
     )
+    parser.add_argument(
+        "--no-run",
+        action="store_true",
+        help="only write the section from the --with runs (e.g. after a run without --write)",
+    )
     args = parser.parse_args()
+    earlier = [json.loads(path.read_text()) for path in args.earlier]
+    if args.no_run:
+        if args.write is not None and earlier:
+            write_section(args.write, section(earlier))
+        return 0 if all(r["missing_older_than_1s_max"] == 0 for r in earlier) else 1
     result = run(args.accounts, tuple(args.offsets), args.keep)
     emit_summary(result, args.json)
     if args.write is not None:
-        earlier = [json.loads(path.read_text()) for path in args.earlier]
         write_section(args.write, section([*earlier, result]))
     return 0 if result["missing_older_than_1s_max"] == 0 else 1
 
