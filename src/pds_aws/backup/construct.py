@@ -29,7 +29,7 @@ from constructs import Construct, IConstruct
 from deploy_time_build import ContainerImageBuild
 
 from pds_aws.config import Architecture, Config
-from pds_aws.infra.compliance import acknowledge, nag_text, render_nag
+from pds_aws.infra.compliance import acknowledge, nag_text, wildcard_findings
 from pds_aws.infra.images import docker_platform, image_repository
 from pds_aws.infra.service import mount
 from pds_aws.names import (
@@ -527,15 +527,6 @@ def _acknowledge(scope: IConstruct, *findings: tuple[str, str]) -> None:
 
 
 def _wildcard_findings(policy: IConstruct) -> list[str]:
-    """The AwsSolutions-IAM5 finding ids of a library-written policy's wildcard entries."""
-    assert isinstance(policy, iam.Policy)
-    document = Stack.of(policy).resolve(policy.document.to_json())
-    findings: list[str] = []
-    for statement in document.get("Statement", []):
-        for key, kind in (("Action", "Action"), ("Resource", "Resource")):
-            entries = statement.get(key, [])
-            for entry in entries if isinstance(entries, list) else [entries]:
-                text = render_nag(entry)
-                if "*" in text:
-                    findings.append(f"AwsSolutions::AwsSolutions-IAM5[{kind}::{text}]")
-    return findings
+    """The AwsSolutions-IAM5 finding ids of a library-written policy's wildcard entries, as
+    the rule pack names them here."""
+    return [f"AwsSolutions::{finding}" for finding in wildcard_findings(policy)]

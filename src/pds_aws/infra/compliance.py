@@ -13,6 +13,7 @@ from typing import Any
 
 import jsii
 from aws_cdk import Acknowledgment, CfnResource, IAspect, Stack, Validations
+from aws_cdk import aws_iam as iam
 from constructs import IConstruct
 
 # Lambda functions in the PDS stack are deploy-time custom-resource handlers (the PDS itself
@@ -112,3 +113,18 @@ def render_nag(node: Any) -> str:
     if isinstance(node, dict) and isinstance(node.get("Fn::Sub"), str):
         return re.sub(r"\$\{([^}]+)\}", r"<\1>", node["Fn::Sub"])
     return json.dumps(node)
+
+
+def wildcard_findings(policy: IConstruct) -> list[str]:
+    """The AwsSolutions-IAM5 finding ids of a policy's wildcard actions and resources."""
+    assert isinstance(policy, iam.Policy)
+    document = Stack.of(policy).resolve(policy.document.to_json())
+    findings: list[str] = []
+    for statement in document.get("Statement", []):
+        for kind in ("Action", "Resource"):
+            entries = statement.get(kind, [])
+            for entry in entries if isinstance(entries, list) else [entries]:
+                text = render_nag(entry)
+                if "*" in text:
+                    findings.append(f"AwsSolutions-IAM5[{kind}::{text}]")
+    return findings

@@ -11,7 +11,7 @@ from __future__ import annotations
 from aws_cdk import Acknowledgment, Stack, Validations
 from aws_cdk import aws_iam as iam
 
-from pds_aws.infra.compliance import render_nag
+from pds_aws.infra.compliance import wildcard_findings
 
 NO_SECRETS = (
     "Build artifacts are the repository's public code and the synthesized templates; no "
@@ -48,20 +48,6 @@ TEARDOWN_WILDCARDS = (
     "deletes with the bootstrap execution role (cdk-*-cfn-exec-role-*), whose qualifier the "
     "account chose at `cdk bootstrap`."
 )
-
-
-def wildcard_findings(policy: iam.Policy) -> list[str]:
-    """The AwsSolutions-IAM5 finding ids of a policy's wildcard actions and resources."""
-    document = Stack.of(policy).resolve(policy.document.to_json())
-    findings: list[str] = []
-    for statement in document.get("Statement", []):
-        for kind in ("Action", "Resource"):
-            entries = statement.get(kind, [])
-            for entry in entries if isinstance(entries, list) else [entries]:
-                text = render_nag(entry)
-                if "*" in text:
-                    findings.append(f"AwsSolutions-IAM5[{kind}::{text}]")
-    return findings
 
 
 def acknowledge_pipeline_findings(
