@@ -385,3 +385,46 @@ def test_s3_source_direct_edge_teardown_and_preflight(config_factory: ConfigFact
     commands = teardown["phases"]["build"]["commands"]
     assert "aws cloudformation delete-stack --stack-name PdsStaging --region us-east-2" in commands
     assert any("--region us-east-1" in c and "delete-stack" in c for c in commands)
+
+
+def test_cost_prices_the_pipeline_per_month_and_per_run(pipeline_app: PipelineApp) -> None:
+    """`pds-aws cost` with [pipeline] on (cost.pipeline_estimate over these templates)."""
+    from pds_aws.cost.measured import backup_idle_rate
+    from pds_aws.cost.pipeline import STEP_MINUTES
+    from pds_aws.cost.pipeline_estimate import estimate_pipeline_templates
+
+    config = pipeline_app.config
+    pipeline_app.pipeline  # noqa: B018 - fails with the synth error if there was one
+    est = estimate_pipeline_templates(
+        config, pipeline_app.templates, backup_idle_rate(config.cost, None)
+    )
+    assert not est.unpriced
+    lines = {line.resource: line for line in est.lines}
+    runs = config.cost.pipeline_runs_per_month
+    assert runs == 4
+    # Each CodeBuild step: its estimated minutes a run x 4 runs.
+    steps = ("Synth", "SelfMutate", "FileAssets", "SmokeTest", "DeleteTestStack", "Upgrade")
+    for step in (*steps, "SmokeProduction"):
+        assert lines[f"Pipeline: CodeBuild step {step}"].quantity == STEP_MINUTES[step] * runs
+    # Action minutes a run: source 1, Synth 15, SelfMutate 3, FileAssets 3; Test: prepare 1,
+    # deploy 25, smoke 2, teardown 10; the approval 0; Production: upgrade 20, prepare 1,
+    # deploy 15, smoke 2 = 98.
+    v2 = lines["Pipeline: CodePipeline V2 action minutes (98 a run, 4 runs)"]
+    assert v2.quantity == 98 * 4 and v2.unit_price == 0.002
+    # The test stack for an hour a run (its load balancer: 4 ALB-hours), its images built
+    # each run; production is priced as always (a month of its task).
+    test_alb = next(r for r in lines if r.startswith("Pipeline: test stage Application Load"))
+    assert lines[test_alb].quantity == 4
+    assert any(r.startswith("Pipeline: test stage CodeBuild image builds") for r in lines)
+    assert lines["ECS service PdsService: Fargate memory (1 GB, arm64, on-demand)"].quantity == 730
+    assert not any("hosted zone" in r for r in lines if r.startswith("Pipeline:"))
+    # One run, by hand from the lines (before free allowances), in the table and the JSON.
+    by_hand = sum(
+        line.quantity * line.unit_price for r, line in lines.items() if r.startswith("Pipeline:")
+    )
+    assert est.pipeline_run_usd == pytest.approx(by_hand / runs)
+    assert 0.5 < by_hand / runs < 5
+    assert est.to_json()["pipeline_run"] == round(by_hand / runs, 2)
+    from pds_aws.cost.table import render_table
+
+    assert f"Pipeline run:     ${by_hand / runs:,.2f} each" in render_table(est)

@@ -299,6 +299,10 @@ def price_lambda(ctx: PricingContext, logical_id: str, res: Mapping[str, Any]) -
 
 
 def price_codebuild(ctx: PricingContext, logical_id: str, res: Mapping[str, Any]) -> None:
+    from pds_aws.cost.pipeline import is_pipeline_project
+
+    if is_pipeline_project(res):
+        return  # a pipeline step: priced per run with its pipeline (cost.pipeline)
     env = res.get("Properties", {}).get("Environment", {})
     size = str(env.get("ComputeType", "")).removeprefix("BUILD_GENERAL1_").lower()
     arm = str(env.get("Type", "")).startswith("ARM")

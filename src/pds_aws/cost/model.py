@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from pds_aws.config import Config
-from pds_aws.cost import compute, monitoring, network, storage
+from pds_aws.cost import compute, monitoring, network, pipeline, storage
 from pds_aws.cost.context import Handler, PricingContext
 from pds_aws.cost.measured import MeasuredRate, backup_idle_rate, read_idle_measurement
 from pds_aws.cost.prices import PriceBook, PricingError, load_prices
@@ -46,6 +46,7 @@ _HANDLERS: dict[str, Handler] = {
     "AWS::EC2::EIP": network.price_eip,
     "AWS::ECS::Cluster": compute.price_cluster,
     "AWS::Route53::HealthCheck": network.price_health_check,
+    "AWS::CodePipeline::Pipeline": pipeline.price_pipeline,
 }
 _STACK_PRICED: dict[str, Callable[[PricingContext], None]] = {
     "AWS::S3::Bucket": storage.price_buckets,
@@ -215,9 +216,11 @@ def synthesize_app(config: Config) -> dict[str, Any]:
 
 
 def estimate_config(config: Config) -> Estimate:
-    """Synthesize the stack(s) of `config` and price them."""
-    return estimate(
-        synthesize_app(config),
-        config,
-        backup_idle=backup_idle_rate(config.cost, read_idle_measurement()),
-    )
+    """Synthesize the stack(s) of `config` and price them (with `[pipeline]` on: production,
+    the pipeline and its runs, cost.pipeline_estimate)."""
+    backup_idle = backup_idle_rate(config.cost, read_idle_measurement())
+    if config.pipeline.enabled:
+        from pds_aws.cost.pipeline_estimate import estimate_with_pipeline
+
+        return estimate_with_pipeline(config, backup_idle)
+    return estimate(synthesize_app(config), config, backup_idle=backup_idle)

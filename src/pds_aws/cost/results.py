@@ -75,6 +75,8 @@ class Estimate:
     reference_monthly: float
     reference_name: str
     assumptions: Mapping[str, Any]
+    # With [pipeline] on: what one pipeline run costs before free allowances (USD).
+    pipeline_run_usd: float | None = None
 
     @property
     def fixed_monthly(self) -> float:
@@ -102,4 +104,9 @@ class Estimate:
             "free": [{"logical_id": i, "type": t, "why": w} for i, t, w in self.free],
             "assumptions": dict(self.assumptions),
             "notes": list(self.notes),
+            **(
+                {"pipeline_run": round(self.pipeline_run_usd, 2)}
+                if self.pipeline_run_usd is not None
+                else {}
+            ),
         }

@@ -43,6 +43,14 @@ def summary_lines(est: Estimate) -> list[str]:
         f"{est.reference_name}; {'saves' if saving >= 0 else 'costs'} {usd(abs(saving))})",
         f"Variable monthly: {usd(est.variable_monthly)}   (usage: [cost] in the config)",
         f"Total monthly:    {usd(est.total_monthly)}",
+        *(
+            [
+                f"Pipeline run:     {usd(est.pipeline_run_usd)} each before free allowances "
+                f"(the 'Pipeline:' lines / [cost] pipeline_runs_per_month)"
+            ]
+            if est.pipeline_run_usd is not None
+            else []
+        ),
     ]
 
 
