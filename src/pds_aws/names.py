@@ -38,6 +38,14 @@ RATE_LIMIT_BYPASS_HEADER = "x-ratelimit-bypass"
 # nor `:`, hence the class of anything but the key's letters and digits between the two.
 RATE_LIMIT_BYPASS_LOG_PATTERN = RATE_LIMIT_BYPASS_HEADER + "[^A-Za-z0-9]+[A-Za-z0-9]+"
 
+# The one PDS secret is a JSON object; its keys are the PDS variables ECS fills from them
+# (infra/pds_secret.py). Operator commands read the admin password and the bypass key by key.
+ADMIN_PASSWORD_KEY = "PDS_ADMIN_PASSWORD"
+JWT_SECRET_KEY = "PDS_JWT_SECRET"
+RATE_LIMIT_BYPASS_KEY = "PDS_RATE_LIMIT_BYPASS_KEY"
+# The custom resource that adds those keys; the local runtime runs its handler the same way.
+SECRET_KEYS_RESOURCE_TYPE = "Custom::PdsSecretKeys"
+
 # The PDS listens here inside the task; the ALB's target group and the sidecar use it.
 PDS_PORT = 3000
 # @atproto/pds's health endpoint: the ALB health check, the container health checks, the

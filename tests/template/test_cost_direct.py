@@ -1,7 +1,7 @@
 """The cost of the direct shape (issue 11): at most $12 fixed a month in us-east-2 with its
-defaults, nothing unpriced, the health check and its us-east-1 alarm included; the 0.25 vCPU
-option's bill line by line (the $10 target is missed by the fourth secret, the rate-limit bypass
-key: guides/COST.md)."""
+defaults, at most $10 with the one-line 0.25 vCPU option, nothing unpriced, the health check and
+its us-east-1 alarm included; the 0.25 vCPU option's bill line by line (two secrets: the PDS
+secret with its three keys, and the SMTP URL)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,10 @@ from pds_aws.cost import model as cost
 from pds_aws.cost.measured import backup_idle_rate, read_idle_measurement
 from pds_aws.cost.prices import PricingError
 from pds_aws.cost.results import Estimate
+
+# The issue's targets for the fixed monthly cost in us-east-2.
+DIRECT_TARGET_USD = 12.0
+DIRECT_QUARTER_VCPU_TARGET_USD = 10.0
 
 
 def priced(config: Config, templates: dict[str, dict[str, Any]]) -> Estimate:
@@ -30,12 +34,22 @@ def direct(direct_config: Config, direct_templates: dict[str, dict[str, Any]]) -
     return priced(direct_config, direct_templates)
 
 
+@pytest.fixture(scope="module")
+def quarter(config_factory: Any) -> Estimate:
+    """pds.example.toml with `[edge] kind = "direct"` and `[task] cpu = 256`, nothing else."""
+    from pds_aws.infra.synth import synthesize_all
+
+    quarter_config = config_factory(edge={"kind": "direct"}, task={"cpu": 256})
+    assert quarter_config.aws.region == "us-east-2"
+    return priced(quarter_config, synthesize_all(quarter_config))
+
+
 def test_direct_defaults_cost_at_most_12_dollars_fixed_with_nothing_unpriced(
     direct: Estimate, direct_config: Config
 ) -> None:
     assert direct_config.aws.region == "us-east-2"
     assert direct.unpriced == ()
-    assert direct.fixed_monthly <= 12.0, "\n".join(
+    assert direct.fixed_monthly <= DIRECT_TARGET_USD, "\n".join(
         f"  ${line.monthly:6.2f} {line.resource}" for line in direct.lines if line.monthly
     )
     # No load balancer line; one public address (the task's), not the ALB's two + the task's.
@@ -54,13 +68,16 @@ def test_direct_defaults_cost_at_most_12_dollars_fixed_with_nothing_unpriced(
     assert fargate == pytest.approx(365 * 0.00971 + 730 * 0.00107)
 
 
-def test_direct_with_a_quarter_vcpu_bill_line_by_line(
-    config_factory: Any, direct: Estimate
+def test_direct_with_a_quarter_vcpu_costs_at_most_10_dollars_fixed_with_nothing_unpriced(
+    quarter: Estimate,
 ) -> None:
-    from pds_aws.infra.synth import synthesize_all
+    assert quarter.unpriced == ()
+    assert quarter.fixed_monthly <= DIRECT_QUARTER_VCPU_TARGET_USD, "\n".join(
+        f"  ${line.monthly:6.2f} {line.resource}" for line in quarter.lines if line.monthly
+    )
 
-    quarter_config = config_factory(edge={"kind": "direct"}, task={"cpu": 256})
-    quarter = priced(quarter_config, synthesize_all(quarter_config))
+
+def test_direct_with_a_quarter_vcpu_bill_line_by_line(quarter: Estimate, direct: Estimate) -> None:
     assert quarter.unpriced == ()
     # The difference is the quarter vCPU less on Spot arm64: 0.25 x 730 h x $0.00971.
     assert direct.fixed_monthly - quarter.fixed_monthly == pytest.approx(
@@ -70,7 +87,7 @@ def test_direct_with_a_quarter_vcpu_bill_line_by_line(
         0.25 * 730 * 0.00971  # Fargate Spot arm64, 0.25 vCPU
         + 730 * 0.00107  # 1 GB memory, Spot arm64 (the 635 MiB peak rules out 0.5 GB)
         + 730 * 0.005  # the task's public IPv4 address
-        + 4 * 0.40  # secrets: admin password, JWT secret, SMTP URL, rate-limit bypass key
+        + 2 * 0.40  # secrets: the PDS secret (three JSON keys) and the SMTP URL
         + 1.00  # the KMS rotation key
         + 0.75  # the Route 53 health check (HTTP, priced as a non-AWS endpoint)
         + 0.50  # the hosted zone (exists already; counted as the reference does)
@@ -81,6 +98,7 @@ def test_direct_with_a_quarter_vcpu_bill_line_by_line(
     assert quarter.fixed_monthly == pytest.approx(expected, abs=0.05)
     assert monthly(quarter, "cloudwatch_alarm_metric_month") == 0
     assert monthly(quarter, "fargate_ephemeral_gb_hour") == 0
+    assert monthly(quarter, "secret_month") == pytest.approx(2 * 0.40)
 
 
 def test_an_https_health_check_would_add_an_optional_feature(direct_config: Config) -> None:

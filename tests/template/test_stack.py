@@ -238,7 +238,9 @@ def test_pds_secrets_are_ecs_secrets_from_secrets_manager(stack_template: dict[s
         "PDS_RATE_LIMIT_BYPASS_KEY",
     }
     for value in secrets.values():
-        assert ref_type(stack_template, value) == "AWS::SecretsManager::Secret"
+        # A whole secret (Ref) or one JSON key of it (Ref + ":KEY::"; test_pds_secret.py).
+        ref = value["Fn::Join"][1][0] if "Fn::Join" in value else value
+        assert ref_type(stack_template, ref) == "AWS::SecretsManager::Secret"
     assert not set(secrets) & set(environment(stack_template, PDS_CONTAINER))
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from pds_aws.names import PDS_CONTAINER as PDS_CONTAINER_NAME
+from pds_aws.names import SECRET_KEYS_RESOURCE_TYPE
 from pds_aws.ops.target import OUTPUT_BYPASS_SECRET
 
 
@@ -35,11 +36,18 @@ def test_bypass_key_is_a_generated_secret_injected_by_ecs_and_an_output(
     stack_template: dict[str, Any], prod_stack_template: dict[str, Any]
 ) -> None:
     secrets = {s["Name"]: s["ValueFrom"] for s in pds_container(stack_template)["Secrets"]}
-    logical_id = secrets["PDS_RATE_LIMIT_BYPASS_KEY"]["Ref"]
+    # One JSON key of the PDS secret (tests/template/test_pds_secret.py has the format).
+    secret_ref, key_suffix = secrets["PDS_RATE_LIMIT_BYPASS_KEY"]["Fn::Join"][1]
+    assert key_suffix == ":PDS_RATE_LIMIT_BYPASS_KEY::"
+    logical_id = secret_ref["Ref"]
     secret = stack_template["Resources"][logical_id]
     assert secret["Type"] == "AWS::SecretsManager::Secret"
-    generated = secret["Properties"]["GenerateSecretString"]
-    assert generated["PasswordLength"] >= 32
+    # Generated at deploy time by the keys custom resource, 48 letters and digits.
+    (keys,) = (
+        r for r in stack_template["Resources"].values() if r["Type"] == SECRET_KEYS_RESOURCE_TYPE
+    )
+    assert keys["Properties"]["SecretId"] == {"Ref": logical_id}
+    assert int(keys["Properties"]["Keys"]["PDS_RATE_LIMIT_BYPASS_KEY"]) >= 32
     assert "SecretString" not in secret["Properties"]
     assert stack_template["Outputs"][OUTPUT_BYPASS_SECRET]["Value"] == {"Ref": logical_id}
     assert secret["DeletionPolicy"] == "Delete"

@@ -3,8 +3,9 @@
 The PDS sends account e-mails (confirmation, password reset) over SMTP. SES SMTP credentials
 are an IAM access key whose secret is turned into an SMTP password; that password contains
 `+`, `/` and `=`, so it must be percent-encoded in the URL. A custom resource
-(email_smtp/handler.py) creates the key, derives the password and writes the URL into a
-secret, so the secret key is never in the template, the outputs or a log.
+(smtp_url/handler.py, behind infra/custom_resource.py) creates the key, derives the password
+and writes the URL into a secret, so the secret key is never in the template, the outputs or
+a log.
 """
 
 from __future__ import annotations
@@ -13,14 +14,10 @@ from pathlib import Path
 
 from aws_cdk import (
     CustomResource,
-    Duration,
     RemovalPolicy,
     Stack,
-    custom_resources,
 )
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_route53 as route53
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_ses as ses
@@ -29,8 +26,7 @@ from constructs import Construct
 from pds_aws.config import Config, ConfigError
 from pds_aws.email.smtp_url.handler import smtp_endpoint
 from pds_aws.infra.compliance import acknowledge, nag_text, skip_checkov
-from pds_aws.infra.handlers import handler_function
-from pds_aws.infra.monitoring import log_retention
+from pds_aws.infra.custom_resource import deploy_time_handler
 
 HANDLER_DIRECTORY = Path(__file__).resolve().parent / "smtp_url"
 MAIL_FROM_SUBDOMAIN = "mail"
@@ -74,7 +70,7 @@ class Email(Construct):
         self.identity = self._verified_domain(config.pds.domain, hosted_zone, region)
         self.smtp_user = self._smtp_user(config.pds.email_from_address)
         self.smtp_url_secret = self._smtp_url_secret(config.pds.domain, region, removal)
-        self.smtp_credentials = self._smtp_credentials(config, region, removal)
+        self.smtp_credentials = self._smtp_credentials(config, region)
 
     def _verified_domain(
         self, domain: str, hosted_zone: route53.IHostedZone, region: str
@@ -168,44 +164,29 @@ class Email(Construct):
         )
         return secret
 
-    def _smtp_credentials(
-        self, config: Config, region: str, removal: RemovalPolicy
-    ) -> CustomResource:
+    def _smtp_credentials(self, config: Config, region: str) -> CustomResource:
         """The custom resource that makes the SMTP user's access key and writes the URL."""
-        handler_log_group = logs.LogGroup(
+        handler = deploy_time_handler(
             self,
-            "CredentialsHandlerLogs",
-            retention=log_retention(config),
-            removal_policy=removal,
-        )
-        handler = handler_function(
-            self,
-            "CredentialsHandler",
-            HANDLER_DIRECTORY,
-            handler="handler.on_event",
+            "Credentials",
+            config=config,
+            code_directory=HANDLER_DIRECTORY,
             description="Creates the SES SMTP access key and stores PDS_EMAIL_SMTP_URL",
-            timeout=Duration.seconds(60),
-            memory_size=256,
-            log_group=handler_log_group,
+            apis="IAM and Secrets Manager",
+            log_contents="only access key ids",
         )
-        handler.add_to_role_policy(
+        handler.function.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["iam:CreateAccessKey", "iam:DeleteAccessKey"],
                 resources=[self.smtp_user.user_arn],
             )
         )
-        self.smtp_url_secret.grant_write(handler)
-        provider = custom_resources.Provider(
-            self,
-            "CredentialsProvider",
-            on_event_handler=handler,
-            log_group=handler_log_group,
-        )
-        self._acknowledge_findings(handler)
+        self.smtp_url_secret.grant_write(handler.function)
+        self._acknowledge_findings()
         return CustomResource(
             self,
             "SmtpCredentials",
-            service_token=provider.service_token,
+            service_token=handler.service_token,
             resource_type="Custom::SesSmtpCredentials",
             properties={
                 "UserName": self.smtp_user.user_name,
@@ -215,9 +196,8 @@ class Email(Construct):
             },
         )
 
-    def _acknowledge_findings(self, handler: lambda_.Function) -> None:
-        """cdk-nag findings of this component, each with why it is accepted."""
-        handler_id = Stack.of(self).get_logical_id(handler.node.default_child)  # type: ignore[arg-type]
+    def _acknowledge_findings(self) -> None:
+        """cdk-nag findings of this component (the handler's are acknowledged with it)."""
         acknowledge(
             self,
             {
@@ -241,31 +221,6 @@ class Email(Construct):
                 "NIST.800.53.R5-SecretsManagerUsingKMSKey": (
                     "Encrypted with the account's aws/secretsmanager key; only the task's "
                     "execution role reads it."
-                ),
-                "NIST.800.53.R5-CloudWatchLogGroupEncrypted": (
-                    "The credentials handler logs only access key ids, never a secret; "
-                    "CloudWatch encrypts log data at rest with its own keys."
-                ),
-                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-                "AWSLambdaBasicExecutionRole]": (
-                    "The deploy-time handlers need only the basic logging policy; the managed "
-                    "policy is the narrowest AWS offers for it."
-                ),
-                f"AwsSolutions-IAM5[Resource::<{handler_id}.Arn>:*]": (
-                    "The CDK provider framework invokes any version of the handler function, "
-                    "and only that function."
-                ),
-                "NIST.800.53.R5-LambdaConcurrency": (
-                    "Runs once per deploy; reserving concurrency fails on new accounts whose "
-                    "limit is 10."
-                ),
-                "NIST.800.53.R5-LambdaDLQ": (
-                    "Called synchronously by CloudFormation, which reports and rolls back a "
-                    "failure; there is no asynchronous event to keep."
-                ),
-                "NIST.800.53.R5-LambdaInsideVPC": (
-                    "The handler calls only the IAM and Secrets Manager APIs; in the VPC it "
-                    "would need interface endpoints or a NAT, which the design leaves out."
                 ),
             },
         )

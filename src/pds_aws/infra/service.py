@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_kms as kms
@@ -20,8 +20,9 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from pds_aws.config import Architecture, Config
-from pds_aws.infra.compliance import acknowledge, skip_checkov
+from pds_aws.infra.compliance import acknowledge
 from pds_aws.infra.images import pds_image_copy
+from pds_aws.infra.pds_secret import PdsSecret
 from pds_aws.names import DATA_DIRECTORY, PDS_CONTAINER, PDS_HEALTH_URL, PDS_PORT
 
 # The PDS's S3 upload timeout covers the whole client -> PDS -> S3 stream of one blob (its
@@ -90,57 +91,6 @@ def pds_environment(
     return env
 
 
-class PdsSecrets(Construct):
-    """The PDS's generated secrets; the SMTP URL secret comes from the e-mail component."""
-
-    def __init__(self, scope: Construct, construct_id: str, *, config: Config) -> None:
-        super().__init__(scope, construct_id)
-        policy = RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY
-
-        def generated(construct_id: str, variable: str, length: int) -> secretsmanager.Secret:
-            # Alphanumeric: the admin password is typed into curl and HTTP basic auth.
-            return secretsmanager.Secret(
-                self,
-                construct_id,
-                description=f"{variable} of {config.pds.domain}",
-                generate_secret_string=secretsmanager.SecretStringGenerator(
-                    password_length=length, exclude_punctuation=True
-                ),
-                removal_policy=policy,
-            )
-
-        self.admin_password = generated("AdminPassword", "PDS_ADMIN_PASSWORD", 32)
-        self.jwt_secret = generated("JwtSecret", "PDS_JWT_SECRET", 64)
-        # Sent by operator tools (smoke, doctor, benchmarks) in the PDS's x-ratelimit-bypass
-        # header; anyone holding it can exceed the rate limits, so it is a secret too.
-        self.rate_limit_bypass_key = generated(
-            "RateLimitBypassKey", "PDS_RATE_LIMIT_BYPASS_KEY", 48
-        )
-        for secret in (self.admin_password, self.jwt_secret, self.rate_limit_bypass_key):
-            skip_checkov(
-                secret,
-                {"CKV_AWS_149": "the aws/secretsmanager key suffices: one reader, the task"},
-            )
-        acknowledge(
-            self,
-            {
-                "AwsSolutions-SMG4": (
-                    "The PDS cannot take a rotated admin password, JWT secret or rate-limit "
-                    "bypass key without a restart, and rotating the JWT secret signs every user "
-                    "out; rotate by hand "
-                    "(see guides/OPERATIONS.md)."
-                ),
-                "NIST.800.53.R5-SecretsManagerRotationEnabled": (
-                    "Same as AwsSolutions-SMG4: no automatic rotation of PDS secrets."
-                ),
-                "NIST.800.53.R5-SecretsManagerUsingKMSKey": (
-                    "Encrypted with the account's aws/secretsmanager key; only the task's "
-                    "execution role reads them, so a customer key would add cost, not protection."
-                ),
-            },
-        )
-
-
 class PdsService(Construct):
     """Fargate task definition with container `pds`, and the service running one copy."""
 
@@ -155,7 +105,7 @@ class PdsService(Construct):
         vpc_subnets: ec2.SubnetSelection,
         blob_bucket: s3.IBucket,
         rotation_key: kms.IKey,
-        secrets: PdsSecrets,
+        secrets: PdsSecret,
         smtp_url_secret: secretsmanager.ISecret | None,
         log_group: logs.ILogGroup,
         region: str,
@@ -189,13 +139,7 @@ class PdsService(Construct):
         self.data_volume_name = DATA_VOLUME_NAME
         self.task_definition.add_volume(name=DATA_VOLUME_NAME)
 
-        container_secrets = {
-            "PDS_ADMIN_PASSWORD": ecs.Secret.from_secrets_manager(secrets.admin_password),
-            "PDS_JWT_SECRET": ecs.Secret.from_secrets_manager(secrets.jwt_secret),
-            "PDS_RATE_LIMIT_BYPASS_KEY": ecs.Secret.from_secrets_manager(
-                secrets.rate_limit_bypass_key
-            ),
-        }
+        container_secrets = secrets.ecs_secrets()
         if smtp_url_secret is not None:
             container_secrets["PDS_EMAIL_SMTP_URL"] = ecs.Secret.from_secrets_manager(
                 smtp_url_secret
@@ -279,6 +223,8 @@ class PdsService(Construct):
             platform_version=ecs.FargatePlatformVersion.LATEST,
             propagate_tags=ecs.PropagatedTagSource.SERVICE,
         )
+        # ECS reads the secret's keys when a task starts: they must exist by then.
+        self.service.node.add_dependency(secrets.keys)
 
 
 def mount(container: ecs.ContainerDefinition, volume: str, path: str, *, read_only: bool) -> None:

@@ -44,7 +44,8 @@ from pds_aws.infra.compliance import StackWideCheckovSkips, acknowledge, nag_tex
 from pds_aws.infra.monitoring import Monitoring
 from pds_aws.infra.network import AZ_COUNT, Network
 from pds_aws.infra.operator import Operator
-from pds_aws.infra.service import PdsSecrets, PdsService
+from pds_aws.infra.pds_secret import PdsSecret
+from pds_aws.infra.service import PdsService
 from pds_aws.infra.storage import ROTATION_KEY_USE_ACTIONS, Storage
 from pds_aws.names import (
     BACKUP_PREFIX,
@@ -140,7 +141,7 @@ class PdsStack(Stack):
         email = Email(self, "Email", config=config, hosted_zone=hosted_zone, region=region)
         storage = Storage(self, "Storage", config=config, s3_endpoint=network.s3_endpoint)
         monitoring = Monitoring(self, "Monitoring", config=config)
-        secrets = PdsSecrets(self, "Secrets", config=config)
+        secrets = PdsSecret(self, "Secrets", config=config)
         service = PdsService(
             self,
             "Pds",
@@ -349,9 +350,11 @@ class PdsStack(Stack):
         self.secrets = secrets
         self.service = service
 
-        CfnOutput(self, "AdminPasswordSecretArn", value=secrets.admin_password.secret_arn)
+        # Both name the one PDS secret (operator commands read its JSON keys); two outputs
+        # so that commands keep working against stacks deployed before it was one.
+        CfnOutput(self, "AdminPasswordSecretArn", value=secrets.secret.secret_arn)
         CfnOutput(self, "SmtpUrlSecretArn", value=email.smtp_url_secret.secret_arn)
-        CfnOutput(self, "RateLimitBypassSecretArn", value=secrets.rate_limit_bypass_key.secret_arn)
+        CfnOutput(self, "RateLimitBypassSecretArn", value=secrets.secret.secret_arn)
         CfnOutput(self, "BlobBucketName", value=storage.blob_bucket.bucket_name)
         CfnOutput(self, "BackupBucketName", value=storage.backup_bucket.bucket_name)
         CfnOutput(self, "OperatorRoleArn", value=operator.role.role_arn)

@@ -2,7 +2,9 @@
 
 Idempotent: the emulator keeps its state across restarts (aws_emulator.py), so a second start
 finds everything and creates nothing; secrets keep their generated values and the rotation
-key keeps its key material, as retained resources do on AWS.
+key keeps its key material, as retained resources do on AWS. The PDS secret's keys are added
+by the stack's own custom-resource handler (infra/pds_secret_keys/handler.py), run here
+against the local AWS as CloudFormation runs it on a deploy.
 """
 
 from __future__ import annotations
@@ -16,14 +18,22 @@ import boto3
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 
+from pds_aws.errors import PdsAwsError
 from pds_aws.local.taskdef import (
     LOCAL_AWS_CREDENTIALS,
     AwsResources,
     LocalAws,
+    SecretKeysSpec,
+    SecretSpec,
     local_bucket_name,
     local_key_alias,
     local_secret_name,
 )
+from pds_aws.names import SECRET_KEYS_RESOURCE_TYPE
+
+
+class ProvisionError(PdsAwsError):
+    """The template declares a resource the local AWS cannot stand in for."""
 
 
 @dataclass(frozen=True)
@@ -70,29 +80,54 @@ def _ensure_key(kms: Any, logical_id: str, key_spec: str, key_usage: str, descri
     return key_id
 
 
-def _ensure_secret(
-    secrets: Any,
-    logical_id: str,
-    description: str,
-    generate: Mapping[str, Any] | None,
-    template: str | None,
-    generate_key: str | None,
-) -> tuple[str, str]:
-    name = local_secret_name(logical_id)
+def _ensure_secret(secrets: Any, spec: SecretSpec) -> str:
+    """The secret's ARN, creating it as CloudFormation would if the local AWS lacks it."""
+    name = local_secret_name(spec.logical_id)
     try:
-        value = secrets.get_secret_value(SecretId=name)
-        return str(value["ARN"]), str(value["SecretString"])
+        return str(secrets.describe_secret(SecretId=name)["ARN"])
     except ClientError as exc:
         if exc.response["Error"]["Code"] != "ResourceNotFoundException":
             raise
+    if spec.generate is None:
+        # Neither GenerateSecretString nor SecretString: an empty secret, as on AWS.
+        return str(secrets.create_secret(Name=name, Description=spec.description)["ARN"])
     # Secrets Manager generates the value, as GenerateSecretString does on AWS.
-    generated = str(secrets.get_random_password(**(generate or {}))["RandomPassword"])
-    if template and generate_key:
-        data = json.loads(template)
-        data[generate_key] = generated
+    generated = str(secrets.get_random_password(**spec.generate)["RandomPassword"])
+    if spec.template and spec.generate_key:
+        data = json.loads(spec.template)
+        data[spec.generate_key] = generated
         generated = json.dumps(data)
-    created = secrets.create_secret(Name=name, Description=description, SecretString=generated)
-    return str(created["ARN"]), generated
+    created = secrets.create_secret(Name=name, Description=spec.description, SecretString=generated)
+    return str(created["ARN"])
+
+
+def _fill_secret_keys(secrets: Any, spec: SecretKeysSpec, secret_arn: str) -> None:
+    """Run the stack's own custom-resource handler against the local AWS (a Create, as at
+    the first deploy; on later starts it finds every key and writes nothing)."""
+    from pds_aws.infra.pds_secret_keys import handler
+
+    event = {
+        "RequestType": "Create",
+        "LogicalResourceId": spec.logical_id,
+        "ResourceType": SECRET_KEYS_RESOURCE_TYPE,
+        "ResourceProperties": {**spec.properties, "SecretId": secret_arn},
+    }
+    try:
+        handler.fill(secrets, event)
+    except handler.SecretKeysError as exc:
+        raise ProvisionError(f"local AWS: {exc}") from None
+
+
+def _secret_string(secrets: Any, logical_id: str, arn: str) -> str:
+    try:
+        return str(secrets.get_secret_value(SecretId=arn)["SecretString"])
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ResourceNotFoundException":
+            raise
+    raise ProvisionError(
+        f"the template's secret {logical_id} is empty and no {SECRET_KEYS_RESOURCE_TYPE} "
+        f"resource fills it; the local runtime cannot give its value to a container"
+    )
 
 
 def provision(
@@ -113,19 +148,12 @@ def provision(
         )
         for key in resources.keys
     }
-    secret_arns: dict[str, str] = {}
-    secret_strings: dict[str, str] = {}
-    for secret in resources.secrets:
-        arn, value = _ensure_secret(
-            secrets,
-            secret.logical_id,
-            secret.description,
-            secret.generate,
-            secret.template,
-            secret.generate_key,
-        )
-        secret_arns[secret.logical_id] = arn
-        secret_strings[arn] = value
+    secret_arns = {spec.logical_id: _ensure_secret(secrets, spec) for spec in resources.secrets}
+    for filler in resources.secret_keys:
+        _fill_secret_keys(secrets, filler, secret_arns[filler.secret_logical_id])
+    secret_strings = {
+        arn: _secret_string(secrets, logical_id, arn) for logical_id, arn in secret_arns.items()
+    }
     return LocalAwsState(LocalAws(region, bucket_names, key_ids, secret_arns), secret_strings)
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from pds_aws.errors import PdsAwsError
 from pds_aws.local import direct_edge
-from pds_aws.names import BACKUP_CONTAINER, PDS_CONTAINER
+from pds_aws.names import BACKUP_CONTAINER, PDS_CONTAINER, SECRET_KEYS_RESOURCE_TYPE
 
 LOCAL_BACKUP_LEASE_SECONDS = "15"
 # moto's default account: ARNs the local AWS hands out carry it.
@@ -69,7 +69,8 @@ class KeySpec:
 class SecretSpec:
     logical_id: str
     description: str
-    # Secrets Manager GetRandomPassword arguments, from GenerateSecretString.
+    # Secrets Manager GetRandomPassword arguments, from GenerateSecretString; None when the
+    # template has neither it nor a SecretString: CloudFormation then creates an empty secret.
     generate: Mapping[str, Any] | None
     # SecretStringTemplate + GenerateStringKey: the generated value goes under this JSON key.
     template: str | None = None
@@ -77,10 +78,20 @@ class SecretSpec:
 
 
 @dataclass(frozen=True)
+class SecretKeysSpec:
+    """A custom resource that fills a secret's keys (its handler runs locally as on AWS)."""
+
+    logical_id: str
+    secret_logical_id: str  # the secret its `SecretId` refers to
+    properties: Mapping[str, Any]  # the other resource properties, ServiceToken left out
+
+
+@dataclass(frozen=True)
 class AwsResources:
     buckets: tuple[BucketSpec, ...]
     keys: tuple[KeySpec, ...]
     secrets: tuple[SecretSpec, ...]
+    secret_keys: tuple[SecretKeysSpec, ...] = ()
 
 
 _PASSWORD_OPTIONS = (
@@ -96,10 +107,11 @@ _PASSWORD_OPTIONS = (
 
 
 def read_aws_resources(template: Mapping[str, Any]) -> AwsResources:
-    """The buckets, KMS keys and secrets declared in the template."""
+    """The buckets, KMS keys and secrets declared in the template, and what fills secrets."""
     buckets: list[BucketSpec] = []
     keys: list[KeySpec] = []
     secrets: list[SecretSpec] = []
+    secret_keys: list[SecretKeysSpec] = []
     for logical_id, resource in template.get("Resources", {}).items():
         kind = resource.get("Type")
         props = resource.get("Properties", {})
@@ -130,7 +142,23 @@ def read_aws_resources(template: Mapping[str, Any]) -> AwsResources:
                     generate_key=gen.get("GenerateStringKey") if isinstance(gen, dict) else None,
                 )
             )
-    return AwsResources(tuple(buckets), tuple(keys), tuple(secrets))
+        elif kind == SECRET_KEYS_RESOURCE_TYPE:
+            secret_id = props.get("SecretId")
+            if not (isinstance(secret_id, dict) and isinstance(secret_id.get("Ref"), str)):
+                raise TaskDefinitionError(
+                    f"{logical_id} ({kind}): SecretId must be a Ref to a secret of the template, "
+                    f"not {secret_id!r}"
+                )
+            secret_keys.append(
+                SecretKeysSpec(
+                    logical_id,
+                    secret_logical_id=secret_id["Ref"],
+                    properties={
+                        k: v for k, v in props.items() if k not in ("ServiceToken", "SecretId")
+                    },
+                )
+            )
+    return AwsResources(tuple(buckets), tuple(keys), tuple(secrets), tuple(secret_keys))
 
 
 def local_bucket_name(stack_name: str, logical_id: str) -> str:

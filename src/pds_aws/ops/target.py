@@ -1,7 +1,8 @@
 """Which PDS an operator command talks to: the local runtime or a deployed stack.
 
 The local runtime writes `.local/state.json`; a deployed stack publishes its endpoint and
-resource names as CloudFormation outputs and keeps the admin password in Secrets Manager.
+resource names as CloudFormation outputs and keeps the admin password and the rate-limit
+bypass key as JSON keys of the one PDS secret in Secrets Manager.
 Turning either into a `Target` is pure (`local_target`, `stack_target`); reading the state
 file or calling AWS is done by `resolve_target` at the edge, with the user's own AWS
 profile and region.
@@ -19,7 +20,13 @@ from urllib.parse import urlsplit
 
 from pds_aws.config import ConfigError, load_config
 from pds_aws.errors import LocalStateError
-from pds_aws.names import CONFIG_ENV, STATE_FILE, LocalState
+from pds_aws.names import (
+    ADMIN_PASSWORD_KEY,
+    CONFIG_ENV,
+    RATE_LIMIT_BYPASS_KEY,
+    STATE_FILE,
+    LocalState,
+)
 
 if TYPE_CHECKING:
     import boto3
@@ -28,12 +35,14 @@ if TYPE_CHECKING:
 # The stack (stack.py) declares outputs with exactly these keys; a unit test checks the
 # synthesized template against this table.
 OUTPUT_URL = "Url"
+# The PDS secret (key PDS_ADMIN_PASSWORD); before it was one secret, the admin password's own.
 OUTPUT_ADMIN_SECRET = "AdminPasswordSecretArn"
 OUTPUT_CLUSTER = "ClusterName"
 OUTPUT_SERVICE = "ServiceName"
 # Optional: without it the drill task definition is found among the stack's resources.
 OUTPUT_DRILL_TASK = "DrillTaskDefinitionArn"
-# Optional (stacks before rate limits were on have none): the rate-limit bypass key's secret.
+# Optional (stacks before rate limits were on have none): the secret holding the rate-limit
+# bypass key (key PDS_RATE_LIMIT_BYPASS_KEY; the PDS secret again on current stacks).
 OUTPUT_BYPASS_SECRET = "RateLimitBypassSecretArn"
 REQUIRED_OUTPUTS: tuple[str, ...] = (OUTPUT_URL, OUTPUT_ADMIN_SECRET)
 ECS_OUTPUTS: tuple[str, ...] = (OUTPUT_CLUSTER, OUTPUT_SERVICE)
@@ -99,15 +108,29 @@ def outputs_by_key(describe_stacks_response: Mapping[str, Any]) -> dict[str, str
     return {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
 
 
-def admin_password_from_secret(secret_string: str) -> str:
-    """The admin password from the secret's value: a plain string or `{"password": ...}`."""
+def value_from_secret(secret_string: str, key: str, *legacy_keys: str) -> str:
+    """One value of a secret: its JSON `key` (the PDS secret is one object of the PDS's
+    variables), a `legacy_keys` entry, or the whole string (secrets of one value, as stacks
+    deployed before the PDS secret was one object have)."""
     try:
         value = json.loads(secret_string)
     except json.JSONDecodeError:
         return secret_string
-    if isinstance(value, dict) and isinstance(value.get("password"), str):
-        return str(value["password"])
-    return secret_string
+    if not isinstance(value, dict):
+        return secret_string
+    for name in (key, *legacy_keys):
+        if isinstance(value.get(name), str):
+            return str(value[name])
+    raise TargetError(
+        f"the PDS secret has no key {key} (it has {', '.join(sorted(value)) or 'none'}); "
+        f"deploy the stack again (its custom resource adds missing keys) or put the key back"
+    )
+
+
+def admin_password_from_secret(secret_string: str) -> str:
+    """The admin password from the secret's value: its `PDS_ADMIN_PASSWORD` key, a
+    `{"password": ...}` object, or a plain string."""
+    return value_from_secret(secret_string, ADMIN_PASSWORD_KEY, "password")
 
 
 def stack_target(
@@ -194,28 +217,29 @@ def resolve_stack(session: boto3.Session, stack_name: str, profile: str | None =
     secret_arn = outputs.get(OUTPUT_ADMIN_SECRET)
     if not secret_arn:
         stack_target(stack_name, region, outputs, "")  # raises with the missing output named
-    try:
-        secret = session.client("secretsmanager").get_secret_value(SecretId=str(secret_arn))
-    except ClientError as exc:
-        raise TargetError(
-            f"cannot read the admin password secret of stack {stack_name} "
-            f"({exc.response['Error']['Code']}); your AWS identity needs "
-            f"secretsmanager:GetSecretValue on it"
-        ) from None
-    password = admin_password_from_secret(secret["SecretString"])
+    secrets = session.client("secretsmanager")
+    read: dict[str, str] = {}
+
+    def secret_string(arn: str, what: str) -> str:
+        # Both outputs name the one PDS secret on current stacks: read it once.
+        if arn not in read:
+            try:
+                read[arn] = str(secrets.get_secret_value(SecretId=arn)["SecretString"])
+            except ClientError as exc:
+                raise TargetError(
+                    f"cannot read the {what} secret of stack {stack_name} "
+                    f"({exc.response['Error']['Code']}); your AWS identity needs "
+                    f"secretsmanager:GetSecretValue on it"
+                ) from None
+        return read[arn]
+
+    password = admin_password_from_secret(secret_string(str(secret_arn), "admin password"))
     bypass_key = None
     if outputs.get(OUTPUT_BYPASS_SECRET):
-        try:
-            bypass = session.client("secretsmanager").get_secret_value(
-                SecretId=outputs[OUTPUT_BYPASS_SECRET]
-            )
-        except ClientError as exc:
-            raise TargetError(
-                f"cannot read the rate-limit bypass key secret of stack {stack_name} "
-                f"({exc.response['Error']['Code']}); your AWS identity needs "
-                f"secretsmanager:GetSecretValue on it"
-            ) from None
-        bypass_key = str(bypass["SecretString"])
+        bypass_key = value_from_secret(
+            secret_string(outputs[OUTPUT_BYPASS_SECRET], "rate-limit bypass key"),
+            RATE_LIMIT_BYPASS_KEY,
+        )
     return stack_target(stack_name, region, outputs, password, profile, bypass_key)
 
 
