@@ -243,8 +243,13 @@ def test_aws_resources_read_from_the_template(template: dict[str, Any]) -> None:
         k.key_spec == "ECC_SECG_P256K1" and k.key_usage == "SIGN_VERIFY" for k in resources.keys
     )
     assert any(b.versioned for b in resources.buckets)  # the backup bucket
-    generated = [s for s in resources.secrets if s.generate is not None]
-    assert any("PasswordLength" in (s.generate or {}) for s in generated)
+    # The SMTP URL secret: GenerateSecretString {} (its custom resource writes the value).
+    # The PDS secret: neither it nor a SecretString, an empty secret its keys resource fills.
+    by_id = {s.logical_id: s for s in resources.secrets}
+    assert sorted(s.generate is None for s in resources.secrets) == [False, True]
+    (keys,) = resources.secret_keys
+    assert by_id[keys.secret_logical_id].generate is None
+    assert set(keys.properties) == {"Keys"}
 
 
 def test_local_bucket_names_are_valid() -> None:
