@@ -143,7 +143,9 @@ def test_operator_commands_read_the_admin_password_by_its_key(secret: str, passw
 
 
 def test_a_missing_key_is_named_with_the_fix() -> None:
-    with pytest.raises(target.TargetError, match=r"no key PDS_RATE_LIMIT_BYPASS_KEY.*deploy"):
+    with pytest.raises(
+        target.TargetError, match=r"no key PDS_RATE_LIMIT_BYPASS_KEY.*Rotating the PDS secrets"
+    ):
         target.value_from_secret(json.dumps({ADMIN_PASSWORD_KEY: "x"}), RATE_LIMIT_BYPASS_KEY)
 
 

@@ -123,7 +123,7 @@ def value_from_secret(secret_string: str, key: str, *legacy_keys: str) -> str:
             return str(value[name])
     raise TargetError(
         f"the PDS secret has no key {key} (it has {', '.join(sorted(value)) or 'none'}); "
-        f"deploy the stack again (its custom resource adds missing keys) or put the key back"
+        f'put the key back in the secret (guides/OPERATIONS.md, "Rotating the PDS secrets")'
     )
 
 
