@@ -9,6 +9,7 @@ task definition; the stack wires the start order between the two.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from aws_cdk import Duration
 from aws_cdk import aws_ec2 as ec2
@@ -22,8 +23,10 @@ from constructs import Construct
 from pds_aws.config import Architecture, Config
 from pds_aws.infra.compliance import acknowledge
 from pds_aws.infra.images import pds_image_copy
-from pds_aws.infra.pds_secret import PdsSecret
 from pds_aws.names import DATA_DIRECTORY, PDS_CONTAINER, PDS_HEALTH_URL, PDS_PORT
+
+if TYPE_CHECKING:  # the backup construct imports this module, and pds_secret imports it back
+    from pds_aws.infra.pds_secret import PdsSecret
 
 # The PDS's S3 upload timeout covers the whole client -> PDS -> S3 stream of one blob (its
 # default, 20 s, is the floor here). A blob of the upload limit must fit at this client
