@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import json
 import re
-import struct
 import subprocess
 import threading
 import urllib.error
 import urllib.request
-import zlib
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,24 +27,12 @@ from pds_aws.local.provision import rotation_public_key
 from pds_aws.local.runtime import LocalRuntime
 from pds_aws.local.smtp_sink import read_messages
 from pds_aws.names import LocalState
+from pds_aws.ops.smoke import tiny_png
 
 pytestmark = pytest.mark.integration
 
 WAIT_S = 60.0
 PASSWORDS = {"alice": "alice-pass-1234", "bob": "bob-pass-5678"}
-
-
-def tiny_png() -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-        )
-
-    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
-    pixels = zlib.compress(b"\x00\xff\x80\x00")
-    return (
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
-    )
 
 
 def http_status(url: str) -> tuple[int, str]:

@@ -19,10 +19,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import struct
 import sys
-import tomllib
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -31,36 +28,16 @@ import httpx
 import pytest
 from atproto import Client, models
 
-from pds_aws.config import Config, parse_config
+from helpers import make_config
 from pds_aws.infra.synth import synthesize
 from pds_aws.local.processes import free_port, start_process, tcp_open, wait_until
 from pds_aws.local.runtime import LocalRuntime
 from pds_aws.names import LOCAL_DIR
+from pds_aws.ops.smoke import tiny_png
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE = ROOT / "pds.example.toml"
 HANDLE, PASSWORD = "carol.test", "carol-pass-2468"
-
-
-def config_with(**sections: dict[str, Any]) -> Config:
-    data = tomllib.loads(EXAMPLE.read_text(encoding="utf-8"))
-    for section, values in sections.items():
-        data.setdefault(section, {}).update(values)
-    return parse_config(data, EXAMPLE)
-
-
-def png() -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        crc = struct.pack(">I", zlib.crc32(kind + data))
-        return struct.pack(">I", len(data)) + kind + data + crc
-
-    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
-    pixels = zlib.compress(b"\x00\x10\x20\x30")
-    return (
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
-    )
 
 
 def plc_document(plc_url: str, did: str) -> dict[str, Any]:
@@ -114,7 +91,7 @@ def delete_every_secret(old: Path, new: Path) -> None:
 def test_recover_adopts_the_retained_backup_blobs_and_rotation_key(tmp_path: Path) -> None:
     old_dir, new_dir = tmp_path / "old", tmp_path / "new"
     old_dir.mkdir()
-    old_config = config_with()
+    old_config = make_config()
     old = LocalRuntime(old_dir, old_config, template=synthesize(old_config))
     state = old.start()
     try:
@@ -140,7 +117,7 @@ def test_recover_adopts_the_retained_backup_blobs_and_rotation_key(tmp_path: Pat
         carol = Client(state.url)
         carol.login(HANDLE, PASSWORD, fetch_bsky_profile=False)
         post = carol.send_post("written before the stack was deleted", profile_identify=did)
-        image = png()
+        image = tiny_png()
         image_post = carol.send_image(
             "kept in the blob bucket", image=image, image_alt="one pixel", profile_identify=did
         )
@@ -157,7 +134,7 @@ def test_recover_adopts_the_retained_backup_blobs_and_rotation_key(tmp_path: Pat
     shutil.copytree(old_dir / LOCAL_DIR / "plc", new_dir / LOCAL_DIR / "plc")
     shutil.copy2(old_dir / LOCAL_DIR / "ports.json", new_dir / LOCAL_DIR / "ports.json")
     backup_bucket = state.backup_url.removeprefix("s3://").split("/", 1)[0]
-    recovered_config = config_with(
+    recovered_config = make_config(
         aws={"stack_name": "BlueskyPdsRecovered"},
         recover={
             "backup_bucket": backup_bucket,
