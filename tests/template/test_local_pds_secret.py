@@ -18,7 +18,7 @@ from moto.server import ThreadedMotoServer
 
 from pds_aws.infra.pds_secret import GENERATED_KEYS
 from pds_aws.infra.pds_secret_keys import handler
-from pds_aws.local import taskdef
+from pds_aws.local import stack_resources, taskdef
 from pds_aws.local.processes import free_port
 from pds_aws.local.provision import LocalAwsState, client, provision
 from pds_aws.names import JWT_SECRET_KEY, PDS_CONTAINER, SECRET_KEYS_RESOURCE_TYPE
@@ -41,7 +41,7 @@ def endpoint() -> Iterator[str]:
 
 
 def start(template: dict[str, Any], endpoint: str) -> LocalAwsState:
-    resources = taskdef.read_aws_resources(template)
+    resources = stack_resources.read_aws_resources(template)
     return provision(resources, endpoint=endpoint, region=REGION, stack_name="BlueskyPds")
 
 

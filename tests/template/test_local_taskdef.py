@@ -10,6 +10,7 @@ import pytest
 
 from helpers import container, environment
 from pds_aws.local import taskdef
+from pds_aws.local.stack_resources import local_bucket_name, read_aws_resources
 from pds_aws.local.taskdef import (
     LocalAws,
     LocalEndpoints,
@@ -17,9 +18,7 @@ from pds_aws.local.taskdef import (
     TaskDefinitionError,
     container_environment,
     find_task_definition,
-    local_bucket_name,
     parse_secret_value_from,
-    read_aws_resources,
     read_task_definition,
     resolve,
 )

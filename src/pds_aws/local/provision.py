@@ -19,16 +19,15 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 
 from pds_aws.errors import PdsAwsError
-from pds_aws.local.taskdef import (
-    LOCAL_AWS_CREDENTIALS,
+from pds_aws.local.stack_resources import (
     AwsResources,
-    LocalAws,
     SecretKeysSpec,
     SecretSpec,
     local_bucket_name,
     local_key_alias,
     local_secret_name,
 )
+from pds_aws.local.taskdef import LOCAL_AWS_CREDENTIALS, LocalAws
 from pds_aws.names import SECRET_KEYS_RESOURCE_TYPE
 
 

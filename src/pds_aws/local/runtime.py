@@ -23,7 +23,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from pds_aws.config import Config
-from pds_aws.local import direct_edge, taskdef
+from pds_aws.local import direct_edge, stack_resources, taskdef
 from pds_aws.local.earlier_run import clear_own_state, refuse_if_running
 from pds_aws.local.paths import (
     PACKAGE_DIR,
@@ -249,7 +249,7 @@ class LocalRuntime:
         from pds_aws.local.provision import provision
 
         local = provision(
-            taskdef.read_aws_resources(template),
+            stack_resources.read_aws_resources(template),
             endpoint=ports.aws_url,
             region=self.config.aws.region,
             stack_name=self.config.aws.stack_name,
