@@ -120,10 +120,15 @@ def test_a_crash_right_after_a_restart_loses_nothing_acknowledged_a_second_befor
         posters = [Poster(state.url, n, dids[n], acked[n]) for n in dids]
         for poster in posters:
             poster.thread.start()
+        # Enough posts, and the first of them more than 1 s old: on a fast machine all of them
+        # can be acknowledged within one second, and the test would then check nothing.
         wait_until(
-            lambda: sum(len(a) for a in acked.values()) >= POSTS_BEFORE_CRASH,
+            lambda: (
+                sum(len(a) for a in acked.values()) >= POSTS_BEFORE_CRASH
+                and min(t for a in acked.values() for t in a.values()) < time.monotonic() - 2.0
+            ),
             WAIT_S,
-            f"{POSTS_BEFORE_CRASH} acknowledged posts after the restart",
+            f"{POSTS_BEFORE_CRASH} acknowledged posts after the restart, the first 2 s old",
             every=0.05,
         )
         # The crash: the task's containers (Litestream dies with its sidecar).
