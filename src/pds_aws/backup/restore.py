@@ -24,7 +24,7 @@ from pds_aws.backup.layout import (
     file_key,
     generation_prefix,
 )
-from pds_aws.backup.logs import info
+from pds_aws.backup.logs import info, warn
 from pds_aws.backup.plan import (
     SCRATCH_PREFIX,
     GenerationContents,
@@ -222,6 +222,42 @@ def restore_generation(
         problem = quick_check(target)
         return f"database {rel}: quick_check says {problem}" if problem else None
 
+    def restore_dbs(rels: list[str]) -> list[str | None]:
+        if ltx_mirror is None or at is not None or len(rels) < 2:
+            with ThreadPoolExecutor(max_workers=RESTORE_CONCURRENCY) as pool:
+                return list(pool.map(restore_db, rels))
+        # The latest state of many databases: one Litestream process for all of them
+        # (litestream.restore_latest_many), each checked, then moved into place.
+        scratch = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f"{SCRATCH_PREFIX}db-"))
+        try:
+            try:
+                litestream.restore_latest_many(
+                    settings.litestream_bin,
+                    [(f"file://{ltx_mirror / rel}", scratch / "db" / rel) for rel in rels],
+                    scratch / "litestream.yml",
+                    env=env,
+                )
+            except litestream.LitestreamError as exc:
+                # One restore each instead: slower, and its messages name each database.
+                warn(f"{exc}; restoring the {len(rels)} databases one by one instead")
+                with ThreadPoolExecutor(max_workers=RESTORE_CONCURRENCY) as pool:
+                    return list(pool.map(restore_db, rels))
+
+            def check_and_move(rel: str) -> str | None:
+                restored = scratch / "db" / rel
+                problem = quick_check(restored)
+                if problem:
+                    return f"database {rel}: quick_check says {problem}"
+                target = out_dir / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(restored, target)
+                return None
+
+            with ThreadPoolExecutor(max_workers=RESTORE_CONCURRENCY) as pool:
+                return list(pool.map(check_and_move, rels))
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
     def restore_file(rel: str) -> str | None:
         target = out_dir / rel
         try:
@@ -261,8 +297,7 @@ def restore_generation(
         if fetch_problems:
             raise RestoreFailed(fetch_problems)
         fetch_seconds = time.monotonic() - db_started
-        with ThreadPoolExecutor(max_workers=RESTORE_CONCURRENCY) as pool:
-            db_results = list(pool.map(restore_db, rest))
+        db_results = restore_dbs(rest)
         problems = [p for p in [*db_results, *file_results] if p]
         if problems:
             raise RestoreFailed(problems)
