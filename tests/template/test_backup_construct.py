@@ -42,6 +42,7 @@ from helpers import (
 )
 from pds_aws.backup.construct import BACKUP_PREFIX, BackupSidecar
 from pds_aws.config import Config
+from pds_aws.infra.service import PdsTask
 
 DOCKERFILE = PROJECT_ROOT / "src/pds_aws/backup/Dockerfile"
 DATA_VOLUME = "pds-data"
@@ -104,17 +105,15 @@ def _build(config: Config, outdir: Path, *, nag: bool, env: bool = False) -> Bui
     )
     bucket = s3.Bucket(stack, "BackupBucket")
     security_group = ec2.SecurityGroup(stack, "TaskSecurityGroup", vpc=vpc)
-    backup = BackupSidecar(
-        stack,
-        "Backup",
-        config=config,
+    task = PdsTask(
         cluster=cluster,
         task_definition=task_definition,
         data_volume_name=DATA_VOLUME,
-        backup_bucket=bucket,
         vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC),
         security_group=security_group,
+        assign_public_ip=True,
     )
+    backup = BackupSidecar(stack, "Backup", config=config, task=task, backup_bucket=bucket)
     # What the stack does with the alarm (the contract: the construct adds no action).
     topic = sns.Topic(stack, "AlarmTopic", enforce_ssl=True)
     backup.drill_failed_alarm.add_alarm_action(cloudwatch_actions.SnsAction(topic))

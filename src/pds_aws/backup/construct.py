@@ -18,7 +18,6 @@ from typing import Any
 
 from aws_cdk import Duration, IgnoreMode, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -31,7 +30,7 @@ from deploy_time_build import ContainerImageBuild
 from pds_aws.config import Architecture, Config
 from pds_aws.infra.compliance import acknowledge, nag_text, wildcard_findings
 from pds_aws.infra.images import docker_platform, image_repository
-from pds_aws.infra.service import mount
+from pds_aws.infra.service import PdsTask, mount
 from pds_aws.names import (
     BACKUP_CONTAINER,
     BACKUP_PREFIX,
@@ -175,12 +174,8 @@ class BackupSidecar(Construct):
         id: str,
         *,
         config: Config,
-        cluster: ecs.ICluster,
-        task_definition: ecs.FargateTaskDefinition,
-        data_volume_name: str,
+        task: PdsTask,
         backup_bucket: s3.IBucket,
-        vpc_subnets: ec2.SubnetSelection,
-        security_group: ec2.ISecurityGroup,
     ) -> None:
         super().__init__(scope, id)
         self._config = config
@@ -202,25 +197,20 @@ class BackupSidecar(Construct):
         # Also runs the direct edge's certificate keeper (pds-aws-tls).
         self.image = image
 
-        self._add_sidecar(task_definition, image, data_volume_name)
-        grant_backup_access(backup_bucket, task_definition.task_role, write=True)
+        self._add_sidecar(task, image)
+        grant_backup_access(backup_bucket, task.task_definition.task_role, write=True)
         self._add_error_metric()
 
         self._add_drill_task(image)
         grant_backup_access(backup_bucket, self.drill_task_definition.task_role, write=False)
-        self._add_drill_schedule(cluster, vpc_subnets, security_group)
-        self._add_drill_failure_alarm(cluster)
-        self._acknowledge_nag_findings(task_definition, backup_bucket)
+        self._add_drill_schedule(task)
+        self._add_drill_failure_alarm(task.cluster)
+        self._acknowledge_nag_findings(task.task_definition, backup_bucket)
 
-    def _add_sidecar(
-        self,
-        task_definition: ecs.FargateTaskDefinition,
-        image: ecs.ContainerImage,
-        data_volume_name: str,
-    ) -> None:
+    def _add_sidecar(self, task: PdsTask, image: ecs.ContainerImage) -> None:
         """The `backup` container in the PDS task: restore first, then replicate."""
         self.log_group = self._log_group("LogGroup")
-        self.container = task_definition.add_container(
+        self.container = task.task_definition.add_container(
             BACKUP_CONTAINER,
             container_name=BACKUP_CONTAINER,
             image=image,
@@ -251,7 +241,7 @@ class BackupSidecar(Construct):
                 stream_prefix=BACKUP_CONTAINER, log_group=self.log_group
             ),
         )
-        mount(self.container, data_volume_name, DATA_DIRECTORY, read_only=False)
+        mount(self.container, task.data_volume_name, DATA_DIRECTORY, read_only=False)
 
     def _add_error_metric(self) -> None:
         """Counts the sidecar's ERROR lines for the stack's "backup errors" alarm."""
@@ -310,21 +300,9 @@ class BackupSidecar(Construct):
         )
         mount(self.drill_container, DRILL_SCRATCH_VOLUME, DRILL_SCRATCH_DIRECTORY, read_only=False)
 
-    def _add_drill_schedule(
-        self,
-        cluster: ecs.ICluster,
-        vpc_subnets: ec2.SubnetSelection,
-        security_group: ec2.ISecurityGroup,
-    ) -> None:
-        """The EventBridge rule that starts the drill task on [backup] drill_schedule."""
-        has_public = cluster.vpc.select_subnets(
-            availability_zones=vpc_subnets.availability_zones,
-            one_per_az=vpc_subnets.one_per_az,
-            subnet_filters=vpc_subnets.subnet_filters,
-            subnet_group_name=vpc_subnets.subnet_group_name,
-            subnets=vpc_subnets.subnets,
-            subnet_type=vpc_subnets.subnet_type,
-        ).has_public
+    def _add_drill_schedule(self, task: PdsTask) -> None:
+        """The EventBridge rule that starts the drill task on [backup] drill_schedule, in the
+        PDS task's cluster and network."""
         self.drill_schedule = events.Rule(
             self,
             "DrillSchedule",
@@ -332,14 +310,13 @@ class BackupSidecar(Construct):
             schedule=events.Schedule.expression(self._config.backup.drill_schedule),
             targets=[
                 targets.EcsTask(
-                    cluster=cluster,
+                    cluster=task.cluster,
                     task_definition=self.drill_task_definition,
                     launch_type=ecs.LaunchType.FARGATE,
                     platform_version=ecs.FargatePlatformVersion.LATEST,
-                    subnet_selection=vpc_subnets,
-                    security_groups=[security_group],
-                    # Public subnets without NAT: the drill reaches ECR through its own address.
-                    assign_public_ip=has_public,
+                    subnet_selection=task.vpc_subnets,
+                    security_groups=[task.security_group],
+                    assign_public_ip=task.assign_public_ip,
                     propagate_tags=ecs.PropagatedTagSource.TASK_DEFINITION,
                 )
             ],

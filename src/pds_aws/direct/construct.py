@@ -49,7 +49,8 @@ from pds_aws.direct.caddy import (
 from pds_aws.direct.tls import CERTIFICATE_FILE, KEY_FILE, LIVE_DIR, TLS_DIR
 from pds_aws.infra.compliance import acknowledge, skip_checkov
 from pds_aws.infra.handlers import handler_function
-from pds_aws.infra.service import mount
+from pds_aws.infra.service import PdsTask, mount
+from pds_aws.names import DATA_DIRECTORY, PDS_PORT
 from pds_aws.versions import CADDY_IMAGE
 
 PUBLIC_PORTS = (80, 443)
@@ -98,18 +99,15 @@ class DirectEdge(Construct):
         construct_id: str,
         *,
         config: Config,
-        cluster: ecs.ICluster,
+        task: PdsTask,
         service: ecs.FargateService,
-        task_definition: ecs.FargateTaskDefinition,
-        security_group: ec2.SecurityGroup,
-        data_volume_name: str,
-        data_directory: str,
-        pds_port: int,
         tls_image: ecs.ContainerImage,
-        hosted_zone_id: str,
     ) -> None:
         super().__init__(scope, construct_id)
         domain = config.pds.domain
+        hosted_zone_id = config.pds.hosted_zone_id
+        task_definition = task.task_definition
+        security_group = task.security_group
         removal = RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY
         zone_arn = Stack.of(self).format_arn(
             service="route53", region="", account="", resource="hostedzone",
@@ -137,7 +135,7 @@ class DirectEdge(Construct):
 
         # --- the proxy ----------------------------------------------------------------------
         self.proxy_log_group = self._log_group("ProxyLogGroup", config, removal)
-        site = proxy_site(config, data_directory, pds_port)
+        site = proxy_site(config, DATA_DIRECTORY, PDS_PORT)
         self.proxy_container = task_definition.add_container(
             PROXY_CONTAINER_NAME,
             container_name=PROXY_CONTAINER_NAME,
@@ -160,12 +158,12 @@ class DirectEdge(Construct):
             ),
             stop_timeout=Duration.seconds(10),
         )
-        mount(self.proxy_container, data_volume_name, data_directory, read_only=True)
+        mount(self.proxy_container, task.data_volume_name, DATA_DIRECTORY, read_only=True)
 
         # --- the certificate keeper -----------------------------------------------------------
         self.tls_log_group = self._log_group("TlsLogGroup", config, removal)
         tls_environment = {
-            "PDS_DATA_DIRECTORY": data_directory,
+            "PDS_DATA_DIRECTORY": DATA_DIRECTORY,
             "TLS_DOMAIN": domain,
             "ACME_DIRECTORY": config.edge.acme_directory,
             "CADDY_ADMIN": site.admin,
@@ -193,7 +191,7 @@ class DirectEdge(Construct):
             ),
             stop_timeout=Duration.seconds(10),
         )
-        mount(self.tls_container, data_volume_name, data_directory, read_only=False)
+        mount(self.tls_container, task.data_volume_name, DATA_DIRECTORY, read_only=False)
         # DNS-01: certbot-dns-route53 writes and removes the TXT record _acme-challenge.<domain>.
         task_role = task_definition.task_role
         task_role.add_to_principal_policy(
@@ -247,7 +245,7 @@ class DirectEdge(Construct):
                 source=["aws.ecs"],
                 detail_type=["ECS Task State Change"],
                 detail={
-                    "clusterArn": [cluster.cluster_arn],
+                    "clusterArn": [task.cluster.cluster_arn],
                     # Only tasks of the PDS task definition move the records, not the restore
                     # drill's. Its family, not the service name: the service waits for this
                     # rule, so the rule cannot refer to the service.

@@ -9,6 +9,7 @@ task definition; the stack wires the start order between the two.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from aws_cdk import Duration
@@ -94,6 +95,19 @@ def pds_environment(
     return env
 
 
+@dataclass(frozen=True)
+class PdsTask:
+    """What the containers and tasks beside the PDS share with it: the cluster and network it
+    runs in, its task definition and its data volume."""
+
+    cluster: ecs.ICluster
+    task_definition: ecs.FargateTaskDefinition
+    data_volume_name: str
+    vpc_subnets: ec2.SubnetSelection
+    security_group: ec2.ISecurityGroup
+    assign_public_ip: bool
+
+
 class PdsService(Construct):
     """Fargate task definition with container `pds`, and the service running one copy."""
 
@@ -139,7 +153,6 @@ class PdsService(Construct):
         )
         # A Fargate volume without a host path lives on the task's ephemeral storage and is
         # shared by the containers mounting it: the PDS and the backup sidecar.
-        self.data_volume_name = DATA_VOLUME_NAME
         self.task_definition.add_volume(name=DATA_VOLUME_NAME)
 
         container_secrets = secrets.ecs_secrets()
@@ -192,7 +205,7 @@ class PdsService(Construct):
                 ),
             },
         )
-        self.security_group = ec2.SecurityGroup(
+        security_group = ec2.SecurityGroup(
             self,
             "TaskSecurityGroup",
             vpc=vpc,
@@ -203,6 +216,15 @@ class PdsService(Construct):
                 else "PDS task: inbound only from the load balancer, outbound to the network"
             ),
             allow_all_outbound=True,
+        )
+        self.task = PdsTask(
+            cluster=cluster,
+            task_definition=self.task_definition,
+            data_volume_name=DATA_VOLUME_NAME,
+            vpc_subnets=vpc_subnets,
+            security_group=security_group,
+            # Public subnets without NAT: a task reaches ECR and the AWS APIs by its own address.
+            assign_public_ip=True,
         )
         self.service = ecs.FargateService(
             self,
@@ -215,9 +237,9 @@ class PdsService(Construct):
             max_healthy_percent=100,
             circuit_breaker=ecs.DeploymentCircuitBreaker(enable=True, rollback=True),
             enable_execute_command=True,
-            assign_public_ip=True,
+            assign_public_ip=self.task.assign_public_ip,
             vpc_subnets=vpc_subnets,
-            security_groups=[self.security_group],
+            security_groups=[security_group],
             capacity_provider_strategies=[
                 ecs.CapacityProviderStrategy(
                     capacity_provider="FARGATE_SPOT" if task.spot else "FARGATE", weight=1

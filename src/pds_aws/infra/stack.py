@@ -49,7 +49,6 @@ from pds_aws.infra.service import PdsService
 from pds_aws.infra.storage import ROTATION_KEY_USE_ACTIONS, Storage
 from pds_aws.names import (
     BACKUP_PREFIX,
-    DATA_DIRECTORY,
     IMAGE_TAG_LABEL,
     PDS_CONTAINER,
     PDS_PORT,
@@ -165,15 +164,7 @@ class PdsStack(Stack):
         )
 
         backup = BackupSidecar(
-            self,
-            "Backup",
-            config=config,
-            cluster=network.cluster,
-            task_definition=service.task_definition,
-            data_volume_name=service.data_volume_name,
-            backup_bucket=storage.backup_bucket,
-            vpc_subnets=network.public_subnets,
-            security_group=service.security_group,
+            self, "Backup", config=config, task=service.task, backup_bucket=storage.backup_bucket
         )
         # Restore must finish before the PDS opens its databases.
         service.container.add_container_dependencies(
@@ -199,15 +190,9 @@ class PdsStack(Stack):
                 self,
                 "Direct",
                 config=config,
-                cluster=network.cluster,
+                task=service.task,
                 service=service.service,
-                task_definition=service.task_definition,
-                security_group=service.security_group,
-                data_volume_name=service.data_volume_name,
-                data_directory=DATA_DIRECTORY,
-                pds_port=PDS_PORT,
                 tls_image=backup.image,
-                hosted_zone_id=config.pds.hosted_zone_id,
             )
             # The certificate and the ACME account come back with the restore; the proxy
             # starts once the sidecar has restored and the certificate is in place.
