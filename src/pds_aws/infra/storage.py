@@ -249,19 +249,39 @@ class Storage(Construct):
             bucket.add_to_resource_policy(statement)
 
     def _bucket(self, construct_id: str, config: Config, *, versioned: bool) -> s3.Bucket:
-        destroy = not config.is_prod
-        return s3.Bucket(
+        return private_bucket(
             self,
             construct_id,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            enforce_ssl=True,
-            minimum_tls_version=1.2,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             versioned=versioned,
-            removal_policy=removal_policy(config),
-            auto_delete_objects=destroy,
+            removal=removal_policy(config),
+            auto_delete_objects=not config.is_prod,
         )
+
+
+def private_bucket(
+    scope: Construct,
+    construct_id: str,
+    *,
+    versioned: bool,
+    removal: RemovalPolicy,
+    auto_delete_objects: bool = False,
+    lifecycle_rules: Sequence[s3.LifecycleRule] | None = None,
+) -> s3.Bucket:
+    """Every bucket of the project: no public access, TLS 1.2 or later only, encrypted at
+    rest, objects owned by the bucket owner (no ACLs)."""
+    return s3.Bucket(
+        scope,
+        construct_id,
+        block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+        encryption=s3.BucketEncryption.S3_MANAGED,
+        enforce_ssl=True,
+        minimum_tls_version=1.2,
+        object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+        versioned=versioned,
+        lifecycle_rules=lifecycle_rules,
+        removal_policy=removal,
+        auto_delete_objects=auto_delete_objects,
+    )
 
 
 def _only_through_endpoint(

@@ -28,6 +28,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from pds_aws.config import Config
+from pds_aws.infra.storage import private_bucket
 from pds_aws.pipeline import steps
 from pds_aws.pipeline.compliance import acknowledge_pipeline_findings
 from pds_aws.pipeline.roles import ProductionStepsRole, teardown_statements
@@ -101,14 +102,9 @@ class PipelineStack(Stack):
         self.config = config
         source = _source(config, self)
         synth = steps.synth_step(config)
-        self.artifact_bucket = s3.Bucket(
+        self.artifact_bucket = private_bucket(
             self,
             "Artifacts",
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            enforce_ssl=True,
-            minimum_tls_version=1.2,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             versioned=True,
             lifecycle_rules=[
                 s3.LifecycleRule(
@@ -117,7 +113,7 @@ class PipelineStack(Stack):
                     abort_incomplete_multipart_upload_after=Duration.days(1),
                 )
             ],
-            removal_policy=RemovalPolicy.RETAIN,
+            removal=RemovalPolicy.RETAIN,
         )
         self.pipeline = pipelines.CodePipeline(
             self,
