@@ -30,6 +30,7 @@ from deploy_time_build import ContainerImageBuild
 from pds_aws.config import Architecture, Config
 from pds_aws.infra.compliance import acknowledge, nag_text, wildcard_findings
 from pds_aws.infra.images import docker_platform, image_repository
+from pds_aws.infra.monitoring import line_count_metric
 from pds_aws.infra.service import PdsTask, mount
 from pds_aws.names import (
     BACKUP_CONTAINER,
@@ -63,7 +64,6 @@ STOP_TIMEOUT = Duration.seconds(120)
 # The sidecar marks every failure line with "ERROR" (its own lines: "ERROR backup: ...";
 # Litestream's: "level=ERROR"): one count for the stack's "backup errors" alarm.
 ERROR_FILTER_PATTERN = logs.FilterPattern.any_term("ERROR")
-METRIC_NAMESPACE_PREFIX = "PdsAws"
 
 # Reasons shared by several cdk-nag acknowledgments of this construct.
 _PREFIX_REASON = (
@@ -82,11 +82,6 @@ _ENV_REASON = (
     "The environment holds no secrets: the data directory, the backup bucket URL and "
     "the region. Credentials come from the task role."
 )
-
-
-def metric_namespace(config: Config) -> str:
-    """Per stack, so two deployments in one account never share a metric."""
-    return f"{METRIC_NAMESPACE_PREFIX}/{config.aws.stack_name}"
 
 
 def cpu_architecture(architecture: Architecture) -> ecs.CpuArchitecture:
@@ -180,7 +175,6 @@ class BackupSidecar(Construct):
         super().__init__(scope, id)
         self._config = config
         self._removal = RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY
-        self.metric_namespace = metric_namespace(config)
         self.backup_url = backup_url(backup_bucket.bucket_name)
 
         self.image_build = ContainerImageBuild(
@@ -245,18 +239,13 @@ class BackupSidecar(Construct):
 
     def _add_error_metric(self) -> None:
         """Counts the sidecar's ERROR lines for the stack's "backup errors" alarm."""
-        self.error_metric_filter = logs.MetricFilter(
+        self.error_metric = line_count_metric(
             self,
             "ErrorMetricFilter",
+            self._config,
             log_group=self.log_group,
-            filter_pattern=ERROR_FILTER_PATTERN,
-            metric_namespace=self.metric_namespace,
-            metric_name="BackupErrors",
-            metric_value="1",
-            default_value=0,
-        )
-        self.error_metric = self.error_metric_filter.metric(
-            statistic="Sum", period=Duration.minutes(5)
+            pattern=ERROR_FILTER_PATTERN,
+            name="BackupErrors",
         )
 
     def _add_drill_task(self, image: ecs.ContainerImage) -> None:

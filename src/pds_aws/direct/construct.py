@@ -49,6 +49,7 @@ from pds_aws.direct.caddy import (
 from pds_aws.direct.tls import CERTIFICATE_FILE, KEY_FILE, LIVE_DIR, TLS_DIR
 from pds_aws.infra.compliance import acknowledge, skip_checkov
 from pds_aws.infra.handlers import handler_function
+from pds_aws.infra.monitoring import line_count_metric, metric_namespace
 from pds_aws.infra.service import PdsTask, mount
 from pds_aws.names import DATA_DIRECTORY, PDS_PORT
 from pds_aws.versions import CADDY_IMAGE
@@ -100,7 +101,6 @@ class DirectEdge(Construct):
         *,
         config: Config,
         task: PdsTask,
-        service: ecs.FargateService,
         tls_image: ecs.ContainerImage,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -260,44 +260,37 @@ class DirectEdge(Construct):
                 )
             ],
         )
-        # The first task's RUNNING event must find the rule and the function in place.
-        service.node.add_dependency(self.task_started_rule)
         self.dns_update_errors = self.dns_updater.metric_errors(
             period=Duration.minutes(5), statistic="Sum"
         )
         self._acknowledge(config)
 
         # --- metrics in place of the load balancer's ------------------------------------------
-        namespace = f"PdsAws/{config.aws.stack_name}"
         self.certificate_days_left = logs.MetricFilter(
             self,
             "CertificateDaysLeftFilter",
             log_group=self.tls_log_group,
             filter_pattern=logs.FilterPattern.string_value("$.event", "=", "certificate"),
-            metric_namespace=namespace,
+            metric_namespace=metric_namespace(config),
             metric_name=CERTIFICATE_METRIC,
             metric_value="$.days_left",
         ).metric(statistic="Minimum", period=Duration.hours(6))
-        self.proxy_requests = logs.MetricFilter(
+        self.proxy_requests = line_count_metric(
             self,
             "ProxyRequestsFilter",
+            config,
             log_group=self.proxy_log_group,
-            filter_pattern=logs.FilterPattern.string_value("$.logger", "=", "http.log.access"),
-            metric_namespace=namespace,
-            metric_name="ProxyRequests",
-            metric_value="1",
-            default_value=0,
-        ).metric(statistic="Sum", period=Duration.minutes(5))
-        self.proxy_5xx = logs.MetricFilter(
+            pattern=logs.FilterPattern.string_value("$.logger", "=", "http.log.access"),
+            name="ProxyRequests",
+        )
+        self.proxy_5xx = line_count_metric(
             self,
             "Proxy5xxFilter",
+            config,
             log_group=self.proxy_log_group,
-            filter_pattern=logs.FilterPattern.number_value("$.status", ">=", 500),
-            metric_namespace=namespace,
-            metric_name="Proxy5xx",
-            metric_value="1",
-            default_value=0,
-        ).metric(statistic="Sum", period=Duration.minutes(5))
+            pattern=logs.FilterPattern.number_value("$.status", ">=", 500),
+            name="Proxy5xx",
+        )
 
     def _log_group(self, id: str, config: Config, removal: RemovalPolicy) -> logs.LogGroup:
         log_group = logs.LogGroup(self, id, removal_policy=removal)

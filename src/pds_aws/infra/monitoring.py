@@ -15,7 +15,6 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
-from pds_aws.backup.construct import metric_namespace
 from pds_aws.config import Config
 from pds_aws.infra.compliance import acknowledge, skip_checkov
 from pds_aws.names import RATE_LIMIT_BYPASS_LOG_PATTERN
@@ -30,6 +29,7 @@ TARGET_5XX_THRESHOLD = 5
 ELB_5XX_THRESHOLD = 5
 ALARM_PERIOD = Duration.minutes(1)
 WINDOW = Duration.minutes(5)
+METRIC_NAMESPACE_PREFIX = "PdsAws"
 
 
 def pds_log_protection() -> logs.DataProtectionPolicy:
@@ -75,6 +75,35 @@ def no_healthy_hosts_periods(grace_period: Duration) -> int:
     """Alarm periods that outlast a normal task start, plus one period of real outage."""
     period = ALARM_PERIOD.to_seconds()
     return int(-(-grace_period.to_seconds() // period)) + 1
+
+
+def metric_namespace(config: Config) -> str:
+    """Per stack, so two deployments in one account never share a metric."""
+    return f"{METRIC_NAMESPACE_PREFIX}/{config.aws.stack_name}"
+
+
+def line_count_metric(
+    scope: Construct,
+    construct_id: str,
+    config: Config,
+    *,
+    log_group: logs.ILogGroup,
+    pattern: logs.IFilterPattern,
+    name: str,
+    period: Duration = WINDOW,
+) -> cloudwatch.Metric:
+    """How many lines of `log_group` match `pattern` per `period`, as the stack's metric
+    `name`; 0, not missing data, when none match."""
+    return logs.MetricFilter(
+        scope,
+        construct_id,
+        log_group=log_group,
+        filter_pattern=pattern,
+        metric_namespace=metric_namespace(config),
+        metric_name=name,
+        metric_value="1",
+        default_value=0,
+    ).metric(statistic="Sum", period=period)
 
 
 def dashboard_name(config: Config) -> str:
@@ -130,16 +159,14 @@ class Monitoring(Construct):
             {"CKV_AWS_26": "alarm names and states only; e-mail delivery is unencrypted anyway"},
         )
         self.alarms: dict[str, cloudwatch.Alarm] = {}
-        self.pds_error_metric = logs.MetricFilter(
+        self.pds_error_metric = line_count_metric(
             self,
             "PdsErrorMetricFilter",
+            config,
             log_group=self.pds_log_group,
-            filter_pattern=PDS_ERROR_FILTER_PATTERN,
-            metric_namespace=metric_namespace(config),
-            metric_name="PdsLogErrors",
-            metric_value="1",
-            default_value=0,
-        ).metric(statistic="Sum", period=WINDOW)
+            pattern=PDS_ERROR_FILTER_PATTERN,
+            name="PdsLogErrors",
+        )
 
     def watch(
         self,

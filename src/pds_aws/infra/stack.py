@@ -187,13 +187,10 @@ class PdsStack(Stack):
             cfn_service.health_check_grace_period_seconds = int(grace_period.to_seconds())
         else:
             direct = DirectEdge(
-                self,
-                "Direct",
-                config=config,
-                task=service.task,
-                service=service.service,
-                tls_image=backup.image,
+                self, "Direct", config=config, task=service.task, tls_image=backup.image
             )
+            # The first task's RUNNING event must find the DNS updater's rule in place.
+            service.service.node.add_dependency(direct.task_started_rule)
             # The certificate and the ACME account come back with the restore; the proxy
             # starts once the sidecar has restored and the certificate is in place.
             direct.tls_container.add_container_dependencies(

@@ -20,7 +20,7 @@ from constructs import Construct
 
 from pds_aws.config import Config
 from pds_aws.infra.compliance import acknowledge, skip_checkov
-from pds_aws.infra.monitoring import log_retention
+from pds_aws.infra.monitoring import line_count_metric, log_retention
 
 # The asset is `pds_aws/__init__.py`, `errors.py` and this package's runtime modules.
 SOURCE_ROOT = Path(__file__).resolve().parents[2]
@@ -98,16 +98,15 @@ class RelayWatchdog(Construct):
         self.alarm_metric = self.function.metric_errors(
             statistic="Sum", period=Duration.minutes(config.monitoring.relay_check)
         )
-        self.warning_metric = logs.MetricFilter(
+        self.warning_metric = line_count_metric(
             self,
             "WarningFilter",
+            config,
             log_group=self.log_group,
-            filter_pattern=WARN_FILTER_PATTERN,
-            metric_namespace=f"PdsAws/{config.aws.stack_name}",
-            metric_name="RelayWarnings",
-            metric_value="1",
-            default_value=0,
-        ).metric(statistic="Sum", period=Duration.minutes(config.monitoring.relay_check))
+            pattern=WARN_FILTER_PATTERN,
+            name="RelayWarnings",
+            period=Duration.minutes(config.monitoring.relay_check),
+        )
         self._acknowledge(config)
 
     def _acknowledge(self, config: Config) -> None:
