@@ -2,7 +2,7 @@
 
 `from pds_aws.config import Config, load_config` is the way in. model.py holds the sections,
 `Config` and the loader; values.py the values and checks the sections share (sizes, regions,
-patterns, the section base); recover.py the [recover] section.
+patterns, the section base); recover.py the [recover] section, pipeline.py [pipeline].
 """
 
 from pds_aws.config.model import (

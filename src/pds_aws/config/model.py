@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
+from pds_aws.config.pipeline import PipelineSettings
 from pds_aws.config.recover import RecoverSettings
 from pds_aws.config.values import (
     ACM_DOMAIN_MAX_LENGTH,
@@ -35,7 +36,6 @@ from pds_aws.config.values import (
 )
 from pds_aws.errors import ConfigError as ConfigError  # re-exported: raised by load_config
 from pds_aws.names import EXAMPLE_CONFIG_FILE
-from pds_aws.pipeline.settings import PipelineSettings
 from pds_aws.versions import PDS_IMAGE_REPOSITORY, PDS_IMAGE_TAG
 
 

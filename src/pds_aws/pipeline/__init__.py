@@ -1,4 +1,4 @@
-"""The optional delivery pipeline (`[pipeline]`): its settings, stages and stack.
+"""The optional delivery pipeline (`[pipeline]`): its stages and stack.
 
-`settings` is imported by the config and must stay free of CDK imports.
+Its settings are a section of the config (pds_aws.config.pipeline), validated with the rest.
 """
