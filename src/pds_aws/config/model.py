@@ -33,6 +33,7 @@ from pds_aws.config.values import (
     ZoneId,
     check_email,
     check_https_url,
+    dns_name,
 )
 from pds_aws.errors import ConfigError as ConfigError  # re-exported: raised by load_config
 from pds_aws.names import EXAMPLE_CONFIG_FILE
@@ -40,9 +41,9 @@ from pds_aws.versions import PDS_IMAGE_REPOSITORY, PDS_IMAGE_TAG
 
 
 class PdsSettings(Section):
-    domain: str
+    domain: Annotated[str, dns_name("pds.example.com")]
     hosted_zone_id: ZoneId
-    hosted_zone_name: str
+    hosted_zone_name: Annotated[str, dns_name("pds.example.com")]
     image_tag: str = PDS_IMAGE_TAG
     invite_required: bool = True
     # Handle suffixes users may register under; default: '.<domain>'.
@@ -57,15 +58,6 @@ class PdsSettings(Section):
     report_service_did: Did = "did:plc:ar7c4by46qjdydhdevvrndac"
     crawlers: tuple[str, ...] = ("https://bsky.network",)
     log_level: Literal["trace", "debug", "info", "warn", "error", "fatal"] = "info"
-
-    @field_validator("domain", "hosted_zone_name", mode="before")
-    @classmethod
-    def _domain(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = value.removesuffix(".")
-            if not DOMAIN_RE.fullmatch(value):
-                raise ValueError("is not a valid lower-case DNS name; example: 'pds.example.com'")
-        return value
 
     @field_validator("domain")
     @classmethod

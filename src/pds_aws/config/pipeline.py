@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import re
 from pathlib import PurePosixPath
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import ValidationInfo, field_validator, model_validator
+
+from pds_aws.config.values import ZONE_ID_RE, Section, arn_part, check_match, dns_name, whole_match
 
 # CodeStar Connections (renamed AWS CodeConnections in 2024; both ARN prefixes are in use):
 # arn:aws:codestar-connections:REGION:ACCOUNT:connection/CONNECTION-ID.
@@ -27,74 +30,72 @@ _CONNECTION_EXAMPLE = (
 _REPOSITORY_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}")
 # git check-ref-format, the parts a branch name typed into a config gets wrong.
 _BRANCH_RE = re.compile(r"(?!/|.*(?:\.\.|//|@\{|\.lock$|/$|\.$))[A-Za-z0-9._/-]{1,255}")
-_BUCKET_RE = re.compile(r"(?!xn--|sthree-)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
-_LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
-_DOMAIN_RE = re.compile(rf"(?=.{{1,253}}\Z)({_LABEL}\.)+[a-z]{{2,63}}")
-_ZONE_ID_RE = re.compile(r"Z[A-Z0-9]{4,31}")
+_BUCKET_RE = re.compile(
+    r"(?!xn--|sthree-)"  # reserved prefixes
+    r"(?!.*\.\.)"  # no two dots in a row
+    r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"
+)
+# An S3 object key: any characters, but no leading '/' and ending in .zip.
+_ZIP_KEY_RE = re.compile(r"(?!/).*\.zip", re.DOTALL)
 _STACK_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,127}")
 
+# The optional text settings with a pattern: what a value must match whole, and its problem else.
+_PATTERNS: dict[str, tuple[re.Pattern[str], str]] = {
+    "connection_arn": (
+        _CONNECTION_ARN_RE,
+        f"is not a CodeStar connection ARN; {_CONNECTION_EXAMPLE}",
+    ),
+    "repository": (
+        _REPOSITORY_RE,
+        "must be the GitHub repository as 'owner/name', example: 'alice/pds-aws'",
+    ),
+    "source_bucket": (
+        _BUCKET_RE,
+        "is not an S3 bucket name (3-63 lower-case letters, digits, '.' or '-'), "
+        "example: 'alice-pds-source'",
+    ),
+    "source_key": (
+        _ZIP_KEY_RE,
+        "must be the key of a .zip of the repository, without a leading '/', "
+        "example: 'pds-aws/source.zip'",
+    ),
+    "test_hosted_zone_id": (
+        ZONE_ID_RE,
+        "is not a Route 53 hosted zone id, example: 'Z0123456789ABCDEFGHIJ'",
+    ),
+    "test_stack_name": (
+        _STACK_NAME_RE,
+        "is not a CloudFormation stack name (a letter, then letters, digits or '-'), "
+        "example: 'BlueskyPds-Test'",
+    ),
+}
+_TEST_DOMAIN = dns_name("pds-test.example.com", empty_ok=True)
 
-class PipelineSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
+class PipelineSettings(Section):
     enabled: bool = False
     # This config file's path in the repository: the pipeline synthesizes and upgrades from it.
     config_file: str = "pds.toml"
     # Source, one of: a CodeStar connection to GitHub ...
     connection_arn: str = ""
     repository: str = ""
-    branch: str = "main"
+    branch: Annotated[str, whole_match(_BRANCH_RE, "is not a git branch name, example: 'main'")] = (
+        "main"
+    )
     # ... or a zip of the repository in a versioned S3 bucket.
     source_bucket: str = ""
     source_key: str = ""
     # The test stage: a test-mode stack with its own domain, SES identity and stack name.
-    test_domain: str = ""
+    test_domain: Annotated[str, _TEST_DOMAIN] = ""
     test_hosted_zone_id: str = ""  # default: [pds] hosted_zone_id
-    test_hosted_zone_name: str = ""  # default: [pds] hosted_zone_name
+    test_hosted_zone_name: Annotated[str, _TEST_DOMAIN] = ""  # default: [pds] hosted_zone_name
     test_stack_name: str = ""  # default: [aws] stack_name + "-Test"
 
-    @field_validator("connection_arn")
+    @field_validator(*_PATTERNS)
     @classmethod
-    def _connection_arn(cls, value: str) -> str:
-        if value and not _CONNECTION_ARN_RE.fullmatch(value):
-            raise ValueError(f"is not a CodeStar connection ARN; {_CONNECTION_EXAMPLE}")
-        return value
-
-    @field_validator("repository")
-    @classmethod
-    def _repository(cls, value: str) -> str:
-        if value and not _REPOSITORY_RE.fullmatch(value):
-            raise ValueError(
-                "must be the GitHub repository as 'owner/name', example: 'alice/pds-aws'"
-            )
-        return value
-
-    @field_validator("branch")
-    @classmethod
-    def _branch(cls, value: str) -> str:
-        if not _BRANCH_RE.fullmatch(value):
-            raise ValueError("is not a git branch name, example: 'main'")
-        return value
-
-    @field_validator("source_bucket")
-    @classmethod
-    def _bucket(cls, value: str) -> str:
-        if value and (not _BUCKET_RE.fullmatch(value) or ".." in value):
-            raise ValueError(
-                "is not an S3 bucket name (3-63 lower-case letters, digits, '.' or '-'), "
-                "example: 'alice-pds-source'"
-            )
-        return value
-
-    @field_validator("source_key")
-    @classmethod
-    def _key(cls, value: str) -> str:
-        if value and (value.startswith("/") or not value.endswith(".zip")):
-            raise ValueError(
-                "must be the key of a .zip of the repository, without a leading '/', "
-                "example: 'pds-aws/source.zip'"
-            )
-        return value
+    def _matches(cls, value: str, info: ValidationInfo) -> str:
+        pattern, problem = _PATTERNS[str(info.field_name)]
+        return check_match(value, pattern, problem, empty_ok=True)
 
     @field_validator("config_file")
     @classmethod
@@ -103,34 +104,6 @@ class PipelineSettings(BaseModel):
         if path.is_absolute() or ".." in path.parts or path.suffix != ".toml":
             raise ValueError(
                 "must be this config's path relative to the repository root, example: 'pds.toml'"
-            )
-        return value
-
-    @field_validator("test_domain", "test_hosted_zone_name", mode="before")
-    @classmethod
-    def _domain(cls, value: object) -> object:
-        if isinstance(value, str) and value:
-            value = value.removesuffix(".")
-            if not _DOMAIN_RE.fullmatch(str(value)):
-                raise ValueError(
-                    "is not a valid lower-case DNS name; example: 'pds-test.example.com'"
-                )
-        return value
-
-    @field_validator("test_hosted_zone_id")
-    @classmethod
-    def _zone_id(cls, value: str) -> str:
-        if value and not _ZONE_ID_RE.fullmatch(value):
-            raise ValueError("is not a Route 53 hosted zone id, example: 'Z0123456789ABCDEFGHIJ'")
-        return value
-
-    @field_validator("test_stack_name")
-    @classmethod
-    def _stack_name(cls, value: str) -> str:
-        if value and not _STACK_NAME_RE.fullmatch(value):
-            raise ValueError(
-                "is not a CloudFormation stack name (a letter, then letters, digits or '-'), "
-                "example: 'BlueskyPds-Test'"
             )
         return value
 
@@ -176,13 +149,11 @@ class PipelineSettings(BaseModel):
 
     @property
     def connection_region(self) -> str:
-        match = _CONNECTION_ARN_RE.fullmatch(self.connection_arn)
-        return match["region"] if match else ""
+        return arn_part(_CONNECTION_ARN_RE, self.connection_arn, "region")
 
     @property
     def connection_account(self) -> str:
-        match = _CONNECTION_ARN_RE.fullmatch(self.connection_arn)
-        return match["account"] if match else ""
+        return arn_part(_CONNECTION_ARN_RE, self.connection_arn, "account")
 
     def problems_with(
         self, *, domain: str, hosted_zone_name: str, stack_name: str, account: str, region: str

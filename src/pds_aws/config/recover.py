@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import re
+from typing import Annotated
 
-from pydantic import field_validator, model_validator
+from pydantic import model_validator
 
-from pds_aws.config.values import Section
+from pds_aws.config.values import Section, arn_part, whole_match
 
 # S3 bucket naming rules for general purpose buckets: 3-63 characters, lower-case letters,
 # digits, dots and hyphens, starting and ending with a letter or digit, not an IP address.
-_BUCKET_RE = re.compile(r"(?!xn--|sthree-|amzn-s3-demo-)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
-_IP_RE = re.compile(r"\d+\.\d+\.\d+\.\d+")
+_BUCKET_RE = re.compile(
+    r"(?!xn--|sthree-|amzn-s3-demo-)"  # reserved prefixes
+    r"(?!.*\.\.)"  # no two dots in a row
+    r"(?!\d+\.\d+\.\d+\.\d+\Z)"  # not an IP address
+    r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"
+)
 # A KMS key ARN (not an alias: an alias can be moved to another key).
 _KMS_KEY_ARN_RE = re.compile(
     r"arn:aws:kms:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):key/"
@@ -21,6 +26,18 @@ _KEY_ARN_EXAMPLE = (
     "example: 'arn:aws:kms:us-east-2:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab' "
     "(the retained key's ARN: KMS console -> Customer managed keys)"
 )
+# A bucket the deleted stack retained, by name.
+_RetainedBucket = Annotated[
+    str,
+    whole_match(
+        _BUCKET_RE,
+        "is not an S3 bucket name (3-63 lower-case letters, digits, '.' or '-'); copy "
+        "the retained bucket's name from the S3 console or the old stack's outputs "
+        "(BackupBucketName, BlobBucketName), example: "
+        "'blueskypds-storagebackupbucket1a2b3c4d-abcdef123456'",
+        empty_ok=True,
+    ),
+]
 
 
 class RecoverSettings(Section):
@@ -30,28 +47,12 @@ class RecoverSettings(Section):
     rotation key is the key their DIDs list.
     """
 
-    backup_bucket: str = ""
-    blob_bucket: str = ""
-    rotation_key_arn: str = ""
-
-    @field_validator("backup_bucket", "blob_bucket")
-    @classmethod
-    def _bucket(cls, value: str) -> str:
-        if value and (not _BUCKET_RE.fullmatch(value) or ".." in value or _IP_RE.fullmatch(value)):
-            raise ValueError(
-                "is not an S3 bucket name (3-63 lower-case letters, digits, '.' or '-'); copy "
-                "the retained bucket's name from the S3 console or the old stack's outputs "
-                "(BackupBucketName, BlobBucketName), example: "
-                "'blueskypds-storagebackupbucket1a2b3c4d-abcdef123456'"
-            )
-        return value
-
-    @field_validator("rotation_key_arn")
-    @classmethod
-    def _key_arn(cls, value: str) -> str:
-        if value and not _KMS_KEY_ARN_RE.fullmatch(value):
-            raise ValueError(f"is not a KMS key ARN; {_KEY_ARN_EXAMPLE}")
-        return value
+    backup_bucket: _RetainedBucket = ""
+    blob_bucket: _RetainedBucket = ""
+    rotation_key_arn: Annotated[
+        str,
+        whole_match(_KMS_KEY_ARN_RE, f"is not a KMS key ARN; {_KEY_ARN_EXAMPLE}", empty_ok=True),
+    ] = ""
 
     @model_validator(mode="after")
     def _all_or_none(self) -> RecoverSettings:
@@ -80,10 +81,8 @@ class RecoverSettings(Section):
 
     @property
     def rotation_key_region(self) -> str:
-        match = _KMS_KEY_ARN_RE.fullmatch(self.rotation_key_arn)
-        return match["region"] if match else ""
+        return arn_part(_KMS_KEY_ARN_RE, self.rotation_key_arn, "region")
 
     @property
     def rotation_key_account(self) -> str:
-        match = _KMS_KEY_ARN_RE.fullmatch(self.rotation_key_arn)
-        return match["account"] if match else ""
+        return arn_part(_KMS_KEY_ARN_RE, self.rotation_key_arn, "account")

@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
 
 # Fargate's valid task sizes: CPU units -> allowed memory (MiB).
 FARGATE_SIZES: dict[int, tuple[int, ...]] = {
@@ -60,7 +60,7 @@ AWS_REGIONS: frozenset[str] = frozenset(
 _LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
 DOMAIN_RE = re.compile(rf"(?=.{{1,253}}\Z)({_LABEL}\.)+[a-z]{{2,63}}")
 _EMAIL_RE = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@([a-z0-9-]+\.)+[a-z]{2,63}")
-_ZONE_ID_RE = re.compile(r"Z[A-Z0-9]{4,31}")
+ZONE_ID_RE = re.compile(r"Z[A-Z0-9]{4,31}")
 _ACCOUNT_RE = re.compile(r"\d{12}")
 # OCI distribution spec: a tag is [A-Za-z0-9_][A-Za-z0-9._-]{0,127}; a sha256 digest is 64 hex.
 IMAGE_TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
@@ -85,33 +85,58 @@ class EdgeKind(StrEnum):
     DIRECT = "direct"  # no load balancer: the task's public address and a TLS proxy in the task
 
 
-def _whole_match(pattern: re.Pattern[str], problem: str) -> AfterValidator:
-    """A string setting that the whole of `pattern` must match; else the error `problem`."""
+def check_match(
+    value: str, pattern: re.Pattern[str], problem: str, *, empty_ok: bool = False
+) -> str:
+    """`value` if the whole of `pattern` matches it, else the error `problem`. With `empty_ok`,
+    an empty value (an optional setting left out) passes too."""
+    if (value or not empty_ok) and not pattern.fullmatch(value):
+        raise ValueError(problem)
+    return value
 
-    def check(value: str) -> str:
-        if not pattern.fullmatch(value):
-            raise ValueError(problem)
+
+def whole_match(
+    pattern: re.Pattern[str], problem: str, *, empty_ok: bool = False
+) -> AfterValidator:
+    """A string setting checked with `check_match`."""
+    return AfterValidator(lambda value: check_match(value, pattern, problem, empty_ok=empty_ok))
+
+
+def arn_part(pattern: re.Pattern[str], arn: str, part: str) -> str:
+    """The group `part` of `pattern` (an ARN's region, account) in `arn`; empty if it does not
+    match (an optional ARN left out)."""
+    match = pattern.fullmatch(arn)
+    return match[part] if match else ""
+
+
+def dns_name(example: str, *, empty_ok: bool = False) -> BeforeValidator:
+    """A lower-case DNS name setting; a trailing '.' (as Route 53 shows zone names) is dropped.
+    With `empty_ok`, an empty value (an optional setting left out) passes too."""
+
+    def check(value: object) -> object:
+        if isinstance(value, str) and (value or not empty_ok):
+            value = value.removesuffix(".")
+            if not DOMAIN_RE.fullmatch(value):
+                raise ValueError(f"is not a valid lower-case DNS name; example: {example!r}")
         return value
 
-    return AfterValidator(check)
+    return BeforeValidator(check)
 
 
 ZoneId = Annotated[
     str,
-    _whole_match(
-        _ZONE_ID_RE,
+    whole_match(
+        ZONE_ID_RE,
         "is not a Route 53 hosted zone id; copy it from the Route 53 console, "
         "example: 'Z0123456789ABCDEFGHIJ'",
     ),
 ]
 AccountId = Annotated[
-    str, _whole_match(_ACCOUNT_RE, "must be a 12-digit AWS account id, example: '123456789012'")
+    str, whole_match(_ACCOUNT_RE, "must be a 12-digit AWS account id, example: '123456789012'")
 ]
 Did = Annotated[
     str,
-    _whole_match(
-        _DID_RE, "is not a did:plc or did:web identifier; example: 'did:web:api.bsky.app'"
-    ),
+    whole_match(_DID_RE, "is not a did:plc or did:web identifier; example: 'did:web:api.bsky.app'"),
 ]
 
 
@@ -158,7 +183,7 @@ _SCHEDULE_RE = re.compile(
 
 Schedule = Annotated[
     str,
-    _whole_match(
+    whole_match(
         _SCHEDULE_RE,
         "is not an EventBridge schedule expression; example: 'cron(0 4 ? * SUN *)' "
         "(Sundays 04:00 UTC) or 'rate(7 days)'",
