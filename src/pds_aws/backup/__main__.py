@@ -27,8 +27,6 @@ from collections.abc import Callable, Mapping, Sequence
 
 from pds_aws.backup.settings import SettingsError, settings_from_env
 
-Handler = Callable[[argparse.Namespace], int]
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
