@@ -14,10 +14,9 @@ restart that restored the certificate from the backup issues nothing.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -31,21 +30,14 @@ ROOT_DAYS = 3650
 CERTIFICATE_DAYS = 90
 
 
-@dataclass(frozen=True)
 class LocalAuthority:
-    directory: Path
+    """The authority's files in `directory`."""
 
-    @property
-    def certificate(self) -> Path:
-        return self.directory / ROOT_CERTIFICATE
-
-    @property
-    def key(self) -> Path:
-        return self.directory / ROOT_KEY
-
-    @property
-    def issued_log(self) -> Path:
-        return self.directory / ISSUED_LOG
+    def __init__(self, directory: Path) -> None:
+        self.directory: Final = directory
+        self.certificate: Final = directory / ROOT_CERTIFICATE
+        self.key: Final = directory / ROOT_KEY
+        self.issued_log: Final = directory / ISSUED_LOG
 
 
 def _ca_key_usage() -> x509.KeyUsage:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 from pds_aws.local.processes import free_port, port_is_free
 from pds_aws.names import LOCAL_DIR, STATE_FILE
@@ -21,50 +21,22 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_ROOT = PACKAGE_DIR.parents[2]
 
 
-@dataclass(frozen=True)
 class LocalPaths:
-    root: Path
+    """The local runtime's files under the project directory `root`, and the tools it runs."""
 
-    @property
-    def local(self) -> Path:
-        return self.root / LOCAL_DIR
-
-    @property
-    def data(self) -> Path:
-        return self.local / "data"
-
-    @property
-    def previous_data(self) -> Path:
-        return self.local / "data.previous"
-
-    @property
-    def aws(self) -> Path:
-        return self.local / "aws"
-
-    @property
-    def plc_journal(self) -> Path:
-        return self.local / "plc" / "operations.jsonl"
-
-    @property
-    def mail(self) -> Path:
-        return self.local / "mail"
-
-    @property
-    def logs(self) -> Path:
-        return self.local / "logs"
-
-    @property
-    def state(self) -> Path:
-        return self.root / STATE_FILE
-
-    @property
-    def template(self) -> Path:
-        """The synthesized template the running task came from (a restart may reuse it)."""
-        return self.local / "template.json"
-
-    @property
-    def ports(self) -> Path:
-        return self.local / "ports.json"
+    def __init__(self, root: Path) -> None:
+        self.root: Final = root
+        self.local: Final = root / LOCAL_DIR
+        self.data: Final = self.local / "data"
+        self.previous_data: Final = self.local / "data.previous"
+        self.aws: Final = self.local / "aws"
+        self.plc_journal: Final = self.local / "plc" / "operations.jsonl"
+        self.mail: Final = self.local / "mail"
+        self.logs: Final = self.local / "logs"
+        self.state: Final = root / STATE_FILE
+        # The synthesized template the running task came from (a restart may reuse it).
+        self.template: Final = self.local / "template.json"
+        self.ports: Final = self.local / "ports.json"
 
     @property
     def bin_dir(self) -> Path:
