@@ -46,19 +46,19 @@ TEXT_PLAIN = ["text/plain; charset=utf-8"]
 
 
 @dataclass(frozen=True)
-class CertificateFiles:
-    """A certificate kept outside Caddy (pds-aws-tls): PEM chain and key, loaded as is."""
+class PemFiles:
+    """A PEM certificate file and its private key's file."""
 
     certificate: str
     key: str
 
 
-@dataclass(frozen=True)
-class LocalAuthority:
-    """Caddy's internal issuer signing with a root made by the local runtime."""
+class CertificateFiles(PemFiles):
+    """A certificate kept outside Caddy (pds-aws-tls): PEM chain and key, loaded as is."""
 
-    root_certificate: str
-    root_key: str
+
+class LocalAuthority(PemFiles):
+    """Caddy's internal issuer signing with a root made by the local runtime."""
 
 
 @dataclass(frozen=True)
@@ -186,8 +186,8 @@ def caddy_config(site: ProxySite) -> dict[str, Any]:
                 "local": {
                     "install_trust": False,
                     "root": {
-                        "certificate": site.tls.root_certificate,
-                        "private_key": site.tls.root_key,
+                        "certificate": site.tls.certificate,
+                        "private_key": site.tls.key,
                     },
                 }
             }
