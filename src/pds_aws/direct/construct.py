@@ -49,7 +49,7 @@ from pds_aws.direct.caddy import (
 from pds_aws.direct.tls import CERTIFICATE_FILE, KEY_FILE, LIVE_DIR, TLS_DIR
 from pds_aws.infra.compliance import acknowledge, skip_checkov
 from pds_aws.infra.handlers import handler_function
-from pds_aws.infra.monitoring import line_count_metric, metric_namespace
+from pds_aws.infra.monitoring import DirectEdgeMetrics, line_count_metric, metric_namespace
 from pds_aws.infra.service import PdsTask, mount
 from pds_aws.names import DATA_DIRECTORY, PDS_PORT
 from pds_aws.versions import CADDY_IMAGE
@@ -260,13 +260,12 @@ class DirectEdge(Construct):
                 )
             ],
         )
-        self.dns_update_errors = self.dns_updater.metric_errors(
-            period=Duration.minutes(5), statistic="Sum"
-        )
         self._acknowledge(config)
+        self.metrics = self._metrics(config)
 
-        # --- metrics in place of the load balancer's ------------------------------------------
-        self.certificate_days_left = logs.MetricFilter(
+    def _metrics(self, config: Config) -> DirectEdgeMetrics:
+        """What the stack's alarms and dashboard watch in place of the load balancer's metrics."""
+        certificate_days_left = logs.MetricFilter(
             self,
             "CertificateDaysLeftFilter",
             log_group=self.tls_log_group,
@@ -275,7 +274,7 @@ class DirectEdge(Construct):
             metric_name=CERTIFICATE_METRIC,
             metric_value="$.days_left",
         ).metric(statistic="Minimum", period=Duration.hours(6))
-        self.proxy_requests = line_count_metric(
+        proxy_requests = line_count_metric(
             self,
             "ProxyRequestsFilter",
             config,
@@ -283,13 +282,22 @@ class DirectEdge(Construct):
             pattern=logs.FilterPattern.string_value("$.logger", "=", "http.log.access"),
             name="ProxyRequests",
         )
-        self.proxy_5xx = line_count_metric(
+        proxy_5xx = line_count_metric(
             self,
             "Proxy5xxFilter",
             config,
             log_group=self.proxy_log_group,
             pattern=logs.FilterPattern.number_value("$.status", ">=", 500),
             name="Proxy5xx",
+        )
+        return DirectEdgeMetrics(
+            proxy_requests=proxy_requests,
+            proxy_5xx=proxy_5xx,
+            certificate_days_left=certificate_days_left,
+            certificate_alarm_days=CERTIFICATE_ALARM_DAYS,
+            dns_update_errors=self.dns_updater.metric_errors(
+                period=Duration.minutes(5), statistic="Sum"
+            ),
         )
 
     def _log_group(self, id: str, config: Config, removal: RemovalPolicy) -> logs.LogGroup:

@@ -5,6 +5,8 @@ The backup construct owns its own log group; this component watches it for error
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
@@ -75,6 +77,17 @@ def no_healthy_hosts_periods(grace_period: Duration) -> int:
     """Alarm periods that outlast a normal task start, plus one period of real outage."""
     period = ALARM_PERIOD.to_seconds()
     return int(-(-grace_period.to_seconds() // period)) + 1
+
+
+@dataclass(frozen=True)
+class DirectEdgeMetrics:
+    """What the direct edge (direct/construct.py) measures in place of the load balancer."""
+
+    proxy_requests: cloudwatch.IMetric
+    proxy_5xx: cloudwatch.IMetric
+    certificate_days_left: cloudwatch.IMetric
+    certificate_alarm_days: float
+    dns_update_errors: cloudwatch.IMetric
 
 
 def metric_namespace(config: Config) -> str:
@@ -362,11 +375,7 @@ class Monitoring(Construct):
         self,
         *,
         service: ecs.FargateService,
-        proxy_requests: cloudwatch.IMetric,
-        proxy_5xx: cloudwatch.IMetric,
-        certificate_days_left: cloudwatch.IMetric,
-        certificate_alarm_days: float,
-        dns_update_errors: cloudwatch.IMetric,
+        edge: DirectEdgeMetrics,
         health_check_status: cloudwatch.IMetric,
         backup_error_metric: cloudwatch.IMetric | None,
         drill_failed_alarm: cloudwatch.Alarm | None,
@@ -383,15 +392,16 @@ class Monitoring(Construct):
         self._alarm(
             "Proxy5xx",
             "The PDS or the proxy in front of it answers with server errors (HTTP 5xx).",
-            proxy_5xx,
+            edge.proxy_5xx,
             threshold=TARGET_5XX_THRESHOLD,
         )
         self._alarm(
             "CertificateExpiring",
-            f"The TLS certificate expires in less than {certificate_alarm_days:.0f} days: renewals "
-            "are failing (see the tls container's log), or the certificate keeper stopped.",
-            certificate_days_left,
-            threshold=certificate_alarm_days,
+            f"The TLS certificate expires in less than {edge.certificate_alarm_days:.0f} days: "
+            "renewals are failing (see the tls container's log), or the certificate keeper "
+            "stopped.",
+            edge.certificate_days_left,
+            threshold=edge.certificate_alarm_days,
             comparison=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
             missing=cloudwatch.TreatMissingData.BREACHING,
         )
@@ -399,17 +409,17 @@ class Monitoring(Construct):
             "DnsUpdateFailed",
             "The DNS records could not be pointed at a new PDS task: the domain may name an "
             "old address (see the DNS updater's log).",
-            dns_update_errors,
+            edge.dns_update_errors,
             threshold=1,
         )
         self._log_and_drill_alarms(backup_error_metric, drill_failed_alarm)
         self._add_dashboard(
             [
-                _graph("Requests (proxy)", proxy_requests),
+                _graph("Requests (proxy)", edge.proxy_requests),
                 _graph("External health check (Route 53, us-east-1)", health_check_status),
-                _graph("HTTP 5xx (proxy)", proxy_5xx),
+                _graph("HTTP 5xx (proxy)", edge.proxy_5xx),
             ],
-            _graph("Certificate days left", certificate_days_left),
+            _graph("Certificate days left", edge.certificate_days_left),
             service,
             backup_error_metric,
         )

@@ -118,7 +118,6 @@ class PdsService(Construct):
         *,
         config: Config,
         cluster: ecs.ICluster,
-        vpc: ec2.IVpc,
         vpc_subnets: ec2.SubnetSelection,
         blob_bucket: s3.IBucket,
         rotation_key: kms.IKey,
@@ -208,7 +207,7 @@ class PdsService(Construct):
         security_group = ec2.SecurityGroup(
             self,
             "TaskSecurityGroup",
-            vpc=vpc,
+            vpc=cluster.vpc,
             description=(
                 "PDS task: inbound 80 and 443 from the internet (its TLS proxy), outbound "
                 "to the network"

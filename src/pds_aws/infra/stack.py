@@ -35,7 +35,7 @@ from pds_aws.backup.construct import (
     grant_backup_access,
 )
 from pds_aws.config import Config
-from pds_aws.direct.construct import CERTIFICATE_ALARM_DAYS, DirectEdge
+from pds_aws.direct.construct import DirectEdge
 from pds_aws.direct.health_stack import HEALTH_REGION
 from pds_aws.email.construct import Email
 from pds_aws.infra.alb import HEALTH_CHECK_INTERVAL as ALB_HEALTH_CHECK_INTERVAL
@@ -146,7 +146,6 @@ class PdsStack(Stack):
             "Pds",
             config=config,
             cluster=network.cluster,
-            vpc=network.vpc,
             vpc_subnets=network.public_subnets,
             blob_bucket=storage.blob_bucket,
             rotation_key=storage.rotation_key,
@@ -285,11 +284,7 @@ class PdsStack(Stack):
             assert direct is not None
             monitoring.watch_direct(
                 service=service.service,
-                proxy_requests=direct.proxy_requests,
-                proxy_5xx=direct.proxy_5xx,
-                certificate_days_left=direct.certificate_days_left,
-                certificate_alarm_days=CERTIFICATE_ALARM_DAYS,
-                dns_update_errors=direct.dns_update_errors,
+                edge=direct.metrics,
                 # Route 53 health-check metrics exist only in us-east-1 (the health stack).
                 health_check_status=cloudwatch.MathExpression(
                     expression=HEALTH_CHECK_SEARCH,
