@@ -187,29 +187,26 @@ class BackupSidecar(Construct):
             platform=docker_platform(config.task.architecture),
             repository=image_repository(self, "ImageRepository"),
         )
-        image = self.image_build.to_ecs_docker_image_code()
         # Also runs the direct edge's certificate keeper (pds-aws-tls).
-        self.image = image
+        self.image = self.image_build.to_ecs_docker_image_code()
 
-        self._add_sidecar(task, image)
+        self._add_sidecar(task)
         grant_backup_access(backup_bucket, task.task_definition.task_role, write=True)
         self._add_error_metric()
 
-        self._add_drill_task(image)
+        self._add_drill_task()
         grant_backup_access(backup_bucket, self.drill_task_definition.task_role, write=False)
         self._add_drill_schedule(task)
         self._add_drill_failure_alarm(task.cluster)
         self._acknowledge_nag_findings(task.task_definition, backup_bucket)
 
-    def _add_sidecar(self, task: PdsTask, image: ecs.ContainerImage) -> None:
+    def _add_sidecar(self, task: PdsTask) -> None:
         """The `backup` container in the PDS task: restore first, then replicate."""
         self.log_group = self._log_group("LogGroup")
-        self.container = task.task_definition.add_container(
+        self.container = self._backup_program_container(
+            task.task_definition,
             BACKUP_CONTAINER,
-            container_name=BACKUP_CONTAINER,
-            image=image,
-            essential=True,
-            command=["pds-aws-backup", "run"],
+            "run",
             environment={
                 "PDS_DATA_DIRECTORY": DATA_DIRECTORY,
                 "BACKUP_URL": self.backup_url,
@@ -227,15 +224,40 @@ class BackupSidecar(Construct):
                 start_period=HEALTH_CHECK_START_PERIOD,
             ),
             stop_timeout=STOP_TIMEOUT,
-            # An init process reaps the Litestream children and forwards SIGTERM.
-            linux_parameters=ecs.LinuxParameters(
-                self, "LinuxParameters", init_process_enabled=True
-            ),
-            logging=ecs.LogDrivers.aws_logs(
-                stream_prefix=BACKUP_CONTAINER, log_group=self.log_group
-            ),
+            log_group=self.log_group,
+            linux_parameters_id="LinuxParameters",
         )
         mount(self.container, task.data_volume_name, DATA_DIRECTORY, read_only=False)
+
+    def _backup_program_container(
+        self,
+        task_definition: ecs.TaskDefinition,
+        name: str,
+        subcommand: str,
+        *,
+        environment: dict[str, str],
+        log_group: logs.ILogGroup,
+        linux_parameters_id: str,
+        health_check: ecs.HealthCheck | None = None,
+        stop_timeout: Duration | None = None,
+    ) -> ecs.ContainerDefinition:
+        """Container `name` running `pds-aws-backup <subcommand>` from the backup image,
+        logging to `log_group` under its own name."""
+        return task_definition.add_container(
+            name,
+            container_name=name,
+            image=self.image,
+            essential=True,
+            command=["pds-aws-backup", subcommand],
+            environment=environment,
+            health_check=health_check,
+            stop_timeout=stop_timeout,
+            # An init process reaps the Litestream children and forwards SIGTERM.
+            linux_parameters=ecs.LinuxParameters(
+                self, linux_parameters_id, init_process_enabled=True
+            ),
+            logging=ecs.LogDrivers.aws_logs(stream_prefix=name, log_group=log_group),
+        )
 
     def _add_error_metric(self) -> None:
         """Counts the sidecar's ERROR lines for the stack's "backup errors" alarm."""
@@ -248,7 +270,7 @@ class BackupSidecar(Construct):
             name="BackupErrors",
         )
 
-    def _add_drill_task(self, image: ecs.ContainerImage) -> None:
+    def _add_drill_task(self) -> None:
         """The one-off drill task: restores the latest backup under its own scratch volume."""
         config = self._config
         self.drill_log_group = self._log_group("DrillLogGroup")
@@ -265,12 +287,10 @@ class BackupSidecar(Construct):
             ),
             volumes=[ecs.Volume(name=DRILL_SCRATCH_VOLUME)],
         )
-        self.drill_container = self.drill_task_definition.add_container(
+        self.drill_container = self._backup_program_container(
+            self.drill_task_definition,
             DRILL_CONTAINER,
-            container_name=DRILL_CONTAINER,
-            image=image,
-            essential=True,
-            command=["pds-aws-backup", "drill"],
+            "drill",
             environment={
                 # Never the live data: the drill restores under its own scratch volume.
                 "PDS_DATA_DIRECTORY": f"{DRILL_SCRATCH_DIRECTORY}/pds",
@@ -280,12 +300,8 @@ class BackupSidecar(Construct):
                 "BACKUP_HISTORY_DAYS": str(config.backup.history_days),
                 "AWS_REGION": config.aws.region,
             },
-            linux_parameters=ecs.LinuxParameters(
-                self, "DrillLinuxParameters", init_process_enabled=True
-            ),
-            logging=ecs.LogDrivers.aws_logs(
-                stream_prefix=DRILL_CONTAINER, log_group=self.drill_log_group
-            ),
+            log_group=self.drill_log_group,
+            linux_parameters_id="DrillLinuxParameters",
         )
         mount(self.drill_container, DRILL_SCRATCH_VOLUME, DRILL_SCRATCH_DIRECTORY, read_only=False)
 
