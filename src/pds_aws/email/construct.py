@@ -25,13 +25,19 @@ from constructs import Construct
 
 from pds_aws.config import Config, ConfigError
 from pds_aws.email.smtp_url.handler import smtp_endpoint
-from pds_aws.infra.compliance import acknowledge, nag_text, skip_checkov
-from pds_aws.infra.custom_resource import deploy_time_handler
+from pds_aws.infra.compliance import acknowledge, nag_text
+from pds_aws.infra.custom_resource import HandlerSpec, deploy_time_handler
+from pds_aws.infra.pds_secret import task_secret
 
-HANDLER_DIRECTORY = Path(__file__).resolve().parent / "smtp_url"
 MAIL_FROM_SUBDOMAIN = "mail"
 # Bump to rotate the SMTP credentials: a new key is made and CloudFormation deletes the old.
 CREDENTIALS_GENERATION = "1"
+CREDENTIALS_HANDLER = HandlerSpec(
+    code_directory=Path(__file__).resolve().parent / "smtp_url",
+    description="Creates the SES SMTP access key and stores PDS_EMAIL_SMTP_URL",
+    apis="IAM and Secrets Manager",
+    log_contents="only access key ids",
+)
 
 
 def check_sender(config: Config) -> None:
@@ -149,32 +155,19 @@ class Email(Construct):
         self, domain: str, region: str, removal: RemovalPolicy
     ) -> secretsmanager.Secret:
         """Where the custom resource writes PDS_EMAIL_SMTP_URL; the task reads it at start."""
-        secret = secretsmanager.Secret(
+        return task_secret(
             self,
             "SmtpUrl",
             description=(
                 f"PDS_EMAIL_SMTP_URL of {domain}: smtps://KEY:PASSWORD@{smtp_endpoint(region)}, "
                 "written by the SMTP credentials custom resource"
             ),
-            removal_policy=removal,
+            removal=removal,
         )
-        skip_checkov(
-            secret,
-            {"CKV_AWS_149": "the aws/secretsmanager key suffices: one reader, the task"},
-        )
-        return secret
 
     def _smtp_credentials(self, config: Config, region: str) -> CustomResource:
         """The custom resource that makes the SMTP user's access key and writes the URL."""
-        handler = deploy_time_handler(
-            self,
-            "Credentials",
-            config=config,
-            code_directory=HANDLER_DIRECTORY,
-            description="Creates the SES SMTP access key and stores PDS_EMAIL_SMTP_URL",
-            apis="IAM and Secrets Manager",
-            log_contents="only access key ids",
-        )
+        handler = deploy_time_handler(self, "Credentials", CREDENTIALS_HANDLER, config=config)
         handler.function.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["iam:CreateAccessKey", "iam:DeleteAccessKey"],

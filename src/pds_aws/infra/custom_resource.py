@@ -24,6 +24,20 @@ from pds_aws.infra.monitoring import log_retention
 
 
 @dataclass(frozen=True)
+class HandlerSpec:
+    """A deploy-time handler's code and what the acknowledgments say of it.
+
+    `code_directory` holds `handler.py` with `on_event`; `apis` names the AWS APIs it calls
+    and `log_contents` what its log holds (never a secret).
+    """
+
+    code_directory: Path
+    description: str
+    apis: str
+    log_contents: str
+
+
+@dataclass(frozen=True)
 class DeployTimeHandler:
     """The handler function and the provider whose service token the custom resource names."""
 
@@ -36,20 +50,9 @@ class DeployTimeHandler:
 
 
 def deploy_time_handler(
-    scope: Construct,
-    name: str,
-    *,
-    config: Config,
-    code_directory: Path,
-    description: str,
-    apis: str,
-    log_contents: str,
+    scope: Construct, name: str, spec: HandlerSpec, *, config: Config
 ) -> DeployTimeHandler:
-    """`{name}HandlerLogs`, `{name}Handler` and `{name}Provider` in `scope`, acknowledged there.
-
-    `code_directory` holds `handler.py` with `on_event`; `apis` names the AWS APIs it calls
-    and `log_contents` what its log holds (never a secret): both go into the reasons.
-    """
+    """`{name}HandlerLogs`, `{name}Handler` and `{name}Provider` in `scope`, acknowledged there."""
     removal = RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY
     log_group = logs.LogGroup(
         scope, f"{name}HandlerLogs", retention=log_retention(config), removal_policy=removal
@@ -57,9 +60,9 @@ def deploy_time_handler(
     function = handler_function(
         scope,
         f"{name}Handler",
-        code_directory,
+        spec.code_directory,
         handler="handler.on_event",
-        description=description,
+        description=spec.description,
         timeout=Duration.seconds(60),
         memory_size=256,
         log_group=log_group,
@@ -67,7 +70,7 @@ def deploy_time_handler(
     provider = custom_resources.Provider(
         scope, f"{name}Provider", on_event_handler=function, log_group=log_group
     )
-    _acknowledge(scope, function, apis=apis, log_contents=log_contents)
+    _acknowledge(scope, function, apis=spec.apis, log_contents=spec.log_contents)
     return DeployTimeHandler(function, provider)
 
 

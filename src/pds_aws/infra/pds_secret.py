@@ -20,7 +20,7 @@ from constructs import Construct
 
 from pds_aws.config import Config
 from pds_aws.infra.compliance import skip_checkov
-from pds_aws.infra.custom_resource import deploy_time_handler
+from pds_aws.infra.custom_resource import HandlerSpec, deploy_time_handler
 from pds_aws.names import (
     ADMIN_PASSWORD_KEY,
     JWT_SECRET_KEY,
@@ -28,7 +28,12 @@ from pds_aws.names import (
     SECRET_KEYS_RESOURCE_TYPE,
 )
 
-HANDLER_DIRECTORY = Path(__file__).resolve().parent / "pds_secret_keys"
+KEYS_HANDLER = HandlerSpec(
+    code_directory=Path(__file__).resolve().parent / "pds_secret_keys",
+    description="Adds the missing keys of the PDS secret, never overwriting one",
+    apis="Secrets Manager",
+    log_contents="only the names of the keys it added or kept",
+)
 HANDLER_ACTIONS = ("secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue")
 # JSON key -> length of its random letters and digits (the lengths GenerateSecretString made
 # before the three secrets became one). The rate-limit bypass key is sent by operator tools
@@ -41,38 +46,40 @@ GENERATED_KEYS: dict[str, int] = {
 }
 
 
+def task_secret(
+    scope: Construct, construct_id: str, *, description: str, removal: RemovalPolicy
+) -> secretsmanager.Secret:
+    """A secret ECS hands the PDS task at start, under the account's aws/secretsmanager key."""
+    secret = secretsmanager.Secret(
+        scope, construct_id, description=description, removal_policy=removal
+    )
+    skip_checkov(
+        secret,
+        {"CKV_AWS_149": "the aws/secretsmanager key suffices: one reader, the task"},
+    )
+    return secret
+
+
 class PdsSecret(Construct):
     """The secret holding every generated PDS secret, and the custom resource filling it."""
 
     def __init__(self, scope: Construct, construct_id: str, *, config: Config) -> None:
         super().__init__(scope, construct_id)
-        self.secret = secretsmanager.Secret(
+        self.secret = task_secret(
             self,
             "Secret",
             description=(
                 f"{', '.join(GENERATED_KEYS)} of {config.pds.domain}: one JSON object, "
                 "keys added by the PDS secret keys custom resource"
             ),
-            removal_policy=RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY,
+            removal=RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY,
         )
         # Neither GenerateSecretString nor SecretString: CloudFormation creates an empty
         # secret (no value in the template) and never writes it again; the handler fills it.
         self.secret.node.default_child.add_property_deletion_override(  # type: ignore[union-attr]
             "GenerateSecretString"
         )
-        skip_checkov(
-            self.secret,
-            {"CKV_AWS_149": "the aws/secretsmanager key suffices: one reader, the task"},
-        )
-        handler = deploy_time_handler(
-            self,
-            "Keys",
-            config=config,
-            code_directory=HANDLER_DIRECTORY,
-            description="Adds the missing keys of the PDS secret, never overwriting one",
-            apis="Secrets Manager",
-            log_contents="only the names of the keys it added or kept",
-        )
+        handler = deploy_time_handler(self, "Keys", KEYS_HANDLER, config=config)
         # Read and write the value of this one secret, nothing else (no UpdateSecret: its
         # key, description and policy stay CloudFormation's).
         handler.function.add_to_role_policy(
