@@ -12,10 +12,12 @@
   new task's public address (dns_updater/handler.py). It runs outside the task so the task
   role needs no right over those records, and a task that never gets healthy still gets its
   address published for the operator to reach it.
-- The "certificate expiring" and "DNS update failed" alarms, and proxy access-log metrics
-  (requests, 5xx) in place of the load balancer's.
+- `.metrics`: proxy access-log metrics (requests, 5xx), the certificate's days left and the
+  DNS updater's errors, which the stack's monitoring watches in place of the load balancer's
+  ("certificate expiring" and "DNS update failed" alarms).
 
-The stack wires the start order (backup HEALTHY -> tls HEALTHY -> proxy) and the alarm actions.
+The stack wires the start order (backup HEALTHY -> tls HEALTHY -> proxy), makes the service
+wait for the DNS updater's rule, and hands `.metrics` to monitoring.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Monitoring: the PDS log group, error metric filters, alarms to an SNS topic, a dashboard.
 
-The backup construct owns its own log group; this component watches it for errors too.
+The backup construct owns its own log group; this component watches it for errors too. The
+other components count their log lines with `line_count_metric`, in the stack's namespace.
 """
 
 from __future__ import annotations
