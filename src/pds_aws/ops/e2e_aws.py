@@ -17,29 +17,18 @@ from dataclasses import dataclass
 
 from pds_aws.config import Config, ConfigError, load_config
 
-# Minutes each step takes on a fresh account (first deploy: certificate validation, two
-# CodeBuild image builds, the grace period of the first task).
-STEP_MINUTES = {
-    "deploy": 25.0,
-    "smoke": 2.0,
-    "write": 2.0,
-    "crash": 1.0,
-    "recover": 12.0,
-    "drill": 10.0,
-    "destroy": 15.0,
-}
-
 
 @dataclass(frozen=True)
 class Step:
+    """One step, in the order `render` prints it: `1. name (~minutes min): what`."""
+
     name: str
+    # On a fresh account (first deploy: certificate validation, two CodeBuild image builds,
+    # the grace period of the first task).
+    minutes: float
     what: str
     commands: tuple[str, ...]
     aws_calls: tuple[str, ...]
-
-    @property
-    def minutes(self) -> float:
-        return STEP_MINUTES[self.name]
 
 
 def refuse_prod(config: Config) -> None:
@@ -59,6 +48,7 @@ def plan(config: Config, config_path: str) -> list[Step]:
     return [
         Step(
             "deploy",
+            25.0,
             "deploy the stack and wait until the service has a healthy task",
             (f"make deploy CONFIG={config_path}", f"pds-aws status {target}"),
             (
@@ -70,6 +60,7 @@ def plan(config: Config, config_path: str) -> list[Step]:
         ),
         Step(
             "smoke",
+            2.0,
             "routes, websocket, a read and a write with a real client",
             (f"pds-aws smoke https://{domain} {target}",),
             (
@@ -79,12 +70,14 @@ def plan(config: Config, config_path: str) -> list[Step]:
         ),
         Step(
             "write",
+            2.0,
             "create an account and posts with the atproto client; remember every post's URI",
             (f"pds-aws admin account create e2e.{domain} --email e2e@{domain} {target}",),
             ("secretsmanager:GetSecretValue (admin password)",),
         ),
         Step(
             "crash",
+            1.0,
             "kill -9 every process of the task through ECS Exec (StopTask would send SIGTERM "
             "first, a clean stop)",
             (f"pds-aws shell {target} --container pds --command 'kill -9 -1'",),
@@ -92,18 +85,21 @@ def plan(config: Config, config_path: str) -> list[Step]:
         ),
         Step(
             "recover",
+            12.0,
             "wait for the replacement task (restore from the backup) and read back every post",
             (f"pds-aws status {target}",),
             ("ecs:DescribeServices (until a new task is healthy)", "ecs:DescribeTasks"),
         ),
         Step(
             "drill",
+            10.0,
             "run a restore drill of the backup",
             (f"pds-aws backup drill {target}",),
             ("ecs:RunTask (drill task definition)", "ecs:DescribeTasks", "logs:GetLogEvents"),
         ),
         Step(
             "destroy",
+            15.0,
             "delete the stack (test mode: buckets, key, secrets and logs go with it)",
             (f"make destroy CONFIG={config_path}",),
             (f"cloudformation:DeleteStack {stack}", f"cloudformation:DescribeStacks {stack}"),
