@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,20 +19,19 @@ REPO_REF = "com.atproto.admin.defs#repoRef"
 
 @dataclass(frozen=True)
 class Account:
-    did: str
+    """An account as `pds-aws admin account list` shows it: its fields are the columns."""
+
     handle: str
+    did: str
     email: str
     status: str  # active, takendown, deactivated, suspended, deleted
-    created_at: str
+    created: str  # when the PDS indexed it
 
     def row(self) -> dict[str, str]:
-        return {
-            "handle": self.handle,
-            "did": self.did,
-            "email": self.email,
-            "status": self.status,
-            "created": self.created_at,
-        }
+        return asdict(self)
+
+
+ACCOUNT_COLUMNS = tuple(field.name for field in fields(Account))
 
 
 def account_status(repo: dict[str, Any]) -> str:
@@ -54,7 +53,7 @@ def merge_accounts(repos: list[dict[str, Any]], infos: list[dict[str, Any]]) -> 
                 handle=str(info.get("handle", "")),
                 email=str(info.get("email", "")),
                 status=account_status(repo),
-                created_at=str(info.get("indexedAt", "")),
+                created=str(info.get("indexedAt", "")),
             )
         )
     return accounts

@@ -16,8 +16,6 @@ if TYPE_CHECKING:
     from pds_aws.ops.target import Target
     from pds_aws.ops.xrpc import Xrpc
 
-ACCOUNT_COLUMNS = ("handle", "did", "email", "status", "created")
-
 
 def _connect(args: argparse.Namespace) -> tuple[Target, Xrpc]:
     from pds_aws.ops.xrpc import Xrpc
@@ -56,7 +54,7 @@ def _list(args: argparse.Namespace) -> int:
 
     _, xrpc = _connect(args)
     accounts = admin.list_accounts(xrpc)
-    emit([a.row() for a in accounts], ACCOUNT_COLUMNS, args.json)
+    emit([a.row() for a in accounts], admin.ACCOUNT_COLUMNS, args.json)
     return 0
 
 
