@@ -31,6 +31,22 @@ def litestream_env(environ: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in environ.items() if k != "AWS_CA_BUNDLE"}
 
 
+def _run(
+    args: list[str], what: str, *, env: Mapping[str, str], timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """Run one Litestream command to its end; raise when it does not end within `timeout`."""
+    try:
+        return subprocess.run(
+            args, env=dict(env), capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise LitestreamError(f"{what} timed out after {timeout:.0f} s") from exc
+
+
+def _last_line(lines: list[str]) -> str:
+    return lines[-1] if lines else "no output"
+
+
 def restore_database(
     binary: str,
     replica_url: str,
@@ -49,24 +65,10 @@ def restore_database(
     if timestamp is not None:
         args += ["-timestamp", timestamp]
     args.append(replica_url)
-    try:
-        done = subprocess.run(
-            args,
-            env=dict(env),
-            capture_output=True,
-            text=True,
-            timeout=RESTORE_TIMEOUT_S,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise LitestreamError(
-            f"litestream restore timed out after {RESTORE_TIMEOUT_S:.0f} s"
-        ) from exc
+    done = _run(args, "litestream restore", env=env, timeout=RESTORE_TIMEOUT_S)
     if done.returncode != 0:
         detail = (done.stderr.strip() or done.stdout.strip()).splitlines()
-        raise LitestreamError(
-            f"litestream restore exited {done.returncode}: {detail[-1] if detail else 'no output'}"
-        )
+        raise LitestreamError(f"litestream restore exited {done.returncode}: {_last_line(detail)}")
 
 
 # `replicate` logs this before each database it restores (cmd/litestream/replicate.go,
@@ -104,28 +106,13 @@ def restore_latest_many(
     for _, output in restores:
         output.parent.mkdir(parents=True, exist_ok=True)
     args = [binary, "replicate", "-no-expand-env", "-config", str(config), "-exec", "true"]
-    try:
-        done = subprocess.run(
-            args,
-            env=dict(env),
-            capture_output=True,
-            text=True,
-            timeout=RESTORE_TIMEOUT_S,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise LitestreamError(
-            f"litestream restore of {len(restores)} databases timed out after "
-            f"{RESTORE_TIMEOUT_S:.0f} s"
-        ) from exc
-    output_lines = (done.stderr + done.stdout).splitlines()
+    what = f"litestream restore of {len(restores)} databases"
+    done = _run(args, what, env=env, timeout=RESTORE_TIMEOUT_S)
     if done.returncode != 0:
+        output_lines = (done.stderr + done.stdout).splitlines()
         started = [m[1] for line in output_lines if (m := _RESTORING.search(line))]
         where = f" (restoring {started[-1]})" if started else ""
-        raise LitestreamError(
-            f"litestream restore of {len(restores)} databases exited {done.returncode}{where}: "
-            f"{output_lines[-1] if output_lines else 'no output'}"
-        )
+        raise LitestreamError(f"{what} exited {done.returncode}{where}: {_last_line(output_lines)}")
     missing = [str(output) for _, output in restores if not output.is_file()]
     if missing:
         raise LitestreamError(
@@ -151,14 +138,7 @@ def replicate_once(binary: str, config: Path, *, env: Mapping[str, str]) -> None
         "-config",
         str(config),
     ]
-    try:
-        done = subprocess.run(
-            args, env=dict(env), capture_output=True, text=True, timeout=ONCE_TIMEOUT_S, check=False
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise LitestreamError(
-            f"litestream replicate -once timed out after {ONCE_TIMEOUT_S:.0f} s"
-        ) from exc
+    done = _run(args, "litestream replicate -once", env=env, timeout=ONCE_TIMEOUT_S)
     errors = [
         line
         for line in done.stdout.splitlines() + done.stderr.splitlines()
@@ -167,8 +147,7 @@ def replicate_once(binary: str, config: Path, *, env: Mapping[str, str]) -> None
     if done.returncode != 0 or errors:
         detail = errors or (done.stderr.strip() or done.stdout.strip()).splitlines()
         raise LitestreamError(
-            f"litestream replicate -once exited {done.returncode}: "
-            f"{detail[-1] if detail else 'no output'}"
+            f"litestream replicate -once exited {done.returncode}: {_last_line(detail)}"
         )
 
 
