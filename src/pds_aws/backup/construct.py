@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import Duration, IgnoreMode, RemovalPolicy, Stack
+from aws_cdk import Duration, IgnoreMode, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_events as events
@@ -30,7 +30,7 @@ from deploy_time_build import ContainerImageBuild
 from pds_aws.config import Architecture, Config
 from pds_aws.infra.compliance import acknowledge, nag_text, wildcard_findings
 from pds_aws.infra.images import docker_platform, image_repository
-from pds_aws.infra.monitoring import line_count_metric
+from pds_aws.infra.monitoring import line_count_metric, log_group
 from pds_aws.infra.service import PdsTask, mount
 from pds_aws.names import (
     BACKUP_CONTAINER,
@@ -174,7 +174,6 @@ class BackupSidecar(Construct):
     ) -> None:
         super().__init__(scope, id)
         self._config = config
-        self._removal = RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY
         self.backup_url = backup_url(backup_bucket.bucket_name)
 
         self.image_build = ContainerImageBuild(
@@ -202,7 +201,7 @@ class BackupSidecar(Construct):
 
     def _add_sidecar(self, task: PdsTask) -> None:
         """The `backup` container in the PDS task: restore first, then replicate."""
-        self.log_group = self._log_group("LogGroup")
+        self.log_group = log_group(self, "LogGroup", self._config)
         self.container = self._backup_program_container(
             task.task_definition,
             BACKUP_CONTAINER,
@@ -273,7 +272,7 @@ class BackupSidecar(Construct):
     def _add_drill_task(self) -> None:
         """The one-off drill task: restores the latest backup under its own scratch volume."""
         config = self._config
-        self.drill_log_group = self._log_group("DrillLogGroup")
+        self.drill_log_group = log_group(self, "DrillLogGroup", self._config)
         self.drill_task_definition = ecs.FargateTaskDefinition(
             self,
             "DrillTaskDefinition",
@@ -370,16 +369,6 @@ class BackupSidecar(Construct):
             evaluation_periods=1,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
-
-    def _log_group(self, id: str) -> logs.LogGroup:
-        # No log_group_name: a fixed name on a group retained in prod would make the next
-        # create after a destroy fail with "already exists".
-        log_group = logs.LogGroup(self, id, removal_policy=self._removal)
-        # RetentionDays is an enum of names; the config holds the number CloudWatch takes.
-        cfn = log_group.node.default_child
-        assert isinstance(cfn, logs.CfnLogGroup)
-        cfn.retention_in_days = self._config.monitoring.log_retention_days
-        return log_group
 
     def _acknowledge_nag_findings(
         self,

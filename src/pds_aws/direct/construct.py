@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_events as events
@@ -51,7 +51,12 @@ from pds_aws.direct.caddy import (
 from pds_aws.direct.tls import CERTIFICATE_FILE, KEY_FILE, LIVE_DIR, TLS_DIR
 from pds_aws.infra.compliance import acknowledge, skip_checkov
 from pds_aws.infra.handlers import handler_function
-from pds_aws.infra.monitoring import DirectEdgeMetrics, line_count_metric, metric_namespace
+from pds_aws.infra.monitoring import (
+    DirectEdgeMetrics,
+    line_count_metric,
+    log_group,
+    metric_namespace,
+)
 from pds_aws.infra.service import PdsTask, mount
 from pds_aws.names import DATA_DIRECTORY, PDS_PORT
 from pds_aws.versions import CADDY_IMAGE
@@ -110,7 +115,6 @@ class DirectEdge(Construct):
         hosted_zone_id = config.pds.hosted_zone_id
         task_definition = task.task_definition
         security_group = task.security_group
-        removal = RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY
         zone_arn = Stack.of(self).format_arn(
             service="route53", region="", account="", resource="hostedzone",
             resource_name=hosted_zone_id,
@@ -136,7 +140,7 @@ class DirectEdge(Construct):
         )
 
         # --- the proxy ----------------------------------------------------------------------
-        self.proxy_log_group = self._log_group("ProxyLogGroup", config, removal)
+        self.proxy_log_group = log_group(self, "ProxyLogGroup", config)
         site = proxy_site(config, DATA_DIRECTORY, PDS_PORT)
         self.proxy_container = task_definition.add_container(
             PROXY_CONTAINER_NAME,
@@ -163,7 +167,7 @@ class DirectEdge(Construct):
         mount(self.proxy_container, task.data_volume_name, DATA_DIRECTORY, read_only=True)
 
         # --- the certificate keeper -----------------------------------------------------------
-        self.tls_log_group = self._log_group("TlsLogGroup", config, removal)
+        self.tls_log_group = log_group(self, "TlsLogGroup", config)
         tls_environment = {
             "PDS_DATA_DIRECTORY": DATA_DIRECTORY,
             "TLS_DOMAIN": domain,
@@ -217,7 +221,7 @@ class DirectEdge(Construct):
         )
 
         # --- DNS follows the task ------------------------------------------------------------
-        self.dns_updater_log_group = self._log_group("DnsUpdaterLogGroup", config, removal)
+        self.dns_updater_log_group = log_group(self, "DnsUpdaterLogGroup", config)
         self.dns_updater = handler_function(
             self,
             "DnsUpdater",
@@ -301,13 +305,6 @@ class DirectEdge(Construct):
                 period=Duration.minutes(5), statistic="Sum"
             ),
         )
-
-    def _log_group(self, id: str, config: Config, removal: RemovalPolicy) -> logs.LogGroup:
-        log_group = logs.LogGroup(self, id, removal_policy=removal)
-        cfn = log_group.node.default_child
-        assert isinstance(cfn, logs.CfnLogGroup)
-        cfn.retention_in_days = config.monitoring.log_retention_days
-        return log_group
 
     def _acknowledge(self, config: Config) -> None:
         skip_checkov(

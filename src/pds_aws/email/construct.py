@@ -28,6 +28,7 @@ from pds_aws.email.smtp_url.handler import smtp_endpoint
 from pds_aws.infra.compliance import acknowledge, nag_text
 from pds_aws.infra.custom_resource import HandlerSpec, deploy_time_handler
 from pds_aws.infra.pds_secret import task_secret
+from pds_aws.infra.storage import removal_policy
 
 MAIL_FROM_SUBDOMAIN = "mail"
 # Bump to rotate the SMTP credentials: a new key is made and CloudFormation deletes the old.
@@ -72,7 +73,7 @@ class Email(Construct):
         super().__init__(scope, construct_id)
         check_sender(config)
         self.credentials_generation = CREDENTIALS_GENERATION
-        removal = RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY
+        removal = removal_policy(config)
         self.identity = self._verified_domain(config.pds.domain, hosted_zone, region)
         self.smtp_user = self._smtp_user(config.pds.email_from_address)
         self.smtp_url_secret = self._smtp_url_secret(config.pds.domain, region, removal)

@@ -13,14 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations, custom_resources
+from aws_cdk import Acknowledgment, Duration, Stack, Validations, custom_resources
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from pds_aws.config import Config
 from pds_aws.infra.handlers import handler_function
-from pds_aws.infra.monitoring import log_retention
+from pds_aws.infra.monitoring import log_group
 
 
 @dataclass(frozen=True)
@@ -53,10 +52,7 @@ def deploy_time_handler(
     scope: Construct, name: str, spec: HandlerSpec, *, config: Config
 ) -> DeployTimeHandler:
     """`{name}HandlerLogs`, `{name}Handler` and `{name}Provider` in `scope`, acknowledged there."""
-    removal = RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY
-    log_group = logs.LogGroup(
-        scope, f"{name}HandlerLogs", retention=log_retention(config), removal_policy=removal
-    )
+    handler_logs = log_group(scope, f"{name}HandlerLogs", config)
     function = handler_function(
         scope,
         f"{name}Handler",
@@ -65,10 +61,10 @@ def deploy_time_handler(
         description=spec.description,
         timeout=Duration.seconds(60),
         memory_size=256,
-        log_group=log_group,
+        log_group=handler_logs,
     )
     provider = custom_resources.Provider(
-        scope, f"{name}Provider", on_event_handler=function, log_group=log_group
+        scope, f"{name}Provider", on_event_handler=function, log_group=handler_logs
     )
     _acknowledge(scope, function, apis=spec.apis, log_contents=spec.log_contents)
     return DeployTimeHandler(function, provider)

@@ -7,8 +7,9 @@ other components count their log lines with `line_count_metric`, in the stack's 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_ecs as ecs
@@ -20,6 +21,7 @@ from constructs import Construct
 
 from pds_aws.config import Config
 from pds_aws.infra.compliance import acknowledge, skip_checkov
+from pds_aws.infra.storage import removal_policy
 from pds_aws.names import RATE_LIMIT_BYPASS_LOG_PATTERN
 
 # The PDS logs JSON through pino, whose numeric levels put error at 50 and fatal at 60.
@@ -130,6 +132,21 @@ def log_retention(config: Config) -> logs.RetentionDays:
     return _RETENTION[config.monitoring.log_retention_days]
 
 
+def log_group(scope: Construct, id: str, config: Config, **options: Any) -> logs.LogGroup:
+    """A log group with the configured retention, retained with the stack's data in prod.
+
+    No log_group_name: a fixed name on a group retained in prod would make the next create
+    after a destroy fail with "already exists".
+    """
+    return logs.LogGroup(
+        scope,
+        id,
+        retention=log_retention(config),
+        removal_policy=removal_policy(config),
+        **options,
+    )
+
+
 class Monitoring(Construct):
     """Log group of the PDS container and the alarm topic; `watch` adds alarms and dashboard.
 
@@ -140,12 +157,8 @@ class Monitoring(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, config: Config) -> None:
         super().__init__(scope, construct_id)
         self._config = config
-        self.pds_log_group = logs.LogGroup(
-            self,
-            "PdsLogGroup",
-            retention=log_retention(config),
-            removal_policy=RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY,
-            data_protection_policy=pds_log_protection(),
+        self.pds_log_group = log_group(
+            self, "PdsLogGroup", config, data_protection_policy=pds_log_protection()
         )
         self.alarm_topic = sns.Topic(
             self, "AlarmTopic", display_name=f"PDS alarms ({config.pds.domain})", enforce_ssl=True

@@ -21,6 +21,7 @@ from constructs import Construct
 from pds_aws.config import Config
 from pds_aws.infra.compliance import skip_checkov
 from pds_aws.infra.custom_resource import HandlerSpec, deploy_time_handler
+from pds_aws.infra.storage import removal_policy
 from pds_aws.names import (
     ADMIN_PASSWORD_KEY,
     JWT_SECRET_KEY,
@@ -72,7 +73,7 @@ class PdsSecret(Construct):
                 f"{', '.join(GENERATED_KEYS)} of {config.pds.domain}: one JSON object, "
                 "keys added by the PDS secret keys custom resource"
             ),
-            removal=RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY,
+            removal=removal_policy(config),
         )
         # Neither GenerateSecretString nor SecretString: CloudFormation creates an empty
         # secret (no value in the template) and never writes it again; the handler fills it.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import Duration, IgnoreMode, RemovalPolicy, Stack
+from aws_cdk import Duration, IgnoreMode, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -20,7 +20,7 @@ from constructs import Construct
 
 from pds_aws.config import Config
 from pds_aws.infra.compliance import acknowledge, skip_checkov
-from pds_aws.infra.monitoring import line_count_metric, log_retention
+from pds_aws.infra.monitoring import line_count_metric, log_group
 
 # The asset is `pds_aws/__init__.py`, `errors.py` and this package's runtime modules.
 SOURCE_ROOT = Path(__file__).resolve().parents[2]
@@ -46,10 +46,7 @@ class RelayWatchdog(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, *, config: Config) -> None:
         super().__init__(scope, construct_id)
-        retain = RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY
-        self.log_group = logs.LogGroup(
-            self, "Logs", retention=log_retention(config), removal_policy=retain
-        )
+        self.log_group = log_group(self, "Logs", config)
         # Least privilege: its own log group only (no managed policy, no other AWS API).
         self.role = iam.Role(
             self,
