@@ -16,12 +16,7 @@ from pds_aws.ops.common import add_command
 
 
 def add_commands(subparsers: Any) -> None:
-    parser = add_command(
-        subparsers,
-        "cost",
-        run_cost,
-        summary="estimate the monthly AWS bill of the stack this config would deploy",
-    )
+    parser = add_command(subparsers, "cost", run_cost)
     parser.add_argument(
         "-c",
         "--config",
@@ -32,7 +27,9 @@ def add_commands(subparsers: Any) -> None:
 
 
 def run_cost(args: argparse.Namespace) -> int:
-    """Synthesize the stack from the config, price every resource in the template (prices:
+    """estimate the monthly AWS bill of the stack this config would deploy
+
+    Synthesize the stack from the config, price every resource in the template (prices:
     src/pds_aws/cost/prices.toml), and print the monthly estimate. Usage assumptions are the
     config's [cost] section. Exits 1 when a resource is unpriced (the table lists it)."""
     # Imported here so `pds-aws --help` stays fast (the model synthesizes a CDK app).

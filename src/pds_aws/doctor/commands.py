@@ -75,7 +75,9 @@ def build_doctor(args: argparse.Namespace) -> tuple[Doctor, str]:
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    """Run the checks self-hosted PDSes fail most: DNS for the domain and a handle subdomain,
+    """check DNS, TLS, routes, firehose, e-mail, relays and backups, with fixes
+
+    Run the checks self-hosted PDSes fail most: DNS for the domain and a handle subdomain,
     TLS, the PDS's HTTP routes (health, describeServer, OAuth metadata, atproto-did on a
     handle's host, robots, the allow-list), the subscribeRepos websocket, SES and a test
     message, each relay's view of this host and of every account, and backup freshness. Each
@@ -101,12 +103,7 @@ def _doctor(args: argparse.Namespace) -> int:
 
 
 def add_commands(subparsers: Subparsers) -> None:
-    parser = add_command(
-        subparsers,
-        "doctor",
-        guarded(_doctor),
-        summary="check DNS, TLS, routes, firehose, e-mail, relays and backups, with fixes",
-    )
+    parser = add_command(subparsers, "doctor", guarded(_doctor))
     parser.add_argument("--email", metavar="ADDRESS", help="send a test message to ADDRESS")
     parser.add_argument(
         "--relay",

@@ -68,12 +68,7 @@ def add_commands(subparsers: Subparsers) -> None:
     down.add_argument("--workdir", type=Path, default=Path.cwd())
     down.set_defaults(handler=_down)
 
-    crash = add_command(
-        actions,
-        "crash",
-        _crash,
-        summary="SIGKILL every process of the running task at once (try the restore path)",
-    )
+    crash = add_command(actions, "crash", _crash)
     crash.add_argument("--workdir", type=Path, default=Path.cwd())
 
     status = actions.add_parser("status", help="is the local runtime up, and where")
@@ -223,7 +218,9 @@ def _down(args: argparse.Namespace) -> int:
 
 
 def _crash(args: argparse.Namespace) -> int:
-    """Simulate a crashed task: SIGKILL the `local up` supervisor and every process it started
+    """SIGKILL every process of the running task at once (try the restore path)
+
+    Simulate a crashed task: SIGKILL the `local up` supervisor and every process it started
     (from .local/state.json), with no final sync. The next `make run` restores from the local
     backup, as a replacement task does on AWS."""
     state = _signallable(args.workdir, code_if_not_running=1)

@@ -236,7 +236,9 @@ def with_local_aws(
 
 
 def _drill(args: argparse.Namespace) -> int:
-    """Restore the latest backup into a scratch directory and check every database, then print
+    """restore the latest backup into a scratch directory and check it
+
+    Restore the latest backup into a scratch directory and check every database, then print
     the drill's JSON summary. Locally it runs here; on AWS as a one-off Fargate task of the
     stack's drill task definition (its log is read back)."""
     target = target_of(args)
@@ -286,7 +288,9 @@ def backup_status_of(target: Target) -> dict[str, Any]:
 
 
 def _restore(args: argparse.Namespace) -> int:
-    """Restore the PDS to its state at a time: stop it, build a new backup generation as of --at
+    """guided point-in-time restore of the whole PDS
+
+    Restore the PDS to its state at a time: stop it, build a new backup generation as of --at
     and make it current, start it again. It explains each step and asks first. `--at latest`
     goes back to the newest state of the history the last restore branched from (or of
     --generation)."""
@@ -354,19 +358,9 @@ def add_commands(subparsers: Subparsers) -> None:
         "point in time (a new backup generation; older history is never deleted).",
     )
     actions = parser.add_subparsers(dest="backup_action", metavar="ACTION", required=True)
-    drill = add_command(
-        actions,
-        "drill",
-        guarded(_drill),
-        summary="restore the latest backup into a scratch directory and check it",
-    )
+    drill = add_command(actions, "drill", guarded(_drill))
     add_target_options(drill)
-    restore = add_command(
-        actions,
-        "restore",
-        guarded(_restore),
-        summary="guided point-in-time restore of the whole PDS",
-    )
+    restore = add_command(actions, "restore", guarded(_restore))
     restore.add_argument(
         "--at",
         required=True,

@@ -29,7 +29,9 @@ if TYPE_CHECKING:
 
 
 def _request_crawl(args: argparse.Namespace) -> int:
-    """Send com.atproto.sync.requestCrawl for this PDS's hostname to each relay (default: [pds]
+    """ask relays to crawl (index) this PDS
+
+    Send com.atproto.sync.requestCrawl for this PDS's hostname to each relay (default: [pds]
     crawlers of the config)."""
     from pds_aws.ops.crawl import request_crawl
 
@@ -43,12 +45,7 @@ def _request_crawl(args: argparse.Namespace) -> int:
 
 
 def _add_request_crawl(subparsers: Subparsers) -> None:
-    parser = add_command(
-        subparsers,
-        "request-crawl",
-        guarded(_request_crawl),
-        summary="ask relays to crawl (index) this PDS",
-    )
+    parser = add_command(subparsers, "request-crawl", guarded(_request_crawl))
     parser.add_argument("relays", nargs="*", metavar="RELAY", help="relay URL or host")
     parser.add_argument("--hostname", help="the PDS hostname to announce (default: the target's)")
     add_target_options(parser)
@@ -58,7 +55,9 @@ def _add_request_crawl(subparsers: Subparsers) -> None:
 
 
 def _smoke(args: argparse.Namespace) -> int:
-    """Check a PDS at URL as the network sees it: home page, robots.txt from the edge, health,
+    """check a live PDS through its edge (routes, websocket, read and write)
+
+    Check a PDS at URL as the network sees it: home page, robots.txt from the edge, health,
     both OAuth documents, atproto-did 404 for an unknown host, describeServer, listRepos, an
     admin endpoint refusing anonymous calls, the first subscribeRepos frame over a websocket and
     403 outside the allow-list. With --handle/--password also the read path and the write path
@@ -84,12 +83,7 @@ def _smoke(args: argparse.Namespace) -> int:
 
 
 def _add_smoke(subparsers: Subparsers) -> None:
-    parser = add_command(
-        subparsers,
-        "smoke",
-        guarded(_smoke),
-        summary="check a live PDS through its edge (routes, websocket, read and write)",
-    )
+    parser = add_command(subparsers, "smoke", guarded(_smoke))
     parser.add_argument("url", help="the PDS's public URL, e.g. https://pds.example.com")
     parser.add_argument("--handle", help="an account to test reading and writing with")
     parser.add_argument("--password", help="that account's password (an app password works)")
@@ -100,7 +94,9 @@ def _add_smoke(subparsers: Subparsers) -> None:
 
 
 def _status(args: argparse.Namespace) -> int:
-    """Show the PDS's health and version, its account count and the backup: per database the
+    """health, version, accounts and backup freshness
+
+    Show the PDS's health and version, its account count and the backup: per database the
     newest replicated change (from `pds-aws-backup status`) and how far the backup is behind the
     live repositories. Exit 1 when the PDS is unhealthy, no backup exists, an account is missing
     from it, or it is behind by more than --max-backup-age."""
@@ -150,12 +146,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _add_status(subparsers: Subparsers) -> None:
-    parser = add_command(
-        subparsers,
-        "status",
-        guarded(_status),
-        summary="health, version, accounts and backup freshness",
-    )
+    parser = add_command(subparsers, "status", guarded(_status))
     parser.add_argument(
         "--max-backup-age",
         default="5m",

@@ -29,12 +29,12 @@ if TYPE_CHECKING:
 Handler = Callable[[argparse.Namespace], int]
 
 
-def add_command(
-    subparsers: Subparsers, name: str, handler: Handler, *, summary: str
-) -> argparse.ArgumentParser:
-    """Register the command `name`: `summary` is its line in the list of commands, the
-    handler's docstring its description (a command is described once, where it is done)."""
-    parser = subparsers.add_parser(name, help=summary, description=inspect.getdoc(handler))
+def add_command(subparsers: Subparsers, name: str, handler: Handler) -> argparse.ArgumentParser:
+    """Register the command `name`, described by its handler's docstring (a command is described
+    once, where it is done): its summary line is the command's line in the list of commands, the
+    paragraphs after the blank line its description."""
+    summary, _, description = (inspect.getdoc(handler) or "").partition("\n\n")
+    parser = subparsers.add_parser(name, help=summary, description=description or None)
     parser.set_defaults(handler=handler)
     return parser
 

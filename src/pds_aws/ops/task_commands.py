@@ -13,7 +13,9 @@ if TYPE_CHECKING:
 
 
 def _shell(args: argparse.Namespace) -> int:
-    """Open a terminal in the running task's container with ECS Exec. The session is started
+    """ECS Exec into the PDS container (needs the Session Manager plugin)
+
+    Open a terminal in the running task's container with ECS Exec. The session is started
     through the ECS API (boto3); AWS's Session Manager plugin (session-manager-plugin) is needed
     only to attach this terminal to it. No other pds-aws command needs a shell: admin tasks go
     through the PDS's admin API."""
@@ -37,7 +39,9 @@ def _shell(args: argparse.Namespace) -> int:
 
 
 def _logs(args: argparse.Namespace) -> int:
-    """Print the service's container logs from CloudWatch Logs, oldest first; --follow keeps
+    """print or follow the containers' CloudWatch logs
+
+    Print the service's container logs from CloudWatch Logs, oldest first; --follow keeps
     polling (Ctrl-C to stop)."""
     from pds_aws.ops.ecs import follow_logs
     from pds_aws.ops.status import parse_duration
@@ -67,24 +71,14 @@ def _logs(args: argparse.Namespace) -> int:
 
 
 def add_commands(subparsers: Subparsers) -> None:
-    shell = add_command(
-        subparsers,
-        "shell",
-        guarded(_shell),
-        summary="ECS Exec into the PDS container (needs the Session Manager plugin)",
-    )
+    shell = add_command(subparsers, "shell", guarded(_shell))
     shell.add_argument(
         "--container", default=PDS_CONTAINER, help=f"container name (default: {PDS_CONTAINER})"
     )
     shell.add_argument("--command", default="/bin/sh", help="command to run (default: /bin/sh)")
     add_target_options(shell)
 
-    logs = add_command(
-        subparsers,
-        "logs",
-        guarded(_logs),
-        summary="print or follow the containers' CloudWatch logs",
-    )
+    logs = add_command(subparsers, "logs", guarded(_logs))
     logs.add_argument(
         "--container",
         action="append",

@@ -8,7 +8,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from pds_aws.names import CONFIG_ENV, EXAMPLE_CONFIG_FILE
-from pds_aws.ops.common import add_target_options, guarded
+from pds_aws.ops.common import add_command, add_target_options, guarded
 from pds_aws.ops.output import confirm
 from pds_aws.ops.upgrade import Outcome, UpgradeResult, run_upgrade
 
@@ -70,6 +70,14 @@ def drill_if_current(deployment: Deployment, tag: str) -> bool:
 
 
 def _upgrade(args: argparse.Namespace) -> int:
+    """move the PDS to another image tag: drill, deploy, smoke, roll back on failure
+
+    Upgrade the PDS to image TAG: show both @atproto/pds versions (warn on a minor-version
+    jump), run a restore drill, deploy TAG and wait until stable, record the restore point (the
+    old task's final sync), run smoke and doctor checks. On failure the previous tag is deployed
+    again; when the new version changed the databases' schema, that first restores the backup to
+    the restore point: the writes it drops are listed and confirmed first (--yes for scripts).
+    Exit 0 upgraded, 1 rolled back or failed."""
     deployment = deployment_of(args)
     if args.drill_if_current and drill_if_current(deployment, args.to):
         print(f"result: image {args.to} already deployed; the restore drill passed", flush=True)
@@ -86,16 +94,7 @@ def _upgrade(args: argparse.Namespace) -> int:
 
 
 def add_commands(subparsers: Subparsers) -> None:
-    parser = subparsers.add_parser(
-        "upgrade",
-        help="move the PDS to another image tag: drill, deploy, smoke, roll back on failure",
-        description="Upgrade the PDS to image TAG: show both @atproto/pds versions (warn on a "
-        "minor-version jump), run a restore drill, deploy TAG and wait until stable, record the "
-        "restore point (the old task's final sync), run smoke and doctor checks. On failure the "
-        "previous tag is deployed again; when the new version changed the databases' schema, "
-        "that first restores the backup to the restore point: the writes it drops are listed "
-        "and confirmed first (--yes for scripts). Exit 0 upgraded, 1 rolled back or failed.",
-    )
+    parser = add_command(subparsers, "upgrade", guarded(_upgrade))
     parser.add_argument(
         "--to", required=True, metavar="TAG", help="the PDS image tag, e.g. 0.4.5035"
     )
@@ -107,4 +106,3 @@ def add_commands(subparsers: Subparsers) -> None:
         "pipeline's production step)",
     )
     add_target_options(parser)
-    parser.set_defaults(handler=guarded(_upgrade))
