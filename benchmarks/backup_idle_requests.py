@@ -50,6 +50,9 @@ def main() -> int:
         data = root / "data"
         databases = populate(data, args.accounts)
         env = sidecar_env(moto, "idle", data, root / "state")
+        # Nothing here is SIGKILLed: the sidecar's own lease length, so that its renewals
+        # count as they would in a task (guides/BACKUP.md, "One writer: the lease").
+        del env["BACKUP_LEASE_SECONDS"]
         sidecar = Sidecar(env, root / "sidecar.log", args.litestream_override)
         sidecar.wait_healthy(timeout=600)
         wait_replicated(env, databases, timeout=1800)

@@ -79,6 +79,8 @@ def test_direct_with_a_quarter_vcpu_costs_at_most_10_dollars_fixed_with_nothing_
 
 def test_direct_with_a_quarter_vcpu_bill_line_by_line(quarter: Estimate, direct: Estimate) -> None:
     assert quarter.unpriced == ()
+    measured = read_idle_measurement()
+    lease_renewals_per_hour = measured.per_task_per_hour if measured else 0.0
     # The difference is the quarter vCPU less on Spot arm64: 0.25 x 730 h x $0.00971.
     assert direct.fixed_monthly - quarter.fixed_monthly == pytest.approx(
         0.25 * 730 * 0.00971, abs=0.01
@@ -92,9 +94,11 @@ def test_direct_with_a_quarter_vcpu_bill_line_by_line(quarter: Estimate, direct:
         + 0.75  # the Route 53 health check (HTTP, priced as a non-AWS endpoint)
         + 0.50  # the hosted zone (exists already; counted as the reference does)
         + 1 * 0.10  # ECR image storage ([cost] container_image_gb = 1)
+        # the backup sidecar's lease renewals (measured.json), S3 PUTs at $0.005 per 1,000
+        + lease_renewals_per_hour * 730 * 0.000005
     )
-    # The rest is cents: the weekly drill, scheduled events, idle backup requests. No alarm
-    # metric beyond the ten free ones, no billed ephemeral storage.
+    # The rest is cents: the weekly drill, scheduled events, the per-database idle backup
+    # requests. No alarm metric beyond the ten free ones, no billed ephemeral storage.
     assert quarter.fixed_monthly == pytest.approx(expected, abs=0.05)
     assert monthly(quarter, "cloudwatch_alarm_metric_month") == 0
     assert monthly(quarter, "fargate_ephemeral_gb_hour") == 0

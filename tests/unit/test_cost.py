@@ -365,7 +365,10 @@ def test_measured_backup_rate_is_read_from_its_data_file(tmp_path: Path) -> None
 def test_the_committed_measurement_names_its_command_and_machine() -> None:
     data = json.loads(measured_path().read_text())["backup_idle_requests"]
     assert read_idle_measurement() == IdleMeasurement(
-        float(data["requests_per_hour"]), data["accounts"], data["databases"]
+        float(data["requests_per_hour"]),
+        data["accounts"],
+        data["databases"],
+        float(data.get("per_task_per_hour", 0.0)),
     )
     assert "benchmarks/backup_idle_requests.py" in data["command"]
     assert "cores" in data["machine"]
@@ -386,6 +389,14 @@ def test_a_measured_idle_rate_is_scaled_per_database_to_the_configs_accounts() -
     # 20 account databases + account, sequencer and did_cache.
     assert rate.requests_per_hour == pytest.approx(84 * 23 / 603)
     assert "603 databases" in rate.source and "accounts = 20" in rate.source
+
+
+def test_the_per_task_part_of_a_measured_idle_rate_is_not_scaled() -> None:
+    """The lease renewals (one task's) stay as measured; the per-database rest is scaled."""
+    measured = IdleMeasurement(78.0, accounts=200, databases=203, per_task_per_hour=42.0)
+    rate = backup_idle_rate(config_with(accounts=20).cost, measured)
+    assert rate.requests_per_hour == pytest.approx(42 + (78 - 42) * 23 / 203)
+    assert "42 of it per task" in rate.source
 
 
 def test_price_data_has_every_price_for_both_required_regions() -> None:

@@ -30,6 +30,9 @@ class IdleMeasurement:
     requests_per_hour: float
     accounts: int | None = None
     databases: int | None = None
+    # The part of requests_per_hour that one task makes whatever its databases: the sidecar's
+    # lease renewals on the backup prefix.
+    per_task_per_hour: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,7 @@ def idle_measurement(data: Mapping[str, Any]) -> IdleMeasurement | None:
         float(idle["requests_per_hour"]),
         int(accounts) if accounts else None,
         int(databases) if databases else None,
+        float(idle.get("per_task_per_hour") or 0.0),
     )
 
 
@@ -68,7 +72,8 @@ def backup_idle_rate(settings: CostSettings, measured: IdleMeasurement | None) -
     """The idle rate for the config's accounts: measured when there is a figure, else assumed.
 
     Idle replication work is per database (Litestream checks each one), so a figure measured on
-    M databases is scaled to the config's accounts plus the PDS's top-level databases.
+    M databases is scaled to the config's accounts plus the PDS's top-level databases; the
+    part one task makes whatever its databases (lease renewals) is not scaled.
     """
     if measured is None:
         return MeasuredRate(
@@ -85,10 +90,12 @@ def backup_idle_rate(settings: CostSettings, measured: IdleMeasurement | None) -
     if not databases:
         return MeasuredRate(measured.requests_per_hour, f"{source}, scope not stated")
     ours = settings.accounts + len(TOP_LEVEL_DATABASES)
+    per_task = measured.per_task_per_hour
+    of_it = f", {per_task:,g} of it per task" if per_task else ""
     return MeasuredRate(
-        measured.requests_per_hour * ours / databases,
+        per_task + (measured.requests_per_hour - per_task) * ours / databases,
         f"{source}: {measured.requests_per_hour:,g}/hour measured on {databases:,} "
-        f"databases, scaled to {ours} ([cost] accounts = {settings.accounts})",
+        f"databases{of_it}, the rest scaled to {ours} ([cost] accounts = {settings.accounts})",
     )
 
 
