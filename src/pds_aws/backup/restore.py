@@ -9,6 +9,7 @@ import shutil
 import sqlite3
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -219,13 +220,19 @@ def restore_generation(
             )
         except litestream.LitestreamError as exc:
             return f"database {rel}: {exc}"
-        problem = quick_check(target)
+        return checked(rel, target)
+
+    def checked(rel: str, path: Path) -> str | None:
+        problem = quick_check(path)
         return f"database {rel}: quick_check says {problem}" if problem else None
+
+    def each(work: Callable[[str], str | None], rels: list[str]) -> list[str | None]:
+        with ThreadPoolExecutor(max_workers=RESTORE_CONCURRENCY) as pool:
+            return list(pool.map(work, rels))
 
     def restore_dbs(rels: list[str]) -> list[str | None]:
         if ltx_mirror is None or at is not None or len(rels) < 2:
-            with ThreadPoolExecutor(max_workers=RESTORE_CONCURRENCY) as pool:
-                return list(pool.map(restore_db, rels))
+            return each(restore_db, rels)
         # The latest state of many databases: one Litestream process for all of them
         # (litestream.restore_latest_many), each checked, then moved into place.
         scratch = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f"{SCRATCH_PREFIX}db-"))
@@ -240,21 +247,18 @@ def restore_generation(
             except litestream.LitestreamError as exc:
                 # One restore each instead: slower, and its messages name each database.
                 warn(f"{exc}; restoring the {len(rels)} databases one by one instead")
-                with ThreadPoolExecutor(max_workers=RESTORE_CONCURRENCY) as pool:
-                    return list(pool.map(restore_db, rels))
+                return each(restore_db, rels)
 
             def check_and_move(rel: str) -> str | None:
                 restored = scratch / "db" / rel
-                problem = quick_check(restored)
-                if problem:
-                    return f"database {rel}: quick_check says {problem}"
-                target = out_dir / rel
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(restored, target)
-                return None
+                problem = checked(rel, restored)
+                if problem is None:
+                    target = out_dir / rel
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(restored, target)
+                return problem
 
-            with ThreadPoolExecutor(max_workers=RESTORE_CONCURRENCY) as pool:
-                return list(pool.map(check_and_move, rels))
+            return each(check_and_move, rels)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
