@@ -35,7 +35,7 @@ from test_backup_sidecar import (
 )
 
 from helpers import wait_until
-from pds_aws.backup.first_pass import behind, replica_positions
+from pds_aws.backup.fetch import max_txid
 from pds_aws.backup.plan import StoredObject, read_generation
 
 pytestmark = pytest.mark.integration
@@ -242,24 +242,26 @@ def positions(prefix: Prefix) -> dict[str, int]:
         .paginate(Bucket=prefix.bucket, Prefix=f"{PREFIX}/")
         for o in page.get("Contents", [])
     ]
-    return replica_positions(read_generation(objects, generation))
+    contents = read_generation(objects, generation)
+    return {rel: max_txid(db.ltx_files) for rel, db in contents.databases.items()}
 
 
 def test_a_crash_right_after_a_restart_loses_nothing_acknowledged_a_second_before(
     prefix: Prefix,
 ) -> None:
-    """The restarted sidecar continues the restored generation (no re-seed), and turns
-    healthy (the PDS may write) only once Litestream's first pass put every restored database
-    in the backup beyond its restored position. With 23 databases that pass ends seconds
-    after Litestream's start (without the wait, most are still behind at the first health
-    probe), and a write made before it reaches a database is lost in a crash. A SIGKILL shortly after the restart then loses no write acknowledged more than 1 s
-    before it (Litestream's monitor and sync intervals are 250 ms each)."""
+    """The restarted sidecar continues the restored generation (no re-seed): Litestream resumes
+    every restored database's replica at its restored position (backup/resume.py), so its
+    first sync uploads nothing, and the sidecar turns healthy (the PDS may write) once that
+    sync has run for every database. A SIGKILL shortly after the restart then loses no write
+    acknowledged more than 1 s before it (Litestream's monitor and sync intervals are 250 ms
+    each)."""
     dids = _first_boot_with_accounts(prefix, accounts=20)
     restored_from = positions(prefix)
     assert len(restored_from) == 23
     restarted = prefix.start("restarted")
     restarted.wait_healthy()  # t0: the PDS may write from now on
-    assert behind(restored_from, positions(prefix)) == []
+    assert "Litestream resumes 23 of 23 databases" in restarted.log()
+    assert positions(prefix) == restored_from  # nothing written again
     writer = Writer(prefix.data("restarted"), dids[-1])
     writer.start()
     wait_until(lambda: len(writer.acked) > 100, WAIT_S, "writes after the restart")

@@ -1,103 +1,116 @@
-"""Healthy only after Litestream's first pass: positions read from a file:// backup store,
-restored key files not uploaded again; no processes."""
+"""Healthy only after Litestream's first sync of every database: what its control socket
+reports (a stand-in server on a Unix socket answering as Litestream 0.5's `GET /list`), the
+outcomes of the wait, and restored key files not uploaded again; no Litestream process (the
+real one is tests/integration/test_backup_resume.py)."""
 
 from __future__ import annotations
 
+import http.server
+import json
+import socketserver
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
-from pds_aws.backup.first_pass import (
-    Outcome,
-    behind,
-    expected_positions,
-    next_poll_delay,
-    replica_positions,
-    wait_first_pass,
-)
-from pds_aws.backup.layout import file_key, litestream_prefix
+import pytest
+
+from pds_aws.backup.first_pass import Outcome, synced_databases, wait_first_sync
+from pds_aws.backup.layout import file_key
 from pds_aws.backup.mirror import FileMirror
-from pds_aws.backup.plan import read_generation
 from pds_aws.backup.settings import BackupUrl
 from pds_aws.backup.store import FileStore
 
 GEN = "20261130T120000Z-1a2b"
 STORE_DB = "actors/ab/did:plc:alice/store.sqlite"
+DATA = Path("/pds")
 
 
 def _store(tmp_path: Path) -> FileStore:
     return FileStore(BackupUrl("file", "", str(tmp_path / "backup")))
 
 
-def _ltx(store: FileStore, rel: str, level: int, lo: int, hi: int) -> None:
-    name = f"{level:04x}/{lo:016x}-{hi:016x}.ltx"
-    store.put_bytes(f"{litestream_prefix(GEN)}/{rel}/{name}", b"ltx")
+class _Litestream(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+    synced: set[str]
 
 
-def _positions(store: FileStore) -> dict[str, int]:
-    return replica_positions(read_generation(store.list_objects(f"generations/{GEN}/"), GEN))
+class _List(http.server.BaseHTTPRequestHandler):
+    server: _Litestream
+
+    def address_string(self) -> str:
+        return "unix"
+
+    def do_GET(self) -> None:
+        listed = [
+            {"path": str(DATA / rel), "status": "replicating"}
+            | ({"last_sync_at": "2026-11-30T12:00:00Z"} if rel in self.server.synced else {})
+            for rel in ["account.sqlite", STORE_DB]
+        ]
+        body = json.dumps({"databases": listed}).encode()
+        self.send_response(200 if self.path == "/list" else 404)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
 
 
-def test_positions_are_the_highest_txid_of_any_level(tmp_path: Path) -> None:
-    store = _store(tmp_path)
-    _ltx(store, "account.sqlite", 9, 1, 40)
-    _ltx(store, "account.sqlite", 1, 41, 50)
-    _ltx(store, "account.sqlite", 0, 51, 51)
-    _ltx(store, STORE_DB, 9, 1, 7)
-    assert _positions(store) == {"account.sqlite": 51, STORE_DB: 7}
+@pytest.fixture
+def litestream(tmp_path: Path) -> Iterator[_Litestream]:
+    server = _Litestream(str(tmp_path / "litestream.sock"), _List)
+    server.synced = set()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
 
 
-def test_every_database_on_disk_must_pass_its_restored_position() -> None:
-    restored = {"account.sqlite": 51, STORE_DB: 7}
-    # An adopted database (not in the backup yet) must reach any position at all.
-    expected = {"account.sqlite": 51, STORE_DB: 7, "sequencer.sqlite": 0}
-    assert behind(expected, restored) == ["account.sqlite", STORE_DB, "sequencer.sqlite"]
-    assert behind(expected, {"account.sqlite": 52, STORE_DB: 8}) == ["sequencer.sqlite"]
-    assert behind(expected, {"account.sqlite": 52, STORE_DB: 8, "sequencer.sqlite": 1}) == []
+def test_synced_databases_are_those_with_a_last_sync(
+    tmp_path: Path, litestream: _Litestream
+) -> None:
+    control = tmp_path / "litestream.sock"
+    assert synced_databases(control, DATA) == set()
+    litestream.synced = {STORE_DB}
+    assert synced_databases(control, DATA) == {STORE_DB}
 
 
-def test_expected_positions_cover_the_databases_on_disk_only(tmp_path: Path) -> None:
-    store = _store(tmp_path)
-    _ltx(store, "account.sqlite", 9, 1, 40)
-    _ltx(store, "actors/cd/did:plc:gone/store.sqlite", 9, 1, 3)  # deleted: not restored
-    contents = read_generation(store.list_objects(f"generations/{GEN}/"), GEN)
-    on_disk = {"account.sqlite", "did_cache.sqlite"}
-    assert expected_positions(on_disk, contents) == {"account.sqlite": 40, "did_cache.sqlite": 0}
-
-
-def test_the_wait_ends_once_every_database_is_past_its_position(tmp_path: Path) -> None:
-    store = _store(tmp_path)
-    _ltx(store, "account.sqlite", 9, 1, 40)
-    _ltx(store, STORE_DB, 9, 1, 7)
-    expected = _positions(store)
+def test_the_wait_ends_once_every_database_has_synced(
+    tmp_path: Path, litestream: _Litestream
+) -> None:
     polls: list[int] = []
 
-    def tick() -> bool:  # Litestream's uploads, one database per poll
+    def tick() -> bool:  # Litestream's syncs, one database per poll
         polls.append(1)
         if len(polls) == 2:
-            _ltx(store, "account.sqlite", 0, 41, 41)
+            litestream.synced = {"account.sqlite"}
         if len(polls) == 3:
-            _ltx(store, STORE_DB, 0, 8, 8)
+            litestream.synced = {"account.sqlite", STORE_DB}
         return False
 
-    outcome = wait_first_pass(
-        store, GEN, expected, stop=threading.Event(), litestream_exited=tick, poll=0.0
+    outcome = wait_first_sync(
+        tmp_path / "litestream.sock",
+        DATA,
+        {"account.sqlite", STORE_DB},
+        stop=threading.Event(),
+        litestream_exited=tick,
+        poll=0.0,
     )
     assert outcome is Outcome.DONE
     assert len(polls) == 3
 
 
 def test_the_wait_gives_up_stops_and_notices_litestream_exiting(tmp_path: Path) -> None:
-    store = _store(tmp_path)
-    _ltx(store, "account.sqlite", 9, 1, 40)
-    expected = _positions(store)
+    """No socket (Litestream not listening yet, or never): nothing counts as synced."""
     never = threading.Event()
     clock = iter(range(0, 10_000, 100)).__next__
 
     def run(stop: threading.Event, exited: bool) -> Outcome:
-        return wait_first_pass(
-            store,
-            GEN,
-            expected,
+        return wait_first_sync(
+            tmp_path / "missing.sock",
+            DATA,
+            {"account.sqlite"},
             stop=stop,
             litestream_exited=lambda: exited,
             poll=0.0,
@@ -127,11 +140,3 @@ def test_restored_key_files_are_not_uploaded_again(tmp_path: Path) -> None:
     # alice's restored key is the stored object already; bob's differs in size: uploaded.
     assert store.get_bytes(file_key(GEN, "actors/ab/did:plc:alice/key")) is None
     assert store.get_bytes(file_key(GEN, "actors/ab/did:plc:bob/key")) == b"other size"
-
-
-def test_polls_wait_longer_when_the_listing_is_slow() -> None:
-    """A listing that takes a while (a large generation, a busy store) is not repeated at once:
-    the poll's LISTs take at most a third of the store's time during the first pass."""
-    assert next_poll_delay(1.0, 0.1) == 1.0
-    assert next_poll_delay(1.0, 2.0) == 4.0
-    assert next_poll_delay(0.0, 0.0) == 0.0

@@ -56,6 +56,14 @@ def max_txid(files: Sequence[LtxFile]) -> int:
     return max((p.max_txid for p in parsed if p is not None), default=0)
 
 
+def position_file(files: Sequence[LtxFile]) -> LtxFile | None:
+    """The level-0 file at the replica's position (its highest TXID), when it is stored:
+    Litestream keeps the newest level-0 file when it deletes compacted ones."""
+    parsed = [p for p in map(_parse, files) if p is not None]
+    top = max((p.max_txid for p in parsed), default=0)
+    return next((p.entry for p in parsed if p.level == 0 and p.min_txid == p.max_txid == top), None)
+
+
 def needed_ltx_files(files: Sequence[LtxFile], at: datetime | None) -> list[LtxFile]:
     """The subset of `files` a restore (latest: `at` None) needs; all of them when the names
     are not Litestream's or no snapshot qualifies (Litestream then decides, as before)."""

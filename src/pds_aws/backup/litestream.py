@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import subprocess
+import tempfile
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 from pds_aws.backup.plan import litestream_config
 from pds_aws.errors import PdsAwsError
 
+UNIX_PATH_MAX = 100  # with room to spare below Linux's sun_path (108 bytes)
 RESTORE_TIMEOUT_S = 900.0
 ONCE_TIMEOUT_S = 900.0
 _PR_SET_PDEATHSIG = 1
@@ -121,10 +123,29 @@ def restore_latest_many(
         )
 
 
-def write_config(path: Path, data_dir: Path, directory_replica_url: str, history_days: int) -> None:
+def write_config(
+    path: Path,
+    data_dir: Path,
+    directory_replica_url: str,
+    history_days: int,
+    control: Path | None = None,
+) -> None:
+    """`control`: where Litestream listens for control requests (first_pass.py), if at all."""
     path.parent.mkdir(parents=True, exist_ok=True)
     config = litestream_config(str(data_dir), directory_replica_url, history_days)
+    if control is not None:
+        # Owner only; Litestream removes a socket file left by an earlier run before listening.
+        config["socket"] = {"enabled": True, "path": str(control), "permissions": 0o600}
     path.write_text(json.dumps(config, indent=2))
+
+
+def control_socket(state_dir: Path) -> Path:
+    """Litestream's control socket: in the state directory, or in a private temporary
+    directory when that path is too long for a Unix socket (108 bytes on Linux)."""
+    path = state_dir / "litestream.sock"
+    if len(os.fsencode(path)) < UNIX_PATH_MAX:
+        return path
+    return Path(tempfile.mkdtemp(prefix="pds-aws-backup-")) / "litestream.sock"
 
 
 def replicate_once(binary: str, config: Path, *, env: Mapping[str, str]) -> None:

@@ -10,7 +10,7 @@ import time
 from datetime import UTC, datetime
 
 from pds_aws.backup import litestream
-from pds_aws.backup.first_pass import Outcome, wait_first_pass
+from pds_aws.backup.first_pass import Outcome, wait_first_sync
 from pds_aws.backup.generations import record_first_data
 from pds_aws.backup.health import health_path, write_health
 from pds_aws.backup.layout import generation_prefix
@@ -65,17 +65,20 @@ def replicate(
     running: Running,
     first_data_pending: bool,
     restored_stamps: dict[str, tuple[int, int]],
-    first_pass: dict[str, int] | None = None,
+    first_sync: set[str] | None = None,
 ) -> int:
     """Start Litestream on the generation, replicate until stopped, then the final sync.
 
-    `first_pass`: the databases on disk and the position each was restored from; healthy only
-    once each is in the backup beyond it (first_pass.py). None: healthy once Litestream runs.
+    `first_sync`: the databases on disk; healthy only once Litestream has synced each once
+    (first_pass.py). None: healthy once Litestream runs.
     """
     data_dir = settings.data_dir
     config_path = settings.state_dir / LITESTREAM_CONFIG_FILE
     directory_url = settings_replica_url(settings, generation)
-    litestream.write_config(config_path, data_dir, directory_url, settings.history_days)
+    control = litestream.control_socket(settings.state_dir)
+    litestream.write_config(
+        config_path, data_dir, directory_url, settings.history_days, control=control
+    )
     since = datetime.now(UTC)
     replicator = litestream.Replicator(
         settings.litestream_bin,
@@ -90,17 +93,17 @@ def replicate(
         error(f"litestream exited with {replicator.poll()} at start; the task must be replaced")
         return 1
     mirror.sync()
-    if first_pass is not None:
-        outcome = wait_first_pass(
-            store,
-            generation,
-            first_pass,
+    if first_sync is not None:
+        outcome = wait_first_sync(
+            control,
+            data_dir,
+            first_sync,
             stop=stop,
             litestream_exited=lambda: replicator.poll() is not None,
         )
         if outcome is Outcome.EXITED and not lost.is_set():
             error(
-                f"litestream exited with {replicator.poll()} during its first pass; the task "
+                f"litestream exited with {replicator.poll()} during its first sync; the task "
                 "must be replaced"
             )
             return 1

@@ -17,7 +17,14 @@ from pathlib import Path, PurePosixPath
 
 from pds_aws.backup import litestream
 from pds_aws.backup.datadir import files_under
-from pds_aws.backup.fetch import ltx_timestamp, needed_ltx_files, newest_written
+from pds_aws.backup.fetch import (
+    LtxFile,
+    ltx_timestamp,
+    max_txid,
+    needed_ltx_files,
+    newest_written,
+    position_file,
+)
 from pds_aws.backup.layout import (
     ACCOUNT_DATABASE,
     FileKind,
@@ -36,6 +43,7 @@ from pds_aws.backup.plan import (
     restore_timestamp,
     settings_replica_url,
 )
+from pds_aws.backup.resume import resume_replica
 from pds_aws.backup.settings import Settings
 from pds_aws.backup.store import BackupStore, StoreError
 from pds_aws.errors import PdsAwsError
@@ -43,6 +51,7 @@ from pds_aws.errors import PdsAwsError
 RESTORE_CONCURRENCY = 8  # litestream restore processes at once (CPU-bound, small)
 
 DOWNLOAD_CONCURRENCY = 32  # S3 GETs at once (latency-bound)
+RESUME_REASONS_LOGGED = 5
 
 
 class RestoreFailed(PdsAwsError):
@@ -62,6 +71,7 @@ class RestoreReport:
     key_files: int = 0
     bytes: int = 0
     gets: int = 0  # LTX objects fetched (one GET each)
+    resumed: set[str] = field(default_factory=set)  # Litestream continues their replica
     seconds: float = 0.0
     problems: list[str] = field(default_factory=list)
 
@@ -141,10 +151,14 @@ def restore_generation(
     *,
     at: datetime | None = None,
     contents: GenerationContents | None = None,
+    resume: bool = False,
 ) -> RestoreReport:
     """Restore one generation (latest, or as of `at`) into `out_dir`; raise RestoreFailed.
 
     `contents`: the generation's listing when the caller already has it (one LIST less).
+    `resume`: the restored databases stay in this generation (the sidecar's start): also write
+    the state with which Litestream continues each one's replica (resume.py); those it could
+    are `report.resumed`.
     """
     started = time.monotonic()
     report = RestoreReport(generation)
@@ -173,6 +187,19 @@ def restore_generation(
         if settings.backup_url.scheme == "file"
         else Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f"{SCRATCH_PREFIX}ltx-"))
     )
+    resume = resume and at is None
+
+    def replica_dir(rel: str) -> Path:
+        """Where a database's LTX files are on this machine: fetched, or a file backup."""
+        if ltx_mirror is not None:
+            return ltx_mirror / rel
+        return Path(settings_replica_url(settings, generation, rel).removeprefix("file://"))
+
+    def needed(rel: str) -> list[LtxFile]:
+        files = contents.databases[rel].ltx_files
+        wanted = needed_ltx_files(files, at)
+        position = position_file(files) if resume else None
+        return wanted if position is None or position in wanted else [*wanted, position]
 
     def fetch(rels: list[str]) -> list[str]:
         if ltx_mirror is None:
@@ -182,7 +209,7 @@ def restore_generation(
         jobs = [
             (key, ltx_mirror / rel / local, stored)
             for rel in rels
-            for key, local, stored in needed_ltx_files(contents.databases[rel].ltx_files, at)
+            for key, local, stored in needed(rel)
         ]
         report.gets += len(jobs)
 
@@ -262,6 +289,29 @@ def restore_generation(
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
+    def resume_one(rel: str) -> str | None:
+        files = contents.databases[rel].ltx_files
+        position = position_file(files)
+        if position is None:
+            return "no level-0 file at the replica's position is stored"
+        try:
+            return resume_replica(out_dir / rel, replica_dir(rel) / position[1], max_txid(files))
+        except OSError as exc:
+            return str(exc)
+
+    def resume_all(rels: list[str]) -> None:
+        reasons = dict(zip(rels, each(resume_one, rels), strict=True))
+        report.resumed = {rel for rel, reason in reasons.items() if reason is None}
+        info(
+            f"Litestream resumes {len(report.resumed)} of {len(rels)} databases at their "
+            "restored position (nothing of them is uploaded again)"
+        )
+        others = sorted((rel, reason) for rel, reason in reasons.items() if reason is not None)
+        for rel, reason in others[:RESUME_REASONS_LOGGED]:
+            warn(f"database {rel} not resumed: {reason}; Litestream uploads it whole once")
+        if len(others) > RESUME_REASONS_LOGGED:
+            warn(f"... and {len(others) - RESUME_REASONS_LOGGED} more databases not resumed")
+
     def restore_file(rel: str) -> str | None:
         target = out_dir / rel
         try:
@@ -305,6 +355,8 @@ def restore_generation(
         problems = [p for p in [*db_results, *file_results] if p]
         if problems:
             raise RestoreFailed(problems)
+        if resume:
+            resume_all(list(plan.databases))
         db_seconds = time.monotonic() - db_started
     finally:
         if ltx_mirror is not None:

@@ -20,7 +20,6 @@ from pds_aws.backup.datadir import (
     move_into_place,
     prepare_data_dir,
 )
-from pds_aws.backup.first_pass import expected_positions
 from pds_aws.backup.generations import (
     create_generation,
     may_start_empty,
@@ -146,7 +145,7 @@ def _run_holding_lease(
                 )
                 return 1
             staging.mkdir()
-            restore_generation(settings, store, generation, staging, contents=contents)
+            restore_generation(settings, store, generation, staging, contents=contents, resume=True)
             move_into_place(staging, data_dir)
             restored_stamps = database_stamps(data_dir)
         elif blocking:
@@ -184,16 +183,17 @@ def _run_holding_lease(
     mirror = FileMirror(store, data_dir, generation)
     mirror.adopt_restored(contents.files)
     on_disk = databases_on_disk(data_dir)
-    first_pass: dict[str, int] | None = None
+    first_sync: set[str] | None = None
     if on_disk:
         # Restored (or adopted) databases: Litestream starts now, and the sidecar is healthy
-        # (the PDS may start and acknowledge writes) only after its first pass put every one
-        # of them in the backup beyond the restored position. The PDS's migrations of these
-        # databases then never meet Litestream's initial writes to them.
-        first_pass = expected_positions(on_disk, contents)
+        # (the PDS may start and acknowledge writes) only once Litestream has synced every
+        # one of them (first_pass.py): a resumed database then uploads nothing, any other is
+        # in the backup whole. The PDS's migrations of these databases then never meet
+        # Litestream's initial writes to them.
+        first_sync = on_disk
         info(
-            f"starting Litestream on the {len(on_disk)} databases on disk; healthy once each "
-            "is in the backup beyond its restored position"
+            f"starting Litestream on the {len(on_disk)} databases on disk; healthy once it "
+            "has synced each once"
         )
     elif settings.pds_health_url is not None:
         # No database yet (a first boot): the PDS creates and migrates them with busy
@@ -220,9 +220,9 @@ def _run_holding_lease(
                     error(f"{failures} key files could not be uploaded before stopping")
                 return 1 if failures else 0
             info("stopped before the PDS answered: replicating the databases on disk first")
-    # The restored generation is continued: Litestream (0.5.17, with its fix for a database
-    # restored behind its replica) fetches each replica's latest position at start and goes
-    # on from there, so no new generation is seeded and nothing waits for a re-seed.
+    # The restored generation is continued: Litestream resumes each database's replica at
+    # its restored position (resume.py; or, where it could not, fetches the replica's
+    # position and writes the database once more), so no new generation is seeded.
     first_data_pending = not contents.databases
     return replicate(
         settings,
@@ -234,5 +234,5 @@ def _run_holding_lease(
         running,
         first_data_pending,
         restored_stamps,
-        first_pass,
+        first_sync,
     )
