@@ -126,10 +126,12 @@ def restore_rate(result: dict[str, Any]) -> list[str]:
         "",
         "Start to healthy is what a replacement task waits before its PDS starts: the sidecar "
         "reports healthy once the restore is done (the logged phase plus listing the backup and "
-        "taking the lease) and Litestream's first pass has written every restored database to "
-        "the backup once more (a LIST, a GET and a PUT of the whole database each; without it "
-        "a write right after the restart could be lost, guides/BACKUP.md). On moto here that "
-        "pass is most of the time: the restore itself is the logged phase. "
+        "taking the lease) and Litestream has synced every restored database once. Each "
+        "database is resumed at its restored position (guides/BACKUP.md, step 4), so that sync "
+        "uploads nothing: it is Litestream's two LISTs of the database's level 0 at start. "
+        "On moto here the store's requests set the time: a GET per key file, about one per "
+        "database (its LTX files), two LISTs per database, served one after the other by one "
+        "Python process (a few hundred a second); S3 serves them in parallel. "
         "GETs per database: every GET of the restore (the LTX objects it "
         "needs: the newest snapshot and the files after it; key files; CURRENT, ORIGIN, LEASE) "
         "over the databases restored.",
@@ -358,7 +360,8 @@ def render(
         BEGIN,
         "## Backup sidecar",
         "",
-        f"Measured {when} with `make benchmarks-backup` (about 70 minutes): the real "
+        f"Report written {when} from `make benchmarks-backup` (about 70 minutes; each "
+        "benchmark's own time is beside its machine): the real "
         "`pds-aws-backup` program and Litestream binary, moto server as S3 on loopback, on a "
         "shared CI-class machine whose other load is noted per benchmark. Benchmarks are "
         "not tests: nothing here is asserted in `make test`.",
@@ -378,7 +381,8 @@ def render(
         lines += [
             "",
             f"Command: `{shown_command(result, COMMANDS[name])}`  ",
-            f"Machine: {result['machine']}.",
+            f"Machine: {result['machine']}"
+            + (f"; measured {result['measured_at']}." if "measured_at" in result else "."),
             "",
         ]
     lines.append(END)
@@ -395,6 +399,10 @@ def replace_section(document: str, section: str) -> str:
     return document.rstrip("\n") + "\n\n" + section
 
 
+def _stamp(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
 def main() -> int:
     if len(sys.argv) != 3:
         print(__doc__, file=sys.stderr)
@@ -403,6 +411,7 @@ def main() -> int:
     results = {}
     for path in sorted(results_dir.glob("backup_*.json")):
         result = json.loads(path.read_text())
+        result["measured_at"] = _stamp(path.stat().st_mtime)
         results[result["benchmark"]] = result
     what_ifs = [json.loads(p.read_text()) for p in sorted(results_dir.glob("whatif/*.json"))]
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -410,7 +419,8 @@ def main() -> int:
     target.write_text(replace_section(existing, render(results, when, what_ifs)), encoding="utf-8")
     print(f"wrote the backup section of {target} ({len(results)} benchmarks)")
     if "idle_requests" in results:
-        write_measured(measured_idle(results["idle_requests"], what_ifs, when))
+        idle = results["idle_requests"]
+        write_measured(measured_idle(idle, what_ifs, idle["measured_at"]))
         print(f"wrote the idle request rate into {MEASURED} (then: make cost-guide)")
     return 0
 

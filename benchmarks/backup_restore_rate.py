@@ -114,19 +114,21 @@ def main() -> int:
     args = parser.parse_args()
     host = machine()
     results = []
-    with (
-        tempfile.TemporaryDirectory(prefix="bench-restore-") as tmp,
-        moto_server(Path(tmp)) as moto,
-    ):
-        for accounts in args.accounts:
-            results.append(measure(moto, Path(tmp), accounts, args.logs))
-            print(json.dumps(results[-1]), flush=True)
-        if args.large_gb:
-            records = int(args.large_gb * 2**30 / args.large_repos / LARGE_RECORD_BYTES)
+    sizes: list[tuple[int, int, int]] = [(n, 20, 200) for n in args.accounts]
+    if args.large_gb:
+        records = int(args.large_gb * 2**30 / args.large_repos / LARGE_RECORD_BYTES)
+        sizes.append((args.large_repos, records, LARGE_RECORD_BYTES))
+    for accounts, records_per_account, record_bytes in sizes:
+        # Each size against its own store: what an earlier size left in moto (its objects,
+        # its listing index) must not slow the next one.
+        with (
+            tempfile.TemporaryDirectory(prefix="bench-restore-") as tmp,
+            moto_server(Path(tmp)) as moto,
+        ):
             results.append(
-                measure(moto, Path(tmp), args.large_repos, args.logs, records, LARGE_RECORD_BYTES)
+                measure(moto, Path(tmp), accounts, args.logs, records_per_account, record_bytes)
             )
-            print(json.dumps(results[-1]), flush=True)
+        print(json.dumps(results[-1]), flush=True)
     summary = {
         "benchmark": "restore_rate",
         "machine": host,

@@ -3,7 +3,7 @@ PDS-shaped data directory of 200 accounts, against the live data's size.
 
 A first `pds-aws-backup run` adopts the directory (first boot) and stops with SIGTERM. Then,
 N times: a new sidecar restores into an empty directory, turns healthy (Litestream's first
-pass done), a writer commits 50 rows to `sequencer.sqlite`, and the sidecar stops with
+sync done), a writer commits 50 rows to `sequencer.sqlite`, and the sidecar stops with
 SIGTERM (its final sync); the next restart restores from there. After each restart the
 objects under the prefix are listed at the moto server: their bytes, count, and the number
 of generations. Live data = the restored directory's database files (WAL included) and key
@@ -143,11 +143,11 @@ restart: restore, healthy, 50 writes, SIGTERM. Bytes under the backup prefix aft
 |---:|---:|---:|---:|---:|---:|---:|
 {table}
 
-A restart makes no generation. What each restart does add is Litestream's first pass: every
-restored database is written once more as a whole, as a level-0 file (guides/BACKUP.md). The
-next level-1 compaction (every 6 h) merges the level-0 files since the previous one into one
-file (one copy of each page), and level-0 files are deleted 5 min after they are compacted:
-restarts within one 6 h window cost about one copy of the live data in all, not one each.
+A restart makes no generation, and writes no database again: Litestream resumes each
+restored database's replica at its restored position (guides/BACKUP.md, step 4), so a
+restart adds what was written after it (here 50 writes, as level-0 files). The level-1
+compaction (every 6 h) merges the level-0 files since the previous one into one file (one
+copy of each page), and level-0 files are deleted 5 min after they are compacted.
 Snapshots (one a day) and level-1 files older than the oldest snapshot are deleted after
 `history_days` + 1 day. Not measured here: the compaction itself (6 h).
 

@@ -228,21 +228,20 @@ def resume_replica(database: Path, newest_level0: Path, replica_txid: int) -> st
         return "Litestream state or a WAL exists already"
     with newest_level0.open("rb") as handle:
         head = handle.read(LTX_HEADER_SIZE)
-        if len(head) < LTX_HEADER_SIZE:
-            return "the newest level-0 file is too short to be an LTX file"
-        page_size_field: int = _LTX_HEADER.unpack_from(head)[2]
-        hashed = hashed_length(handle, page_size_field)
+        if len(head) < LTX_HEADER_SIZE or not head.startswith(LTX_MAGIC):
+            return "the newest level-0 file is not an LTX file"
+        _, _, ltx_page_size, commit, min_txid, max_txid, *_ = _LTX_HEADER.unpack_from(head)
+        if not min_txid == max_txid == replica_txid:
+            return (
+                f"the newest level-0 file ({min_txid}-{max_txid}) is not the replica's "
+                f"position ({replica_txid})"
+            )
+        hashed = hashed_length(handle, ltx_page_size)
+        if hashed is None:
+            return "the newest level-0 file's pages are not all in LTX's block format"
         handle.seek(-CHECKSUM_SIZE, os.SEEK_END)
         checksum_at = handle.tell()
         (file_checksum,) = struct.unpack(">Q", handle.read(CHECKSUM_SIZE))
-    if hashed is None:
-        return "the newest level-0 file's pages are not all in LTX's block format"
-    magic, _flags, ltx_page_size, commit, min_txid, max_txid, *_ = _LTX_HEADER.unpack_from(head)
-    if magic != LTX_MAGIC or min_txid != max_txid or max_txid != replica_txid:
-        return (
-            f"the newest level-0 file ({min_txid}-{max_txid}) is not the replica's position "
-            f"({replica_txid})"
-        )
     with database.open("rb") as handle:
         first = handle.read(100)
         page_size = page_size_of(first)
