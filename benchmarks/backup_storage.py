@@ -145,9 +145,13 @@ restart: restore, healthy, 50 writes, SIGTERM. Bytes under the backup prefix aft
 
 A restart makes no generation, and writes no database again: Litestream resumes each
 restored database's replica at its restored position (guides/BACKUP.md, step 4), so a
-restart adds what was written after it (here 50 writes, as level-0 files). The level-1
-compaction (every 6 h) merges the level-0 files since the previous one into one file (one
-copy of each page), and level-0 files are deleted 5 min after they are compacted.
+restart adds what was written after it (here 50 writes, as level-0 files). What grew over the
+first restarts is Litestream's periodic work, which its monitors do at start for each
+database that has none in the current period, one database after the other (so each short
+restart got further through them): the day's snapshot (level 9, one compressed copy of the
+database) and the level-1 compaction (every 6 h: the level-0 files since the previous one
+merged into one file, one copy of each page; level-0 files are deleted 5 min after they are
+compacted). That is one copy per period, however many restarts.
 Snapshots (one a day) and level-1 files older than the oldest snapshot are deleted after
 `history_days` + 1 day. Not measured here: the compaction itself (6 h).
 
