@@ -20,7 +20,7 @@ import pytest
 
 from helpers import wait_until
 from pds_aws.backup import litestream
-from pds_aws.backup.first_pass import Outcome, synced_databases, wait_first_sync
+from pds_aws.backup.first_sync import Outcome, synced_databases, wait_first_sync
 from pds_aws.backup.resume import meta_ltx_path, resume_replica
 
 pytestmark = pytest.mark.integration

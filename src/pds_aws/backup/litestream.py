@@ -130,7 +130,7 @@ def write_config(
     history_days: int,
     control: Path | None = None,
 ) -> None:
-    """`control`: where Litestream listens for control requests (first_pass.py), if at all."""
+    """`control`: where Litestream listens for control requests (first_sync.py), if at all."""
     path.parent.mkdir(parents=True, exist_ok=True)
     config = litestream_config(str(data_dir), directory_replica_url, history_days)
     if control is not None:

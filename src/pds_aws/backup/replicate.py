@@ -10,7 +10,7 @@ import time
 from datetime import UTC, datetime
 
 from pds_aws.backup import litestream
-from pds_aws.backup.first_pass import Outcome, wait_first_sync
+from pds_aws.backup.first_sync import Outcome, wait_first_sync
 from pds_aws.backup.generations import record_first_data
 from pds_aws.backup.health import health_path, write_health
 from pds_aws.backup.layout import generation_prefix
@@ -70,7 +70,7 @@ def replicate(
     """Start Litestream on the generation, replicate until stopped, then the final sync.
 
     `first_sync`: the databases on disk; healthy only once Litestream has synced each once
-    (first_pass.py). None: healthy once Litestream runs.
+    (first_sync.py). None: healthy once Litestream runs.
     """
     data_dir = settings.data_dir
     config_path = settings.state_dir / LITESTREAM_CONFIG_FILE

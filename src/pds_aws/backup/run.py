@@ -187,7 +187,7 @@ def _run_holding_lease(
     if on_disk:
         # Restored (or adopted) databases: Litestream starts now, and the sidecar is healthy
         # (the PDS may start and acknowledge writes) only once Litestream has synced every
-        # one of them (first_pass.py): a resumed database then uploads nothing, any other is
+        # one of them (first_sync.py): a resumed database then uploads nothing, any other is
         # in the backup whole. The PDS's migrations of these databases then never meet
         # Litestream's initial writes to them.
         first_sync = on_disk

@@ -36,7 +36,7 @@ TIMEOUT_S = 180.0
 TIMEOUT_PER_DATABASE_S = 1.0
 
 
-def pass_timeout(databases: int) -> float:
+def sync_timeout(databases: int) -> float:
     return TIMEOUT_S + TIMEOUT_PER_DATABASE_S * databases
 
 
@@ -95,7 +95,7 @@ def wait_first_sync(
 ) -> Outcome:
     """Poll Litestream until every one of `databases` has synced once."""
     expected = set(databases)
-    timeout = pass_timeout(len(expected)) if timeout is None else timeout
+    timeout = sync_timeout(len(expected)) if timeout is None else timeout
     started = clock()
     next_report = started + PROGRESS_S
     pending = sorted(expected)

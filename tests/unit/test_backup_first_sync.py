@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pds_aws.backup.first_pass import Outcome, synced_databases, wait_first_sync
+from pds_aws.backup.first_sync import Outcome, synced_databases, wait_first_sync
 from pds_aws.backup.layout import file_key
 from pds_aws.backup.mirror import FileMirror
 from pds_aws.backup.settings import BackupUrl
