@@ -25,7 +25,7 @@ SNAPSHOT_LEVEL = 9
 STORED_RESOLUTION = timedelta(seconds=1)
 # LTX header (superfly/ltx, Header.MarshalBinary): "LTX1", then big-endian fields; the
 # transaction's time, milliseconds since the epoch, is the int64 at byte 32.
-_LTX_MAGIC = b"LTX1"
+LTX_MAGIC = b"LTX1"
 _LTX_TIMESTAMP = struct.Struct(">q")
 _LTX_TIMESTAMP_OFFSET = 32
 _LOCAL = re.compile(r"^ltx/(\d+)/([0-9a-f]{16})-([0-9a-f]{16})\.ltx$")
@@ -98,7 +98,7 @@ def ltx_timestamp(path: Path) -> datetime | None:
             head = handle.read(_LTX_TIMESTAMP_OFFSET + _LTX_TIMESTAMP.size)
     except OSError:
         return None
-    if len(head) < _LTX_TIMESTAMP_OFFSET + _LTX_TIMESTAMP.size or not head.startswith(_LTX_MAGIC):
+    if len(head) < _LTX_TIMESTAMP_OFFSET + _LTX_TIMESTAMP.size or not head.startswith(LTX_MAGIC):
         return None
     (millis,) = _LTX_TIMESTAMP.unpack_from(head, _LTX_TIMESTAMP_OFFSET)
     if millis <= 0:

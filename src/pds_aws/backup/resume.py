@@ -45,7 +45,8 @@ from functools import cache
 from pathlib import Path
 from typing import BinaryIO
 
-LTX_MAGIC = b"LTX1"
+from pds_aws.backup.fetch import LTX_MAGIC
+
 LTX_HEADER_SIZE = 100
 _LTX_HEADER = struct.Struct(">4sIIIQQqQqqII")  # through WALSalt2
 _WAL_FIELDS = struct.Struct(">qqII")
@@ -80,21 +81,17 @@ def _crc64_table() -> tuple[int, ...]:
     return tuple(table)
 
 
-def crc64_iso(data: bytes, crc: int = 0) -> int:
-    """Go's `crc64.Update(crc, crc64.MakeTable(crc64.ISO), data)` (small inputs: pure Python)."""
-    table = _crc64_table()
-    crc ^= _MASK64
-    for byte in data:
-        crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
-    return crc ^ _MASK64
-
-
 def _raw_update(state: int, data: bytes) -> int:
     """The CRC's linear part: no initial or final inversion."""
     table = _crc64_table()
     for byte in data:
         state = table[(state ^ byte) & 0xFF] ^ (state >> 8)
     return state
+
+
+def crc64_iso(data: bytes, crc: int = 0) -> int:
+    """Go's `crc64.Update(crc, crc64.MakeTable(crc64.ISO), data)` (small inputs: pure Python)."""
+    return _raw_update(crc ^ _MASK64, data) ^ _MASK64
 
 
 def _apply(matrix: tuple[int, ...], vector: int) -> int:
