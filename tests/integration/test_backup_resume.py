@@ -148,13 +148,17 @@ def test_a_resumed_replica_goes_on_through_litestreams_checkpoint(tmp_path: Path
     running.wait_synced({DB})
     wal = target.with_name(target.name + "-wal")
     resumed_salts = wal.read_bytes()[16:24]
+    size = target.stat().st_size
     conn = writer(target)
     insert(conn, 1500)
-    size = target.stat().st_size
-    # The checkpoint copies the WAL's pages into the database file.
-    wait_until(lambda: target.stat().st_size > size * 10, 60, "Litestream's checkpoint")
-    insert(conn, 20)
-    assert wal.read_bytes()[16:24] != resumed_salts  # the WAL restarted
+
+    def restarted() -> bool:
+        # SQLite restarts the WAL at a write once a checkpoint has copied every frame back.
+        insert(conn, 5)
+        return wal.read_bytes()[16:24] != resumed_salts
+
+    wait_until(restarted, 60, "the WAL restarted after Litestream's checkpoint")
+    assert target.stat().st_size > size * 10  # the checkpoint copied the pages into the file
     expected = [row[0] for row in conn.execute("SELECT id FROM t ORDER BY id")]
     conn.close()
     running.stop()
