@@ -93,11 +93,18 @@ def restore_rate(result: dict[str, Any]) -> list[str]:
         "empty directory until `pds-aws-backup health` passes; the earlier target was 60 s).",
         "",
         "| accounts | databases | data | start to healthy | accounts/s "
-        "| key files + databases phase (sidecar's log) | GETs per database |",
+        "| key files + databases, then Litestream's first sync (sidecar's log) "
+        "| GETs per database |",
         "|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for size in result["sizes"]:
-        logged = size["databases_restore_s_logged"]
+        phases = [size.get("key_files_restore_s_logged"), size["databases_restore_s_logged"]]
+        first_sync = size.get("first_sync_s_logged")
+        logged = (
+            f"{sum(phases):.1f} s, then {first_sync} s"
+            if None not in phases and first_sync is not None
+            else "-"
+        )
         gets = size.get("gets_per_database", "-")
         data = f"{size['data_mb']} MiB" if "data_mb" in size else "-"
         runs = size.get("start_to_healthy_runs_s", [])
@@ -105,7 +112,7 @@ def restore_rate(result: dict[str, Any]) -> list[str]:
         lines.append(
             f"| {size['accounts']:,} | {size['databases']:,} | {data} "
             f"| {size['start_to_healthy_s']} s{spread} "
-            f"| {size['accounts_per_s']} | {logged if logged is not None else '-'} s | {gets} |"
+            f"| {size['accounts_per_s']} | {logged} | {gets} |"
         )
     for large in [s for s in result["sizes"] if s.get("large_repositories")]:
         seconds = large["start_to_healthy_s"]
@@ -131,12 +138,13 @@ def restore_rate(result: dict[str, Any]) -> list[str]:
         "taking the lease) and Litestream has synced every restored database once. Each "
         "database is resumed at its restored position (guides/BACKUP.md, step 4), so that sync "
         "uploads nothing: it is Litestream's two LISTs of the database's level 0 at start. "
-        "On moto here the store's requests set the time: a GET per key file, about one per "
-        "database (its LTX files), two LISTs per database, served one after the other by one "
-        "Python process (a few hundred a second); S3 serves them in parallel. "
+        "On moto here the store's requests set the time: one GET for every key file (the "
+        "generation's FILES object), about one per database (its LTX files, fetched while the "
+        "chunk before is restored), then Litestream's two LISTs per database, served one after "
+        "the other by one Python process (about 300 a second); S3 serves them in parallel. "
         "GETs per database: every GET of the restore (the LTX objects it "
-        "needs: the newest snapshot and the files after it; key files; CURRENT, ORIGIN, LEASE) "
-        "over the databases restored.",
+        "needs: the newest snapshot and the files after it; FILES, and any key file it lacks; "
+        "CURRENT, ORIGIN, LEASE) over the databases restored.",
         "Each account: a store.sqlite of 20 records (~20 KB) and its key file; real "
         "repositories are larger, so per-database overhead dominates here.",
     ]

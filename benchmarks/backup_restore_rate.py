@@ -78,9 +78,12 @@ def measure(
     if restored_stores != accounts or restored_keys != accounts:
         raise RuntimeError(f"restored {restored_stores} stores and {restored_keys} keys")
     log = restorer.log_path.read_text(errors="replace")
-    # The sidecar's own phase lines (the databases phase includes the key files phase).
+    # The sidecar's own phase lines: key files, then databases, then Litestream's first sync.
     reported = re.search(r"restored (\d+) databases in ([\d.]+) s", log)
     key_files = re.search(r"restored (\d+) key files and reserved keys in ([\d.]+) s", log)
+    first_sync = re.search(
+        r"Litestream's first sync: \d+ databases in the backup after ([\d.]+) s", log
+    )
     return {
         "accounts": accounts,
         "databases": databases,
@@ -91,6 +94,7 @@ def measure(
         "accounts_per_s": round(accounts / healthy_s, 1),
         "databases_restore_s_logged": float(reported.group(2)) if reported else None,
         "key_files_restore_s_logged": float(key_files.group(2)) if key_files else None,
+        "first_sync_s_logged": float(first_sync.group(1)) if first_sync else None,
         "wall_s": round(time.monotonic() - started, 1),
         # Every GET of the restore (LTX objects, key files, CURRENT, ORIGIN, LEASE) per
         # restored database; LISTs are one listing of the generation.

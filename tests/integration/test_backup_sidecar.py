@@ -443,6 +443,36 @@ def test_round_trip_restores_every_row_and_key_byte(case: Case, populated: Popul
     assert "ERROR backup" not in log
 
 
+def test_key_files_come_from_files_unless_their_object_changed_since(
+    case: Case, small: Populated
+) -> None:
+    """FILES (backup/bundle.py) gives the key files in one GET; a key object written after it
+    (a crash between the two uploads) or an unreadable FILES falls back to the object."""
+    populated_copy(case, small)
+    plain = len(small.dids) + RESERVED_KEYS
+    restored, log = case.restore("first")
+    assert restored == small.expected
+    assert f"({plain} from generations/" in log and "/FILES, 0 fetched one by one)" in log
+
+    s3 = case.moto.s3()
+    (key,) = [k for k in case.objects() if k.endswith(f"{small.dids[3]}/key")]
+    s3.put_object(Bucket=case.bucket, Key=key, Body=b"written after FILES")
+    restored, log = case.restore("second")
+    rel = key.split("/files/", 1)[1]
+    assert restored == {**small.expected, rel: b"written after FILES"}
+    assert f"({plain - 1} from generations/" in log and "/FILES, 1 fetched one by one)" in log
+    # That start wrote FILES again, with the key as its object is now.
+    restored, log = case.restore("third")
+    assert restored[rel] == b"written after FILES"
+    assert f"({plain} from generations/" in log
+
+    (files,) = [k for k in case.objects() if k.endswith("/FILES")]
+    s3.put_object(Bucket=case.bucket, Key=files, Body=b"{not json")
+    restored, log = case.restore("fourth")
+    assert restored == {**small.expected, rel: b"written after FILES"}
+    assert "(0 from generations/" in log and f"/FILES, {plain} fetched one by one)" in log
+
+
 def test_account_created_after_restore_is_replicated_and_restored(
     case: Case, small: Populated
 ) -> None:

@@ -17,6 +17,7 @@ Backup layout under `BACKUP_URL` (`s3://bucket/prefix` or `file:///path`):
     generations/<id>/ORIGIN                   JSON: how this generation was made
     generations/<id>/litestream/<rel>/ltx/... Litestream 0.5 replica of database <rel>
     generations/<id>/files/<rel>              plain files (account keys, reserved keys)
+    generations/<id>/FILES                    JSON: those files' bytes in one object (bundle.py)
     LEASE                                     JSON: the sidecar that may write (lease.py)
 
 A generation id is `YYYYMMDDTHHMMSSZ-<4 hex>` (UTC creation time, sortable). ORIGIN holds
@@ -58,6 +59,7 @@ GENERATIONS_DIR = "generations"
 LITESTREAM_DIR = "litestream"
 FILES_DIR = "files"
 ORIGIN_OBJECT = "ORIGIN"
+FILES_BUNDLE_OBJECT = "FILES"
 
 _GENERATION_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{4}$")
 
@@ -151,6 +153,10 @@ def file_key(generation: str, rel: str) -> str:
 
 def origin_key(generation: str) -> str:
     return f"{generation_prefix(generation)}/{ORIGIN_OBJECT}"
+
+
+def bundle_key(generation: str) -> str:
+    return f"{generation_prefix(generation)}/{FILES_BUNDLE_OBJECT}"
 
 
 def generation_of(key: str) -> str | None:

@@ -1,5 +1,5 @@
-"""Plain files (account keys, reserved keys, PLC operations) uploaded soon after they appear
-(guides/BACKUP.md, "Replicate").
+"""Plain files (account keys, reserved keys, PLC operations) uploaded soon after they appear,
+each as its own object and all of them in `FILES` (bundle.py; guides/BACKUP.md, "Replicate").
 """
 
 from __future__ import annotations
@@ -8,13 +8,15 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from pds_aws.backup import bundle
 from pds_aws.backup.datadir import files_under
 from pds_aws.backup.layout import (
     PLAIN_FILE_DIRS,
+    bundle_key,
     classify,
     file_key,
 )
-from pds_aws.backup.logs import error, info
+from pds_aws.backup.logs import error, info, warn
 from pds_aws.backup.restore import DOWNLOAD_CONCURRENCY
 from pds_aws.backup.store import BackupStore, StoreError
 
@@ -28,6 +30,11 @@ class FileMirror:
         self.generation = generation
         self.seen: dict[str, tuple[int, int]] = {}
         self._failing: set[str] = set()
+        # What FILES should hold: every file object of the generation this mirror knows the
+        # bytes and ETag of; written after each pass that changed it.
+        self.bundled: dict[str, bundle.Bundled] = {}
+        self._bundle_stale = False
+        self._bundle_failing = False
 
     def _scan(self) -> dict[str, tuple[int, int]]:
         found: dict[str, tuple[int, int]] = {}
@@ -44,15 +51,28 @@ class FileMirror:
             found[rel] = (stat.st_size, stat.st_mtime_ns)
         return found
 
-    def adopt_restored(self, stored_sizes: Mapping[str, int]) -> int:
+    def adopt_restored(
+        self,
+        stored_sizes: Mapping[str, int],
+        etags: Mapping[str, str] | None = None,
+        from_bundle: frozenset[str] = frozenset(),
+    ) -> int:
         """Count the files just restored from this generation as uploaded: they are its
-        objects, byte for byte (`stored_sizes`: each object's size, from the restore's
-        listing). A restart then uploads no key file again. Returns how many."""
+        objects, byte for byte (`stored_sizes`, `etags`: each object's size and ETag, from the
+        restore's listing). A restart then uploads no key file again. Returns how many.
+
+        `from_bundle`: those the restore took from FILES; FILES is written again at the next
+        pass when any other one could be in it (written before FILES existed, or after it)."""
         adopted = 0
+        etags = etags or {}
         for rel, stamp in self._scan().items():
-            if stored_sizes.get(rel) == stamp[0]:
-                self.seen[rel] = stamp
-                adopted += 1
+            if stored_sizes.get(rel) != stamp[0]:
+                continue
+            self.seen[rel] = stamp
+            adopted += 1
+            if rel in etags:
+                self.bundled[rel] = bundle.Bundled(etags[rel], (self.data_dir / rel).read_bytes())
+                self._bundle_stale |= rel not in from_bundle
         return adopted
 
     def sync(self) -> int:
@@ -63,9 +83,13 @@ class FileMirror:
 
         def upload(rel: str) -> Exception | None:
             try:
-                self.store.upload(self.data_dir / rel, file_key(self.generation, rel))
+                data = (self.data_dir / rel).read_bytes()
+                etag = self.store.put_bytes(file_key(self.generation, rel), data)
             except (StoreError, OSError) as exc:
                 return exc
+            if etag is not None:
+                self.bundled[rel] = bundle.Bundled(etag, data)
+                self._bundle_stale = True
             return None
 
         if len(changed) > 1:  # a start seeding a generation: every key at once
@@ -96,5 +120,22 @@ class FileMirror:
                     error(f"removing {rel} from the backup failed, retrying: {exc}")
                     continue
                 info(f"removed {rel} from the backup (removed by the PDS)")
+                self._bundle_stale |= self.bundled.pop(rel, None) is not None
             del self.seen[rel]
+        self._write_bundle()
         return failures
+
+    def _write_bundle(self) -> None:
+        """FILES, when a pass changed what it should hold. Not a failure of the pass when it
+        cannot be written: the next pass tries again, and a restore meanwhile fetches the
+        files FILES lacks one by one."""
+        if not self._bundle_stale:
+            return
+        try:
+            self.store.put_bytes(bundle_key(self.generation), bundle.encode(self.bundled))
+        except StoreError as exc:
+            if not self._bundle_failing:  # one WARN until it recovers
+                warn(f"writing {bundle_key(self.generation)} failed, retrying: {exc}")
+                self._bundle_failing = True
+            return
+        self._bundle_stale = self._bundle_failing = False

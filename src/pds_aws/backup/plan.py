@@ -20,6 +20,7 @@ from pds_aws.backup.layout import (
     ACCOUNT_DATABASE,
     DATABASE_SUFFIX,
     FileKind,
+    bundle_key,
     classify,
     files_prefix,
     litestream_prefix,
@@ -72,6 +73,7 @@ class StoredObject:
     key: str  # relative to the backup root
     size: int
     last_modified: datetime
+    etag: str | None = None  # S3's; None from a file store
 
 
 @dataclass
@@ -90,6 +92,8 @@ class GenerationContents:
 
     databases: dict[str, DatabaseBackup] = field(default_factory=dict)
     files: dict[str, int] = field(default_factory=dict)  # rel -> size
+    file_etags: dict[str, str] = field(default_factory=dict)  # rel -> its object's ETag
+    has_bundle: bool = False  # FILES is listed (bundle.py)
     unknown: list[str] = field(default_factory=list)
 
     @property
@@ -196,6 +200,10 @@ def read_generation(objects: Iterable[StoredObject], generation: str) -> Generat
                 db.newest_change = obj.last_modified
         elif obj.key.startswith(files_root):
             contents.files[obj.key[len(files_root) :]] = obj.size
+            if obj.etag is not None:
+                contents.file_etags[obj.key[len(files_root) :]] = obj.etag
+        elif obj.key == bundle_key(generation):
+            contents.has_bundle = True
         else:
             contents.unknown.append(obj.key)
     return contents

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 
-from pds_aws.backup import litestream
+from pds_aws.backup import bundle, litestream
 from pds_aws.backup.datadir import files_under
 from pds_aws.backup.fetch import (
     LtxFile,
@@ -28,6 +28,7 @@ from pds_aws.backup.fetch import (
 from pds_aws.backup.layout import (
     ACCOUNT_DATABASE,
     FileKind,
+    bundle_key,
     classify,
     file_key,
     generation_prefix,
@@ -51,6 +52,9 @@ from pds_aws.errors import PdsAwsError
 RESTORE_CONCURRENCY = 8  # litestream restore processes at once (CPU-bound, small)
 
 DOWNLOAD_CONCURRENCY = 32  # S3 GETs at once (latency-bound)
+# The databases are restored in this many chunks, each one's LTX objects fetched while the
+# chunk before is restored: the store and this machine's CPU work at the same time.
+PIPELINE_CHUNKS = 8
 RESUME_REASONS_LOGGED = 5
 
 
@@ -72,6 +76,7 @@ class RestoreReport:
     bytes: int = 0
     gets: int = 0  # LTX objects fetched (one GET each)
     resumed: set[str] = field(default_factory=set)  # Litestream continues their replica
+    from_bundle: frozenset[str] = frozenset()  # plain files taken from FILES (bundle.py)
     seconds: float = 0.0
     problems: list[str] = field(default_factory=list)
 
@@ -299,11 +304,40 @@ def restore_generation(
         except OSError as exc:
             return str(exc)
 
-    def resume_all(rels: list[str]) -> None:
-        reasons = dict(zip(rels, each(resume_one, rels), strict=True))
+    reasons: dict[str, str | None] = {}  # why each database is not resumed; None: it is
+
+    def restore_chunk(rels: list[str]) -> list[str | None]:
+        results = restore_dbs(rels)
+        if resume and not any(results):
+            reasons.update(zip(rels, each(resume_one, rels), strict=True))
+        return results
+
+    def restore_pipelined(rels: list[str]) -> tuple[list[str | None], float]:
+        """Restore (and resume) `rels` chunk by chunk, fetching the next chunk's LTX objects
+        meanwhile; returns the problems and the seconds spent fetching."""
+        results: list[str | None] = []
+        fetching = 0.0
+        size = max(1, -(-len(rels) // PIPELINE_CHUNKS))
+        with ThreadPoolExecutor(max_workers=1) as behind:
+            restoring = None
+            for start in range(0, len(rels), size):
+                chunk = rels[start : start + size]
+                fetched = time.monotonic()
+                fetch_problems = fetch(chunk)
+                fetching += time.monotonic() - fetched
+                if fetch_problems:
+                    raise RestoreFailed(fetch_problems)
+                if restoring is not None:
+                    results += restoring.result()
+                restoring = behind.submit(restore_chunk, chunk)
+            if restoring is not None:
+                results += restoring.result()
+        return results, fetching
+
+    def log_resumed() -> None:
         report.resumed = {rel for rel, reason in reasons.items() if reason is None}
         info(
-            f"Litestream resumes {len(report.resumed)} of {len(rels)} databases at their "
+            f"Litestream resumes {len(report.resumed)} of {len(reasons)} databases at their "
             "restored position (nothing of them is uploaded again)"
         )
         others = sorted((rel, reason) for rel, reason in reasons.items() if reason is not None)
@@ -312,10 +346,21 @@ def restore_generation(
         if len(others) > RESUME_REASONS_LOGGED:
             warn(f"... and {len(others) - RESUME_REASONS_LOGGED} more databases not resumed")
 
+    def bundled_files() -> dict[str, bytes]:
+        """The plain files FILES holds as their objects are now: one GET for all of them."""
+        if not contents.has_bundle:
+            return {}
+        raw = store.get_bytes(bundle_key(generation))
+        return bundle.current_bytes(bundle.decode(raw or b""), contents.file_etags)
+
     def restore_file(rel: str) -> str | None:
         target = out_dir / rel
         try:
-            store.download(file_key(generation, rel), target)
+            if rel in bundled:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(bundled[rel])
+            else:
+                store.download(file_key(generation, rel), target)
         except StoreError as exc:
             return f"file {rel}: {exc}"
         pds_file = classify(rel)
@@ -343,20 +388,21 @@ def restore_generation(
 
         rest = [rel for rel in plan.databases if rel != ACCOUNT_DATABASE]
         db_started = time.monotonic()
+        wanted = set(plan.files)
+        bundled = {rel: data for rel, data in bundled_files().items() if rel in wanted}
+        report.from_bundle = frozenset(bundled)
         with ThreadPoolExecutor(max_workers=DOWNLOAD_CONCURRENCY) as pool:
             file_results = list(pool.map(restore_file, plan.files))
         file_seconds = time.monotonic() - db_started
         db_started = time.monotonic()
-        fetch_problems = fetch(rest)
-        if fetch_problems:
-            raise RestoreFailed(fetch_problems)
-        fetch_seconds = time.monotonic() - db_started
-        db_results = restore_dbs(rest)
+        db_results, fetch_seconds = restore_pipelined(rest)
         problems = [p for p in [*db_results, *file_results] if p]
         if problems:
             raise RestoreFailed(problems)
         if resume:
-            resume_all(list(plan.databases))
+            if ACCOUNT_DATABASE in plan.databases:
+                reasons[ACCOUNT_DATABASE] = resume_one(ACCOUNT_DATABASE)
+            log_resumed()
         db_seconds = time.monotonic() - db_started
     finally:
         if ltx_mirror is not None:
@@ -379,5 +425,9 @@ def restore_generation(
         f"{report.gets} LTX objects fetched, "
         f"{fetch_seconds:.2f} s of it fetching their LTX objects)"
     )
-    info(f"restored {report.files} key files and reserved keys in {file_seconds:.2f} s")
+    info(
+        f"restored {report.files} key files and reserved keys in {file_seconds:.2f} s "
+        f"({len(report.from_bundle)} from {bundle_key(generation)}, "
+        f"{report.files - len(report.from_bundle)} fetched one by one)"
+    )
     return report

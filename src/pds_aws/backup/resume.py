@@ -263,8 +263,8 @@ def resume_replica(database: Path, newest_level0: Path, replica_txid: int) -> st
         handle.write(new_fields)
         handle.seek(checksum_at)
         handle.write(struct.pack(">Q", CHECKSUM_FLAG | checksum))
-        handle.flush()
-        os.fsync(handle.fileno())
+    # No fsync: this is written into the restore's staging directory, and after a crash the
+    # sidecar restores again into an empty data directory (it never starts on a partial one).
     os.replace(partial, local)
     wal.write_bytes(one_frame_wal(page_one, page_count, salt1, salt2))
     return None

@@ -118,6 +118,7 @@ def _run_holding_lease(
     data_dir = settings.data_dir
     staging = data_dir / f"{STAGING_PREFIX}{os.getpid()}"
     restored_stamps: dict[str, tuple[int, int]] = {}
+    from_bundle: frozenset[str] = frozenset()
     try:
         generation = resolve_generation(store)
         contents = read_generation(
@@ -145,7 +146,10 @@ def _run_holding_lease(
                 )
                 return 1
             staging.mkdir()
-            restore_generation(settings, store, generation, staging, contents=contents, resume=True)
+            report = restore_generation(
+                settings, store, generation, staging, contents=contents, resume=True
+            )
+            from_bundle = report.from_bundle
             move_into_place(staging, data_dir)
             restored_stamps = database_stamps(data_dir)
         elif blocking:
@@ -181,7 +185,7 @@ def _run_holding_lease(
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     mirror = FileMirror(store, data_dir, generation)
-    mirror.adopt_restored(contents.files)
+    mirror.adopt_restored(contents.files, contents.file_etags, from_bundle)
     on_disk = databases_on_disk(data_dir)
     first_sync: set[str] | None = None
     if on_disk:

@@ -43,9 +43,8 @@ class BackupStore(Protocol):
     def check_access(self) -> None: ...
     def list_objects(self, prefix: str) -> list[StoredObject]: ...
     def get_bytes(self, key: str) -> bytes | None: ...
-    def put_bytes(self, key: str, data: bytes) -> None: ...
+    def put_bytes(self, key: str, data: bytes) -> str | None: ...
     def download(self, key: str, dest: Path) -> None: ...
-    def upload(self, src: Path, key: str) -> None: ...
     def delete(self, key: str) -> None: ...
     def child_names(self, prefix: str) -> list[str]: ...
     def get_tagged(self, key: str) -> TaggedObject | None: ...
@@ -55,12 +54,9 @@ class BackupStore(Protocol):
 
 
 class _FileTransfers:
-    """download and upload, written once over each store's get_bytes and put_bytes."""
+    """download, written once over each store's get_bytes."""
 
     def get_bytes(self, key: str) -> bytes | None:
-        raise NotImplementedError
-
-    def put_bytes(self, key: str, data: bytes) -> None:
         raise NotImplementedError
 
     def location(self, key: str) -> str:
@@ -72,9 +68,6 @@ class _FileTransfers:
         if data is None:
             raise StoreError(f"{self.location(key)} vanished during the restore")
         _write_atomically(dest, data)
-
-    def upload(self, src: Path, key: str) -> None:
-        self.put_bytes(key, src.read_bytes())
 
 
 class S3Store(_FileTransfers):
@@ -144,6 +137,7 @@ class S3Store(_FileTransfers):
                             key=item["Key"][strip:],
                             size=item.get("Size", 0),
                             last_modified=item["LastModified"].astimezone(UTC),
+                            etag=item.get("ETag"),
                         )
                     )
         except Exception as exc:
@@ -168,11 +162,13 @@ class S3Store(_FileTransfers):
         found = self._get(key)
         return None if found is None else found[0]
 
-    def put_bytes(self, key: str, data: bytes) -> None:
+    def put_bytes(self, key: str, data: bytes) -> str | None:
+        """Returns the object's ETag, the one its listing reports until it is written again."""
         try:
-            self.client.put_object(Bucket=self.url.bucket, Key=self._key(key), Body=data)
+            response = self.client.put_object(Bucket=self.url.bucket, Key=self._key(key), Body=data)
         except Exception as exc:
             raise self._explain(exc, f"put {key}") from exc
+        return response.get("ETag")
 
     def get_tagged(self, key: str) -> TaggedObject | None:
         found = self._get(key)
@@ -284,11 +280,13 @@ class FileStore(_FileTransfers):
         except OSError as exc:
             raise StoreError(f"cannot read {self.root / key}: {exc}") from exc
 
-    def put_bytes(self, key: str, data: bytes) -> None:
+    def put_bytes(self, key: str, data: bytes) -> str | None:
+        """None: this store's listing reports no ETag (it would have to read every file)."""
         try:
             _write_atomically(self.root / key, data)
         except OSError as exc:
             raise StoreError(f"cannot write {self.root / key}: {exc}") from exc
+        return None
 
     def location(self, key: str) -> str:
         return str(self.root / key)
