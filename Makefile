@@ -74,7 +74,7 @@ BACKUP_RESULTS := .local/benchmarks
 benchmarks-backup: install ## Backup sidecar benchmarks (~70 min): loss window, restore rate, idle S3 requests (+ its two what-if runs), write overhead -> BENCHMARKS.md, cost/measured.json
 	mkdir -p $(BACKUP_RESULTS)/whatif
 	$(BIN)/python benchmarks/backup_loss_window.py --trials 10 --sigterm-trials 3 --json $(BACKUP_RESULTS)/backup_loss_window.json
-	$(BIN)/python benchmarks/backup_write_overhead.py --rounds 3 --commits 1000 --json $(BACKUP_RESULTS)/backup_write_overhead.json
+	$(BIN)/python benchmarks/backup_write_overhead.py --rounds 3 --commits 1000 --what-if-no-watch --json $(BACKUP_RESULTS)/backup_write_overhead.json
 	$(BIN)/python benchmarks/backup_restore_rate.py --accounts 200 1000 --large-gb 1 --repeat 3 --json $(BACKUP_RESULTS)/backup_restore_rate.json
 	$(BIN)/python benchmarks/backup_idle_requests.py --accounts 200 --window 600 --settle 240 --json $(BACKUP_RESULTS)/backup_idle_requests.json
 	$(BIN)/python benchmarks/backup_idle_requests.py --accounts 200 --window 600 --settle 240 --litestream-override '{"levels": [{"interval": "2m"}]}' --json $(BACKUP_RESULTS)/whatif/levels.json

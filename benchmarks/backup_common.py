@@ -173,15 +173,22 @@ def sidecar_env(moto: Moto, prefix: str, data_dir: Path, state_dir: Path) -> dic
     return env
 
 
-# Runs the sidecar with extra top-level Litestream settings merged into the config it writes:
-# for what-if measurements only (benchmarks/backup_idle_requests.py --litestream-override).
+# Runs the sidecar with extra Litestream settings merged into the config it writes: top-level
+# keys replace the sidecar's, and a "dbs" object is merged into each of its `dbs` entries. For
+# what-if measurements only (backup_idle_requests.py --litestream-override,
+# backup_write_overhead.py --what-if-no-watch).
 _OVERRIDDEN_RUN = """
 import json, sys
 from pds_aws.backup import litestream
 from pds_aws.backup.__main__ import main
 base = litestream.litestream_config
 override = json.loads(sys.argv[1])
-litestream.litestream_config = lambda *args: {**base(*args), **override}
+each_db = override.pop("dbs", {})
+def config(*args):
+    merged = {**base(*args), **override}
+    merged["dbs"] = [{**db, **each_db} for db in merged["dbs"]]
+    return merged
+litestream.litestream_config = config
 sys.exit(main(["run"]))
 """
 
