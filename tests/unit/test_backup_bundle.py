@@ -53,6 +53,13 @@ def test_encode_decode_round_trip_and_unreadable_input_is_empty() -> None:
 
 
 def test_only_bytes_whose_etag_is_the_listed_one_are_current() -> None:
+    """What FILES relies on in S3 (Amazon S3 API Reference, the `Object` data type: "The ETag
+    reflects changes only to the contents of an object, not its metadata"; it is an MD5 of the
+    data only for single-part plaintext or SSE-S3 objects, not for SSE-KMS, which the backup
+    bucket may use): an object whose contents changed has another ETag, and the same ETag is
+    reported by PutObject and by the listing. So FILES compares the ETags as opaque strings and
+    never computes one from the bytes: an unequal ETag (rewritten, or re-encrypted with the
+    same bytes) means the file is fetched from its own object."""
     entries = {KEY: bundle.Bundled('"new"', b"k2"), RESERVED: bundle.Bundled('"old"', b"r1")}
     current = bundle.current_bytes(entries, {KEY: '"new"', RESERVED: '"rewritten"'})
     assert current == {KEY: b"k2"}
